@@ -1,0 +1,85 @@
+# emm-study. Two commands matter: `make book` (the study + the book) and `make test`.
+# Both create .venv and install everything when no virtual environment is active.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PROFILE ?= default
+SEEDS ?=
+DEVICE ?= auto
+ifdef VIRTUAL_ENV
+  PY := $(VIRTUAL_ENV)/bin/python
+  VENV_DEP :=
+else
+  PY := .venv/bin/python
+  VENV_DEP := .venv/.installed
+endif
+# A local data mirror beside the clone (CI and developer machines have one); otherwise download.
+EMM_DATA_MIRROR ?= $(firstword $(wildcard $(CURDIR)/../shared/data/census-income-kdd))
+export EMM_DATA_MIRROR
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+EXECUTED := book/notebooks
+
+.PHONY: help setup data notebooks notebooks-tiny html book test test-unit test-notebooks test-book bench lab clean
+
+help:
+	@echo "make book   - set up, fetch data, run the study notebooks (PROFILE=$(PROFILE)), build the book"
+	@echo "make test   - set up, run unit tests, run every notebook at a tiny size, build and check the book"
+	@echo "make bench  - training throughput and memory (benchmarks/)"
+	@echo "make lab    - open the notebooks in JupyterLab"
+
+.venv/.installed: pyproject.toml
+	python3.11 -m venv .venv
+	.venv/bin/python -m pip install -q --upgrade pip
+	.venv/bin/python -m pip install -q -e ".[book,test]"
+	.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(VENV_DEP)
+	@if [ -n "$${VIRTUAL_ENV:-}" ]; then $(PY) -m pip install -q -e ".[book,test]"; fi
+	bash scripts/fetch_mathjax.sh
+	bash scripts/install_chromium.sh
+
+data: setup
+	$(PY) -m emm_lib.data census
+
+# Run the study notebooks in order with papermill; executed copies are build outputs.
+notebooks: data
+	mkdir -p $(EXECUTED)
+	for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (profile $(PROFILE))"; \
+	  $(PY) -m papermill --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
+	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds "$(SEEDS)") --log-level WARNING; \
+	done
+
+notebooks-tiny: setup
+	$(MAKE) notebooks PROFILE=tiny
+
+html:
+	rm -rf _build/html
+	$(PY) -m jupyter_book build . -W -n --keep-going
+
+book: notebooks
+	$(MAKE) html
+	@echo "The book is at _build/html/index.html"
+
+test-unit: setup
+	$(PY) -m pytest -q -m "not book"
+
+test-notebooks: notebooks-tiny
+	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider $(EXECUTED)
+
+test-book: test-notebooks
+	$(MAKE) html
+	EMM_REQUIRE_BOOK=1 $(PY) -m pytest -q -m book tests/test_book.py
+
+test: test-unit test-book
+
+bench: setup
+	$(PY) benchmarks/bench_train.py --models tm2,emm,mmoe,ple,aitm,adatt --epochs 1
+
+lab: setup
+	cd notebooks && ../$(PY) -m jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+clean:
+	rm -rf _build $(EXECUTED)

@@ -1,0 +1,89 @@
+"""One tidy table format for every run, appended atomically.
+
+Columns: dataset, profile, model, task, seed, metric, value, best_epoch, train_seconds,
+git_commit, torch_version, device, plus free-form ``settings`` (JSON) and a UTC timestamp.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+import torch
+
+from .utils import atomic_write, repo_root
+
+__all__ = ["COLUMNS", "git_commit", "make_rows", "append", "read"]
+
+COLUMNS = ["dataset", "profile", "model", "task", "seed", "metric", "value", "best_epoch",
+           "train_seconds", "git_commit", "torch_version", "device", "settings", "timestamp"]
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        root = repo_root()
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def make_rows(*, dataset: str, profile: str, model: str, seed: int, metrics: Mapping[str, Mapping[str, float]],
+              best_epoch: int | None = None, train_seconds: float | None = None, device: str = "cpu",
+              settings: Mapping | None = None) -> list[dict]:
+    """Rows for one run. ``metrics`` maps a metric name (e.g. ``test_auc``) to {task: value}."""
+    commit, now = git_commit(), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    rows = []
+    for metric, per_task in metrics.items():
+        for task, value in per_task.items():
+            rows.append({"dataset": dataset, "profile": profile, "model": model, "task": task, "seed": int(seed),
+                         "metric": metric, "value": float(value), "best_epoch": best_epoch,
+                         "train_seconds": train_seconds, "git_commit": commit,
+                         "torch_version": torch.__version__, "device": device,
+                         "settings": json.dumps(dict(settings or {}), sort_keys=True, default=str),
+                         "timestamp": now})
+    return rows
+
+
+def append(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
+    """Append rows to the CSV at ``path`` atomically (lock, read, write a temp file, rename)."""
+    path = Path(path)
+    new = pd.DataFrame(list(rows))
+    unknown = set(new.columns) - set(COLUMNS)
+    missing = set(COLUMNS) - set(new.columns)
+    if unknown or missing:
+        raise ValueError(f"Result rows must have exactly the columns {COLUMNS}; "
+                         f"unknown {sorted(unknown)}, missing {sorted(missing)}. Build them with make_rows().")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        try:
+            old = read(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+            out = pd.concat([old, new[COLUMNS]], ignore_index=True) if len(old) else new[COLUMNS]
+            with atomic_write(path, "w") as fh:
+                out.to_csv(fh, index=False)
+        finally:
+            fcntl.flock(lk, fcntl.LOCK_UN)
+    return path
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results CSV, checking its columns."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No results at {path}; run the notebook or script that writes them first.")
+    df = pd.read_csv(path)
+    missing = set(COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"{path} is not a results table: columns {sorted(missing)} are missing.")
+    return df

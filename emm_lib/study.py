@@ -1,0 +1,268 @@
+"""The study's experiments as short, resumable functions (notebooks and the CLI call these).
+
+Every run trains on ``train``, selects its epoch on ``val`` and is evaluated once on ``test``;
+rows go to ``results/<profile>/<experiment>.csv`` in the tidy format of :mod:`emm_lib.results`.
+A run whose rows are already there is skipped, so an interrupted study resumes where it stopped.
+
+    python -m emm_lib.study table1 --profile paper --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from . import checkpoint, config, results
+from .data import Dataset, load
+from .models import SingleTaskMLP, build_model
+from .models.base import MultiTaskModel
+from .train import evaluate, fit
+from .utils import repo_root, resolve_device
+
+__all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_model", "run_experiment",
+           "EXPERIMENTS", "VARIANTS", "summarize", "table_with_gain", "BASELINES", "TM_SHAPES"]
+
+TM_SHAPES = ("tm1", "tm2")
+BASELINES = ("shared_bottom", "mmoe", "ple", "aitm", "adatt")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything a run depends on; recorded with every result row."""
+
+    dataset: str = "census"
+    profile: str = "default"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    patience: int | None = 3
+    max_train_rows: int | None = None
+    device: str = "auto"
+    results_dir: str = "results"
+    data_dir: str | None = None
+    data_path: str | None = None  # AliExpress / Ali-CCP: the folder with the user's CSVs
+    threads: int | None = None
+    quiet: bool = True
+
+    @property
+    def out_dir(self) -> Path:
+        p = Path(self.results_dir)
+        return (p if p.is_absolute() else repo_root() / p) / self.profile
+
+    def fit_kwargs(self) -> dict:
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    patience=self.patience, device=self.device, max_train_rows=self.max_train_rows,
+                    progress=not self.quiet)
+
+    def record(self) -> dict:
+        d = asdict(self)
+        d.pop("seeds")
+        d.pop("quiet")
+        return d
+
+
+def settings(dataset: str = "census", profile: str = "default", **overrides) -> StudySettings:
+    """The profile's settings (from :mod:`emm_lib.config`) with papermill-style overrides (None = keep)."""
+    base = config.profile(profile, dataset)
+    kw = {k: base[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_train_rows")}
+    kw["seeds"] = tuple(base["seeds"])
+    for k, v in overrides.items():
+        if k not in StudySettings.__dataclass_fields__:
+            raise ValueError(f"Unknown study setting {k!r}; known: {sorted(StudySettings.__dataclass_fields__)}.")
+        if v is not None:
+            kw[k] = tuple(v) if k == "seeds" else v
+    st = StudySettings(dataset=dataset, profile=profile, **kw)
+    if not st.seeds:
+        raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
+    resolve_device(st.device)  # fail early on a bad device string
+    if st.threads:
+        torch.set_num_threads(int(st.threads))
+    return st
+
+
+def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None) -> Dataset:
+    """Load the study's dataset (``tasks=None``: the paper's two tasks)."""
+    if st.dataset == "census":
+        return load("census", tasks=tasks, data_dir=st.data_dir)
+    if st.dataset in ("aliexpress", "ali-ccp"):
+        if not st.data_path:
+            raise ValueError(f"{st.dataset} needs data_path: the folder holding your downloaded CSVs "
+                             "(see the data chapter for where to get them).")
+        return load(st.dataset, tasks=tasks, path=st.data_path)
+    return load(st.dataset, tasks=tasks)
+
+
+def _dataset_key(ds: Dataset) -> str:
+    return ds.name if len(ds.tasks) == 2 else f"{ds.name}/{len(ds.tasks)}-tasks"
+
+
+def _done(path: Path, dataset: str, model: str, seed: int) -> bool:
+    if not path.exists():
+        return False
+    df = results.read(path)
+    return bool(((df.dataset == dataset) & (df.model == model) & (df.seed == seed)).any())
+
+
+def run_model(model: MultiTaskModel, ds: Dataset, st: StudySettings, seed: int, *, label: str,
+              experiment: str, extra: dict | None = None) -> pd.DataFrame:
+    """Train ``model`` (validation selects the epoch), test once, append the rows; return them."""
+    res = fit(model, ds, seed=seed, **st.fit_kwargs())
+    test = evaluate(model, ds.test)
+    rows = results.make_rows(
+        dataset=_dataset_key(ds), profile=st.profile, model=label, seed=seed,
+        metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
+        train_seconds=res.seconds, device=res.device,
+        settings={**st.record(), "tasks": list(model.tasks), "epochs_run": len(res.history), **(extra or {})})
+    results.append(st.out_dir / f"{experiment}.csv", rows)
+    return pd.DataFrame(rows)
+
+
+def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable = print) -> dict[str, list[SingleTaskMLP]]:
+    """TM-1 and TM-2 for every task of ``ds`` at ``seed``: loaded from their checkpoints, else trained
+    (rows in ``single_task.csv``, checkpoints under ``<results>/<profile>/checkpoints``)."""
+    out: dict[str, list[SingleTaskMLP]] = {}
+    for task in ds.tasks:
+        out[task] = []
+        for shape in TM_SHAPES:
+            label = f"{shape}:{task}"
+            ck = st.out_dir / "checkpoints" / _dataset_key(ds).replace("/", "_") / f"seed{seed}" / label.replace(":", "_")
+            if ck.with_suffix(".pt").exists() and _done(st.out_dir / "single_task.csv", _dataset_key(ds), label, seed):
+                out[task].append(checkpoint.load(ck))
+                continue
+            torch.manual_seed(seed)
+            m = SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
+            t0 = time.perf_counter()
+            run_model(m, ds, st, seed, label=label, experiment="single_task", extra={"shape": shape})
+            checkpoint.save(m.cpu(), ck)
+            log(f"  trained {label} seed {seed} in {time.perf_counter() - t0:.1f}s")
+            out[task].append(m)
+    return out
+
+
+def _emm(**flags) -> Callable:
+    def make(ds: Dataset, st: StudySettings, trained: dict) -> MultiTaskModel:
+        from .emm import EMM
+
+        sizes = config.model_settings(st.dataset, "emm")
+        sizes.pop("embedding_dim")
+        return EMM.from_trained(trained, **sizes, **flags)
+
+    return make
+
+
+def _baseline(name: str) -> Callable:
+    def make(ds: Dataset, st: StudySettings, trained: dict) -> MultiTaskModel:
+        return build_model(name, ds.spec, ds.tasks, **config.model_settings(st.dataset, name))
+
+    return make
+
+
+# Model variants by label. EMM flags: pretrained (trained components), use_mtm, fusion, reuse_embeddings.
+VARIANTS: dict[str, Callable] = {
+    **{b: _baseline(b) for b in BASELINES},
+    "emm": _emm(),
+    "emm:baseline": _emm(pretrained=False, use_mtm=False),
+    "emm:+mtm": _emm(pretrained=False, use_mtm=True),
+    "emm:+p": _emm(pretrained=True, use_mtm=False),
+    "emm:reused-embeddings": _emm(reuse_embeddings=True),
+    "emm:hard-gate": _emm(fusion="hard"),
+    "emm:soft-gate": _emm(fusion="soft"),
+}
+
+# experiment -> (task counts, variant labels)
+EXPERIMENTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
+    "table1": ((2,), BASELINES + ("emm",)),
+    "table2": ((2,), ("emm:baseline", "emm:+mtm", "emm:+p", "emm", "emm:reused-embeddings",
+                      "emm:hard-gate", "emm:soft-gate")),
+    "figure3": ((3, 4), BASELINES + ("emm",)),
+}
+
+
+def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = None,
+                   log: Callable = print) -> pd.DataFrame:
+    """Run (or resume) an experiment over ``st.seeds``; returns its full results table."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}. Known: {sorted(EXPERIMENTS)}.")
+    counts, labels = EXPERIMENTS[name]
+    labels = tuple(models) if models is not None else labels
+    unknown = [m for m in labels if m not in VARIANTS]
+    if unknown:
+        raise ValueError(f"Unknown model label(s) {unknown}. Known: {sorted(VARIANTS)}.")
+    path = st.out_dir / f"{name}.csv"
+    for k in counts:
+        ds = load_dataset(st, tasks=_tasks(st.dataset, k))
+        for seed in st.seeds:
+            todo = [m for m in labels if not _done(path, _dataset_key(ds), m, seed)]
+            if not todo:
+                continue
+            trained = trained_models(ds, st, seed, log=log)
+            for label in todo:
+                torch.manual_seed(seed)
+                model = VARIANTS[label](ds, st, trained)
+                t0 = time.perf_counter()
+                run_model(model, ds, st, seed, label=label, experiment=name)
+                log(f"  {name}: {label} ({len(ds.tasks)} tasks) seed {seed} in {time.perf_counter() - t0:.1f}s")
+    return results.read(path) if path.exists() else pd.DataFrame(columns=results.COLUMNS)
+
+
+def _tasks(dataset: str, k: int) -> tuple[str, ...] | None:
+    if k == 2:
+        return None
+    from .data.census import ALL_TASKS
+
+    if dataset != "census":
+        raise ValueError(f"More than two tasks are defined for Census only, not {dataset!r}.")
+    return tuple(ALL_TASKS[:k])
+
+
+def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
+    """Mean, std and count over seeds per (dataset, model, task)."""
+    d = df[df.metric == metric]
+    g = d.groupby(["dataset", "model", "task"], sort=False).value
+    return g.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def table_with_gain(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
+    """Model x task mean AUC with the paper's gain column: difference to the mean of TM-1 and TM-2."""
+    s = summarize(df, metric)
+    tm = s[s.model.str.match(r"tm[12]:")].copy()
+    tm["shape"] = tm.model.str.split(":").str[0]
+    tm_mean = tm.groupby("task")["mean"].mean()
+    s["gain"] = s["mean"] - s.task.map(tm_mean)
+    return s
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task"])
+    ap.add_argument("--dataset", default="census")
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--seeds", type=int, nargs="+")
+    ap.add_argument("--models", nargs="+")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--device")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--results-dir")
+    a = ap.parse_args(argv)
+    st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
+                  results_dir=a.results_dir)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if a.experiment == "single_task":
+        ds = load_dataset(st)
+        for s in st.seeds:
+            trained_models(ds, st, s, log=log)
+        return
+    run_experiment(a.experiment, st, a.models, log=log)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,175 @@
+"""A multi-task trainer: Adam, BCE on logits per task, early stopping on validation mean AUC.
+
+Paper Sec. IV-A: Adam, batch 1024, lr 1e-3, weight decay 1e-6 (Census). Model selection
+uses the validation split only; the test split is evaluated once by the caller.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data.types import Batch, Dataset, Split
+from .metrics import auc
+from .models.base import MultiTaskModel
+from .utils import resolve_device, seed_everything
+
+__all__ = ["FitResult", "fit", "evaluate", "predict"]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: per-epoch history, the selected epoch and its validation AUC."""
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_val_auc: dict[str, float]
+    seconds: float
+    device: str
+    settings: dict = field(default_factory=dict)
+
+
+def _check_model(model: MultiTaskModel, dataset: Dataset) -> None:
+    if not isinstance(model, MultiTaskModel):
+        raise TypeError(f"fit() needs an emm_lib MultiTaskModel, got {type(model).__name__}.")
+    missing = [t for t in model.tasks if t not in dataset.tasks]
+    if missing:
+        raise ValueError(f"The model predicts task(s) {missing} that dataset {dataset.name!r} does not have; "
+                         f"its tasks are {list(dataset.tasks)}. Load the dataset with tasks={list(model.tasks)}.")
+    spec = getattr(model, "spec", None)
+    if spec is not None and (spec.n_sparse, spec.n_dense) != (dataset.spec.n_sparse, dataset.spec.n_dense):
+        raise ValueError(
+            f"The model was built for {spec.n_sparse} sparse + {spec.n_dense} dense features but dataset "
+            f"{dataset.name!r} has {dataset.spec.n_sparse} + {dataset.spec.n_dense}; build it from dataset.spec."
+        )
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tensor:
+    """Logits (N, n_tasks) for a whole split, in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    split = split.to(device)
+    out = [model(b).float() for b in split.batches(batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, len(model.tasks))
+
+
+def evaluate(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> dict[str, float]:
+    """AUC per task of ``model`` on ``split``."""
+    logits = predict(model, split, batch_size)
+    y = split.select_tasks(model.tasks)
+    return {t: auc(y[:, i], logits[:, i].cpu(), task=t) for i, t in enumerate(model.tasks)}
+
+
+def _loss(model: MultiTaskModel, batch: Batch, y: Tensor) -> Tensor:
+    logits = model(batch)
+    # Sum over tasks of the per-task mean BCE.
+    loss = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(0).sum()
+    extra = model.auxiliary_loss(logits, batch)
+    return loss + extra if extra is not None else loss
+
+
+def fit(
+    model: MultiTaskModel,
+    dataset: Dataset,
+    *,
+    epochs: int = 10,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-6,
+    patience: int | None = 5,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    amp: bool = False,
+    progress: bool = False,
+    max_train_rows: int | None = None,
+    eval_batch_size: int = 8192,
+) -> FitResult:
+    """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
+
+    The best weights are restored into ``model`` at the end. ``amp`` uses bfloat16 autocast on
+    CUDA only (ignored on CPU). ``max_train_rows`` subsamples the training split (seeded), for
+    quick runs. Returns a :class:`FitResult`; the test split is left for the caller.
+    """
+    _check_model(model, dataset)
+    if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
+        raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
+                         f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")
+    dev = resolve_device(device)
+    gen = seed_everything(seed)
+    model.to(dev)
+    train = dataset.train
+    if max_train_rows is not None and max_train_rows < len(train):
+        idx = torch.randperm(len(train), generator=gen)[:max_train_rows]
+        train = train.subset(idx)
+    train, val = train.to(dev), dataset.val.to(dev)
+    y_train = train.select_tasks(model.tasks)
+    train = Split(train.sparse, train.dense, y_train, model.tasks)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("The model has no trainable parameters.")
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    use_amp = amp and dev.type == "cuda"
+
+    rows, best, best_state, best_epoch, bad = [], -float("inf"), None, 0, 0
+    t_start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc=f"{getattr(model, 'name', 'model')}", file=sys.stderr)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, n_batches = torch.zeros((), device=dev), 0
+        for batch in train.batches(batch_size, shuffle=True, generator=gen):
+            if batch.y.shape[0] < 2:  # BatchNorm cannot train on a single row
+                continue
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss = _loss(model, batch, batch.y)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            n_batches += 1
+        train_loss = float(total) / max(n_batches, 1)
+        if not torch.isfinite(torch.tensor(train_loss)):
+            raise FloatingPointError(f"Training loss became {train_loss} at epoch {epoch}; lower the learning rate.")
+        val_auc = evaluate(model, val, eval_batch_size)
+        mean_auc = sum(val_auc.values()) / len(val_auc)
+        secs = time.perf_counter() - t0
+        rows.append({"epoch": epoch, "train_loss": train_loss,
+                     **{f"val_auc_{t}": a for t, a in val_auc.items()},
+                     "val_auc_mean": mean_auc, "seconds": secs})
+        if mean_auc > best:
+            best, best_epoch, bad = mean_auc, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_auc=f"{mean_auc:.4f}")
+        if patience is not None and bad >= patience:
+            break
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best_state)
+    history = pd.DataFrame(rows)
+    best_row = history.loc[history.epoch == best_epoch].iloc[0]
+    return FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_auc={t: float(best_row[f"val_auc_{t}"]) for t in model.tasks},
+        seconds=time.perf_counter() - t_start,
+        device=str(dev),
+        settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows),
+    )
