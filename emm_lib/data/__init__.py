@@ -14,8 +14,9 @@ def load(name: str, tasks: Sequence[str] | None = None, **kwargs) -> Dataset:
     """Load a dataset with ``train``/``val``/``test`` splits and its feature spec.
 
     ``tasks=None`` means the paper's two tasks. Keyword arguments go to the loader:
-    census: ``data_dir``, ``mirror``, ``cache``; aliexpress / ali-ccp: ``path`` (the
-    directory holding the user's downloaded CSVs); synthetic: ``n_rows``,
+    census: ``data_dir``, ``mirror``, ``cache``, ``seed`` (the val/test split), ``quiet``;
+    aliexpress / ali-ccp: ``path`` (the directory holding the user's downloaded CSVs),
+    ``val_frac``, ``seed``; synthetic: ``n_rows``,
     ``correlation``, ``seed`` and the generator's other settings.
     """
     if name == "census":

@@ -14,7 +14,7 @@ def main() -> None:
     ap.add_argument("--path", help="folder with your downloaded CSVs (aliexpress, ali-ccp)")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    ds = load(a.name, path=a.path) if a.path else load(a.name)
+    ds = load(a.name, path=a.path) if a.path else load(a.name, **({"quiet": False} if a.name == "census" else {}))
     print(f"{ds.name}: tasks {list(ds.tasks)}, {ds.spec.n_sparse} sparse + {ds.spec.n_dense} dense features, "
           f"loaded in {time.perf_counter() - t0:.1f}s")
     print(ds.summary().to_string(index=False))

