@@ -92,18 +92,31 @@ def fit(
     progress: bool = False,
     max_train_rows: int | None = None,
     eval_batch_size: int = 8192,
+    cpu_threads: int | None = 1,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
 
     The best weights are restored into ``model`` at the end. ``amp`` uses bfloat16 autocast on
     CUDA only (ignored on CPU). ``max_train_rows`` subsamples the training split (seeded), for
-    quick runs. Returns a :class:`FitResult`; the test split is left for the caller.
+    quick runs. ``cpu_threads`` (default 1) caps torch's threads while training on CPU: these
+    models are small, and intra-op threads cost more than they give (and collapse when another
+    process holds the other core); ``None`` keeps torch's setting. Returns a
+    :class:`FitResult`; the test split is left for the caller.
     """
     _check_model(model, dataset)
     if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
                          f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")
     dev = resolve_device(device)
+    if dev.type == "cpu" and cpu_threads is not None:
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(cpu_threads)
+        try:
+            return fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                       patience=patience, seed=seed, device=dev, amp=amp, progress=progress,
+                       max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None)
+        finally:
+            torch.set_num_threads(old_threads)
     gen = seed_everything(seed)
     model.to(dev)
     train = dataset.train
@@ -116,7 +129,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("The model has no trainable parameters.")
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
     use_amp = amp and dev.type == "cuda"
 
     rows, best, best_state, best_epoch, bad = [], -float("inf"), None, 0, 0
@@ -171,5 +184,6 @@ def fit(
         seconds=time.perf_counter() - t_start,
         device=str(dev),
         settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows),
+                      patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows,
+                      threads=torch.get_num_threads() if dev.type == "cpu" else None),
     )
