@@ -32,8 +32,10 @@ _CENSUS = {
     "mmoe": dict(n_experts=12, expert=(16,), tower=(8,)),
     # 2 CGC levels x (2 specific experts per task x 2 tasks + 2 shared) = 12 experts.
     "ple": dict(n_levels=2, n_specific=2, n_shared=2, expert=(16,), tower=(8,)),
+    # AITM: one bottom per task (AITM paper); calibrator alpha=0.6 is the model's default.
     "aitm": dict(bottom=(16,), tower=(8,)),
-    # AdaTT-sp: 2 fusion levels x (2 specific per task x 2 tasks + 2 shared) = 12 experts.
+    # AdaTT with a shared fusion unit (the paper's general AdaTT; n_shared=0 is AdaTT-sp):
+    # 2 fusion levels x (2 specific per task x 2 tasks + 2 shared) = 12 experts.
     "adatt": dict(n_levels=2, n_specific=2, n_shared=2, expert=(16,), tower=(8,)),
 }
 

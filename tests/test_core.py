@@ -173,3 +173,9 @@ def test_atomic_write_leaves_old_content_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_build_model_unknown_setting_is_a_clear_error():
+    spec = FeatureSpec((SparseFeature("x", 4),), ())
+    with pytest.raises(ValueError, match="Unknown setting"):
+        build_model("single_task", spec, ("a",), widht=3)

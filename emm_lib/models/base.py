@@ -7,6 +7,7 @@ which the trainer adds to the per-task BCE.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import torch
@@ -65,7 +66,14 @@ def build_model(name: str, spec: FeatureSpec, tasks: Sequence[str], **sizes) -> 
     """Build a registered model by name; unknown names raise a ValueError listing the known ones."""
     if name not in MODEL_REGISTRY:
         raise ValueError(f"Unknown model {name!r}. Known models: {sorted(MODEL_REGISTRY)}.")
-    return MODEL_REGISTRY[name](spec, tasks, **sizes)
+    cls = MODEL_REGISTRY[name]
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(sizes) - set(params))
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {unknown} for model {name!r}; it accepts "
+                             f"{[k for k in params if k not in ('self', 'spec', 'tasks')]}.")
+    return cls(spec, tasks, **sizes)
 
 
 def mlp(in_features: int, widths: Sequence[int], dropout: float = 0.0, batch_norm: bool = True) -> nn.Sequential:
