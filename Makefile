@@ -49,13 +49,14 @@ notebooks: data
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  $(PY) -m papermill --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
-	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds "$(SEEDS)") --log-level WARNING; \
+	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-y "seeds: $(SEEDS)") --log-level WARNING --no-progress-bar; \
 	done
 
 notebooks-tiny: setup
 	$(MAKE) notebooks PROFILE=tiny
 
 html:
+	bash scripts/fetch_mathjax.sh
 	rm -rf _build/html
 	$(PY) -m jupyter_book build . -W -n --keep-going
 

@@ -33,7 +33,7 @@ def build(name: str, spec, tasks):
         trained = {t: [SingleTaskMLP(spec, t, **config.model_settings("census", k)) for k in ("tm1", "tm2")]
                    for t in tasks}
         return EMM.from_trained(trained, **{k: v for k, v in config.model_settings("census", "emm").items()
-                                             if k != "embedding_dim"})
+                                             if k not in ("embedding_dim", "component_shapes")})
     return build_model(name, spec, tasks, **config.model_settings("census", name))
 
 
@@ -48,7 +48,8 @@ def run_one(model_name: str, path: str, epochs: int, batch_size: int, threads: i
     tasks = ds.tasks[:1] if model_name in ("tm1", "tm2") else ds.tasks
     torch.manual_seed(0)
     model = build(model_name, ds.spec, tasks)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
+                           fused=True)  # as emm_lib.train.fit
     tr = ds.train
     y_all = tr.select_tasks(tasks)
     lossf = torch.nn.BCEWithLogitsLoss()
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--paths", default="ours,per_row")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (fit() uses 1 on CPU)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     models = a.models.split(",")

@@ -26,7 +26,7 @@ _CENSUS = {
     "tm1": dict(block=(8, 8), n_blocks=3, tower=(8,)),
     "tm2": dict(block=(16, 8), n_blocks=3, tower=(8,)),
     # EMM: one level per component (3), two trained models per task, towers [8].
-    "emm": dict(n_levels=3, tower=(8,)),
+    "emm": dict(n_levels=3, tower=(8,), component_shapes=((8, 8), (16, 8))),
     # Baselines sized to match 12 components (paper Sec. IV-A).
     "shared_bottom": dict(bottom=(16,), tower=(8,)),
     "mmoe": dict(n_experts=12, expert=(16,), tower=(8,)),
@@ -42,7 +42,7 @@ _CENSUS = {
 _ALI = {
     "tm1": dict(block=(128, 64), n_blocks=3, tower=(32,)),
     "tm2": dict(block=(256, 64), n_blocks=3, tower=(32,)),
-    "emm": dict(n_levels=3, tower=(32,)),
+    "emm": dict(n_levels=3, tower=(32,), component_shapes=((128, 64), (256, 64))),
     "shared_bottom": dict(bottom=(128, 64), tower=(32,)),
     "mmoe": dict(n_experts=12, expert=(128, 64), tower=(32,)),
     "ple": dict(n_levels=2, n_specific=2, n_shared=2, expert=(128, 64), tower=(32,)),

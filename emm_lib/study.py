@@ -23,10 +23,11 @@ from .data import Dataset, load
 from .models import SingleTaskMLP, build_model
 from .models.base import MultiTaskModel
 from .train import evaluate, fit
-from .utils import repo_root, resolve_device
+from .utils import atomic_write, repo_root, resolve_device
 
 __all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_model", "run_experiment",
-           "EXPERIMENTS", "VARIANTS", "summarize", "table_with_gain", "BASELINES", "TM_SHAPES"]
+           "EXPERIMENTS", "VARIANTS", "dataset_key", "summarize", "table_with_gain", "paired_test", "compute_cost", "pretty", "paper_table",
+           "history_path", "checkpoint_path", "BASELINES", "TM_SHAPES"]
 
 TM_SHAPES = ("tm1", "tm2")
 BASELINES = ("shared_bottom", "mmoe", "ple", "aitm", "adatt")
@@ -100,7 +101,7 @@ def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None) -> Datas
     return load(st.dataset, tasks=tasks)
 
 
-def _dataset_key(ds: Dataset) -> str:
+def dataset_key(ds: Dataset) -> str:
     return ds.name if len(ds.tasks) == 2 else f"{ds.name}/{len(ds.tasks)}-tasks"
 
 
@@ -117,34 +118,53 @@ def run_model(model: MultiTaskModel, ds: Dataset, st: StudySettings, seed: int, 
     res = fit(model, ds, seed=seed, **st.fit_kwargs())
     test = evaluate(model, ds.test)
     rows = results.make_rows(
-        dataset=_dataset_key(ds), profile=st.profile, model=label, seed=seed,
+        dataset=dataset_key(ds), profile=st.profile, model=label, seed=seed,
         metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
         train_seconds=res.seconds, device=res.device,
         settings={**st.record(), "tasks": list(model.tasks), "epochs_run": len(res.history), **(extra or {})})
+    with atomic_write(history_path(st, experiment, ds, seed, label)) as fh:
+        res.history.to_csv(fh, index=False)
+    checkpoint.save(model.cpu(), checkpoint_path(st, experiment, ds, seed, label))
     results.append(st.out_dir / f"{experiment}.csv", rows)
     return pd.DataFrame(rows)
 
 
-def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable = print) -> dict[str, list[SingleTaskMLP]]:
+def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable = print,
+                   require: bool = False) -> dict[str, list[SingleTaskMLP]]:
     """TM-1 and TM-2 for every task of ``ds`` at ``seed``: loaded from their checkpoints, else trained
-    (rows in ``single_task.csv``, checkpoints under ``<results>/<profile>/checkpoints``)."""
+    (rows in ``single_task.csv``). ``require=True`` raises instead of training (notebooks 03-06)."""
     out: dict[str, list[SingleTaskMLP]] = {}
     for task in ds.tasks:
         out[task] = []
         for shape in TM_SHAPES:
             label = f"{shape}:{task}"
-            ck = st.out_dir / "checkpoints" / _dataset_key(ds).replace("/", "_") / f"seed{seed}" / label.replace(":", "_")
-            if ck.with_suffix(".pt").exists() and _done(st.out_dir / "single_task.csv", _dataset_key(ds), label, seed):
+            ck = checkpoint_path(st, "single_task", ds, seed, label)
+            if ck.with_suffix(".pt").exists() and _done(st.out_dir / "single_task.csv", dataset_key(ds), label, seed):
                 out[task].append(checkpoint.load(ck))
                 continue
+            if require:
+                raise FileNotFoundError(
+                    f"No trained {label} model for seed {seed} ({dataset_key(ds)}) under {st.out_dir}. "
+                    f"Run notebooks/02-single-task.ipynb first with the same profile ({st.profile!r}) and seeds.")
             torch.manual_seed(seed)
             m = SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
             t0 = time.perf_counter()
             run_model(m, ds, st, seed, label=label, experiment="single_task", extra={"shape": shape})
-            checkpoint.save(m.cpu(), ck)
             log(f"  trained {label} seed {seed} in {time.perf_counter() - t0:.1f}s")
             out[task].append(m)
     return out
+
+
+def history_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
+    """Where :func:`run_model` saved a run's per-epoch history."""
+    return (st.out_dir / "histories" / experiment
+            / f"{dataset_key(ds).replace('/', '_')}__seed{seed}__{label.replace(':', '_')}.csv")
+
+
+def checkpoint_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
+    """Where :func:`run_model` saved a run's weights (gitignored)."""
+    return (st.out_dir / "checkpoints" / experiment / dataset_key(ds).replace("/", "_") / f"seed{seed}"
+            / label.replace(":", "_"))
 
 
 def _emm(**flags) -> Callable:
@@ -152,7 +172,8 @@ def _emm(**flags) -> Callable:
         from .emm import EMM
 
         sizes = config.model_settings(st.dataset, "emm")
-        sizes.pop("embedding_dim")
+        for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
+            sizes.pop(k)
         return EMM.from_trained(trained, **sizes, **flags)
 
     return make
@@ -173,21 +194,22 @@ VARIANTS: dict[str, Callable] = {
     "emm:+mtm": _emm(pretrained=False, use_mtm=True),
     "emm:+p": _emm(pretrained=True, use_mtm=False),
     "emm:reused-embeddings": _emm(reuse_embeddings=True),
-    "emm:hard-gate": _emm(fusion="hard"),
-    "emm:soft-gate": _emm(fusion="soft"),
+    "emm:hard-gate": _emm(fusion="hard"),  # the paper's arg max (our default is the soft partner)
 }
 
 # experiment -> (task counts, variant labels)
 EXPERIMENTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "table1": ((2,), BASELINES + ("emm",)),
-    "table2": ((2,), ("emm:baseline", "emm:+mtm", "emm:+p", "emm", "emm:reused-embeddings",
-                      "emm:hard-gate", "emm:soft-gate")),
+    # EMM itself is table1's "emm" row.
+    "table2": ((2,), ("emm:baseline", "emm:+mtm", "emm:+p", "emm:reused-embeddings", "emm:hard-gate")),
     "figure3": ((3, 4), BASELINES + ("emm",)),
+    # Beyond the paper: more tasks on synthetic data of controlled relatedness.
+    "synthetic_tasks": ((2, 4, 6), ("mmoe", "ple", "emm")),
 }
 
 
 def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = None,
-                   log: Callable = print) -> pd.DataFrame:
+                   log: Callable = print, require_trained: bool = False) -> pd.DataFrame:
     """Run (or resume) an experiment over ``st.seeds``; returns its full results table."""
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}. Known: {sorted(EXPERIMENTS)}.")
@@ -200,10 +222,10 @@ def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = 
     for k in counts:
         ds = load_dataset(st, tasks=_tasks(st.dataset, k))
         for seed in st.seeds:
-            todo = [m for m in labels if not _done(path, _dataset_key(ds), m, seed)]
+            todo = [m for m in labels if not _done(path, dataset_key(ds), m, seed)]
             if not todo:
                 continue
-            trained = trained_models(ds, st, seed, log=log)
+            trained = trained_models(ds, st, seed, log=log, require=require_trained and k == 2)
             for label in todo:
                 torch.manual_seed(seed)
                 model = VARIANTS[label](ds, st, trained)
@@ -216,11 +238,13 @@ def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = 
 def _tasks(dataset: str, k: int) -> tuple[str, ...] | None:
     if k == 2:
         return None
-    from .data.census import ALL_TASKS
+    if dataset == "synthetic":
+        return tuple(f"t{i + 1}" for i in range(k))
+    from .data.census import TASKS
 
     if dataset != "census":
         raise ValueError(f"More than two tasks are defined for Census only, not {dataset!r}.")
-    return tuple(ALL_TASKS[:k])
+    return tuple(TASKS)[:k]
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
@@ -238,6 +262,60 @@ def table_with_gain(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
     tm_mean = tm.groupby("task")["mean"].mean()
     s["gain"] = s["mean"] - s.task.map(tm_mean)
     return s
+
+
+def pretty(summary: pd.DataFrame, order: Sequence[str] | None = None, gain: bool = False) -> pd.DataFrame:
+    """Model x task table of "mean ± std" strings (AUC to 4 decimals; the gain when asked)."""
+    s = summary.copy()
+    one = s["n"] <= 1
+    s["cell"] = [f"{m:.4f}" if o or pd.isna(sd) else f"{m:.4f} ± {sd:.4f}"
+                 for m, sd, o in zip(s["mean"], s["std"], one)]
+    if gain:
+        s["cell"] = s["cell"] + [f" ({g:+.4f})" for g in s["gain"]]
+    t = s.pivot_table(index="model", columns="task", values="cell", aggfunc="first", sort=False)
+    t["seeds"] = s.groupby("model", sort=False)["n"].min()
+    if order is not None:
+        t = t.reindex([m for m in order if m in t.index])
+    t.columns.name = None
+    return t
+
+
+def paper_table(name: str) -> pd.DataFrame:
+    """The paper's reported numbers (single runs) as a model x task table, labelled as such."""
+    if name not in config.PAPER_TABLES:
+        raise ValueError(f"Unknown paper table {name!r}; known: {sorted(config.PAPER_TABLES)}.")
+    t = pd.DataFrame(config.PAPER_TABLES[name]).T
+    t.index.name = "model (paper, single run)"
+    return t
+
+
+def paired_test(df: pd.DataFrame, model_a: str, model_b: str, metric: str = "test_auc") -> pd.DataFrame:
+    """Per task: mean difference a - b over the seeds both have, and a paired t-test p-value."""
+    from scipy import stats
+
+    d = df[df.metric == metric]
+    rows = []
+    for (dataset, task), g in d.groupby(["dataset", "task"], sort=False):
+        a = g[g.model == model_a].set_index("seed").value
+        b = g[g.model == model_b].set_index("seed").value
+        seeds = sorted(set(a.index) & set(b.index))
+        if not seeds:
+            continue
+        diff = a.loc[seeds] - b.loc[seeds]
+        p = float(stats.ttest_rel(a.loc[seeds], b.loc[seeds]).pvalue) if len(seeds) > 1 and diff.std() > 0 else float("nan")
+        rows.append({"dataset": dataset, "task": task, "a": model_a, "b": model_b, "n_seeds": len(seeds),
+                     "mean_diff": float(diff.mean()), "std_diff": float(diff.std()) if len(seeds) > 1 else float("nan"),
+                     "p_value": p})
+    return pd.DataFrame(rows)
+
+
+def compute_cost(df: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds per model (summed over seeds and tasks counted once per run)."""
+    runs = df.drop_duplicates(["dataset", "model", "seed"])
+    return (runs.groupby(["dataset", "model"], sort=False)
+            .agg(runs=("seed", "count"), seconds_total=("train_seconds", "sum"),
+                 seconds_per_run=("train_seconds", "mean"), epochs_mean=("best_epoch", "mean"))
+            .reset_index())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

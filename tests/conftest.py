@@ -25,3 +25,15 @@ def census_mirror() -> Path:
         if (c / "census-income.data.gz").exists() or (c / "census-income.data").exists():
             return c
     pytest.skip("no Census mirror found (set EMM_DATA_MIRROR)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The models are tiny: intra-op threads cost more than they give, and spin-wait badly on a
+    loaded 2-core machine. The trainer does the same by default (``fit(cpu_threads=1)``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
