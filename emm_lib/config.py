@@ -63,7 +63,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": dict(epochs=None, patience=5, seeds=(0, 1, 2), max_train_rows=None),
     "default": dict(epochs=8, patience=3, seeds=(0, 1, 2), max_train_rows=None),
-    "tiny": dict(epochs=1, patience=1, seeds=(0,), max_train_rows=4000),
+    "tiny": dict(epochs=1, patience=1, seeds=(0,), max_train_rows=20000),
 }
 
 
