@@ -62,7 +62,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 # full data. "tiny": seconds, for tests and smoke runs (subsampled rows).
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": dict(epochs=None, patience=5, seeds=(0, 1, 2), max_train_rows=None),
-    "default": dict(epochs=8, patience=3, seeds=(0, 1, 2), max_train_rows=None),
+    "default": dict(epochs=3, patience=2, seeds=(0, 1, 2), max_train_rows=None),
     "tiny": dict(epochs=1, patience=1, seeds=(0,), max_train_rows=20000),
 }
 
