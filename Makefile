@@ -58,7 +58,7 @@ notebooks-tiny: setup
 html:
 	bash scripts/fetch_mathjax.sh
 	rm -rf _build/html
-	$(PY) -m jupyter_book build . -W -n --keep-going
+	$(dir $(PY))jupyter-book build . -W -n --keep-going
 
 book: notebooks
 	$(MAKE) html
