@@ -211,12 +211,18 @@ EXPERIMENTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
 
 
 def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = None,
-                   log: Callable = print, require_trained: bool = False) -> pd.DataFrame:
+                   log: Callable = print, require_trained: bool = False,
+                   task_counts: Sequence[int] | None = None) -> pd.DataFrame:
     """Run (or resume) an experiment over ``st.seeds``; returns its full results table."""
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}. Known: {sorted(EXPERIMENTS)}.")
     counts, labels = EXPERIMENTS[name]
     labels = tuple(models) if models is not None else labels
+    if task_counts is not None:
+        bad = [k for k in task_counts if k not in counts]
+        if bad:
+            raise ValueError(f"Experiment {name!r} runs task counts {list(counts)}, not {bad}.")
+        counts = tuple(task_counts)
     unknown = [m for m in labels if m not in VARIANTS]
     if unknown:
         raise ValueError(f"Unknown model label(s) {unknown}. Known: {sorted(VARIANTS)}.")
@@ -250,8 +256,8 @@ def _tasks(dataset: str, k: int) -> tuple[str, ...] | None:
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
-    """Mean, std and count over seeds per (dataset, model, task)."""
-    d = df[df.metric == metric]
+    """Mean, std and count over seeds per (dataset, model, task); a rerun of the same seed counts once (the last)."""
+    d = df[df.metric == metric].drop_duplicates(["dataset", "model", "task", "seed"], keep="last")
     g = d.groupby(["dataset", "model", "task"], sort=False).value
     return g.agg(mean="mean", std="std", n="count").reset_index()
 
@@ -295,7 +301,7 @@ def paired_test(df: pd.DataFrame, model_a: str, model_b: str, metric: str = "tes
     """Per task: mean difference a - b over the seeds both have, and a paired t-test p-value."""
     from scipy import stats
 
-    d = df[df.metric == metric]
+    d = df[df.metric == metric].drop_duplicates(["dataset", "model", "task", "seed"], keep="last")
     rows = []
     for (dataset, task), g in d.groupby(["dataset", "task"], sort=False):
         a = g[g.model == model_a].set_index("seed").value
@@ -333,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--results-dir")
     ap.add_argument("--data-dir")
+    ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
     a = ap.parse_args(argv)
     st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
                   results_dir=a.results_dir, data_dir=a.data_dir)
@@ -342,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for s in st.seeds:
             trained_models(ds, st, s, log=log)
         return
-    run_experiment(a.experiment, st, a.models, log=log)
+    run_experiment(a.experiment, st, a.models, log=log, task_counts=a.task_counts)
 
 
 if __name__ == "__main__":
