@@ -129,10 +129,18 @@ def run_model(model: MultiTaskModel, ds: Dataset, st: StudySettings, seed: int, 
     return pd.DataFrame(rows)
 
 
-def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable = print,
+def _logger(st: StudySettings, log: Callable | None) -> Callable:
+    """``log`` if given; else print progress unless the settings are quiet (notebooks, tests)."""
+    if log is not None:
+        return log
+    return (lambda msg: None) if st.quiet else print
+
+
+def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable | None = None,
                    require: bool = False) -> dict[str, list[SingleTaskMLP]]:
     """TM-1 and TM-2 for every task of ``ds`` at ``seed``: loaded from their checkpoints, else trained
     (rows in ``single_task.csv``). ``require=True`` raises instead of training (notebooks 03-06)."""
+    log = _logger(st, log)
     out: dict[str, list[SingleTaskMLP]] = {}
     for task in ds.tasks:
         out[task] = []
@@ -211,11 +219,12 @@ EXPERIMENTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
 
 
 def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = None,
-                   log: Callable = print, require_trained: bool = False,
+                   log: Callable | None = None, require_trained: bool = False,
                    task_counts: Sequence[int] | None = None) -> pd.DataFrame:
     """Run (or resume) an experiment over ``st.seeds``; returns its full results table."""
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}. Known: {sorted(EXPERIMENTS)}.")
+    log = _logger(st, log)
     counts, labels = EXPERIMENTS[name]
     labels = tuple(models) if models is not None else labels
     if task_counts is not None:
