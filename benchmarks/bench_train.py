@@ -38,7 +38,6 @@ def build(name: str, spec, tasks):
 
 
 def run_one(model_name: str, path: str, epochs: int, batch_size: int, threads: int) -> dict:
-    import numpy as np
     import torch
 
     from emm_lib.data import load
