@@ -8,7 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["TRAINING", "MODEL_SIZES", "PROFILES", "model_settings", "profile", "DATASETS", "PAPER_TABLES"]
+__all__ = ["TRAINING", "MODEL_SIZES", "PROFILES", "model_settings", "profile", "DATASETS", "PAPER_TABLES",
+           "BASELINES", "VARIANTS", "TM_SHAPES", "EXPERIMENTS"]
 
 DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic")
 
@@ -61,7 +62,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 # early stopping on the validation mean AUC. "default": minutes on a 2-core CPU on the
 # full data. "tiny": seconds, for tests and smoke runs (subsampled rows).
 PROFILES: dict[str, dict[str, Any]] = {
-    "paper": dict(epochs=None, patience=5, seeds=(0, 1, 2), max_train_rows=None),
+    "paper": dict(epochs=None, patience=5, seeds=(0, 1, 2, 3, 4), max_train_rows=None),
     "default": dict(epochs=3, patience=2, seeds=(0, 1, 2), max_train_rows=None),
     "tiny": dict(epochs=1, patience=1, seeds=(0,), max_train_rows=20000),
 }
@@ -114,4 +115,48 @@ PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
         "baseline+p": {"income": 0.92647, "marital": 0.99352},
         "EMM": {"income": 0.94108, "marital": 0.99467},
     },
+}
+
+
+# ---------------------------------------------------------------------------
+# The study: model variants by label and the experiments that run them.
+
+BASELINES: tuple[str, ...] = ("shared_bottom", "mmoe", "ple", "aitm", "adatt")
+
+#: label -> (registered model, options on top of MODEL_SIZES). ``emm`` is the paper's method
+#: (arg-max fusion gate, Sec. III-C); ``emm:soft`` is our differentiable gate. With two tasks
+#: the two gates are the same function (the only other task gets all the weight).
+#: AITM's calibrator (weight 0.6 in the AITM paper) assumes a funnel, which Census' tasks are
+#: not (it forces p(marital) <= p(income) at base rates 0.43 vs 0.06): ``aitm`` runs without it,
+#: ``aitm:calibrated`` with it. The paper's AITM had no calibrator (EMM-method.md Sec. 6).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "shared_bottom": ("shared_bottom", {}),
+    "mmoe": ("mmoe", {}),
+    "ple": ("ple", {}),
+    "aitm": ("aitm", {"alpha": 0.0}),
+    "aitm:calibrated": ("aitm", {"alpha": 0.6}),
+    "adatt": ("adatt", {}),
+    "emm": ("emm", {"fusion": "hard"}),
+    "emm:soft": ("emm", {"fusion": "soft"}),
+    # Table II (paper's gate): "baseline" = the same structure, components trained from scratch.
+    "emm:baseline": ("emm", {"fusion": "hard", "pretrained": False, "use_mtm": False}),
+    "emm:+mtm": ("emm", {"fusion": "hard", "pretrained": False, "use_mtm": True}),
+    "emm:+p": ("emm", {"fusion": "hard", "pretrained": True, "use_mtm": False}),
+    "emm:reused-embeddings": ("emm", {"fusion": "hard", "reuse_embeddings": True}),
+}
+
+#: Trained single-task model shapes (TM-1, TM-2; MODEL_SIZES keys).
+TM_SHAPES: tuple[str, ...] = ("tm1", "tm2")
+
+#: experiment -> feature set (emm_lib.data.census.FEATURE_SETS), task counts, model labels.
+#: ``figure3`` keeps one feature set at every task count (all four candidate label columns
+#: removed), so only the number of tasks varies.
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "table1": dict(features="paper", task_counts=(2,), models=BASELINES + ("aitm:calibrated", "emm")),
+    "table2": dict(features="paper", task_counts=(2,),
+                   models=("emm:baseline", "emm:+mtm", "emm:+p", "emm:reused-embeddings")),
+    "leak_free": dict(features="leak-free", task_counts=(2,), models=BASELINES + ("emm",)),
+    "figure3": dict(features="fixed-features", task_counts=(2, 3, 4), models=BASELINES + ("emm", "emm:soft")),
+    # Beyond the paper: more tasks on synthetic data of controlled relatedness.
+    "synthetic_tasks": dict(features="paper", task_counts=(2, 4, 6), models=("mmoe", "ple", "emm", "emm:soft")),
 }
