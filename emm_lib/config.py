@@ -133,3 +133,56 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
 MODEL_SIZES["synthetic-ali"] = MODEL_SIZES["aliexpress"]  # embedding 5, blocks [128,64]/[256,64], towers [32]
 TRAINING["synthetic-ali"] = dict(TRAINING["aliexpress"])  # batch 32,768, lr 1e-3, weight decay 1e-5
 __all__ += ["SYNTHETIC_PRESETS"]
+
+# The synthetic sweep ("when does fusing trained models help?", issue 12) as data; the study
+# runner reads it. Model labels are emm_lib.study.VARIANTS labels plus the single-task shapes
+# "tm1"/"tm2" (one of each per task). "emm:hard-gate" is the paper's fusion gate, "emm" ours;
+# with two tasks the two gates are the same function (the only partner gets all the weight),
+# so the hard gate runs only where there are 3 or more tasks ("hard_gate_from_tasks").
+# Generators: "synthetic" = emm_lib.data.synthetic.make_synthetic (MMoE-style, labels at the
+# median, Census model sizes, batch 1024); "synthetic-ali" = make_preset("synthetic-ali")
+# (funnel, AliExpress shape and model sizes, batch 32,768). Epochs are upper bounds (paper
+# profile: early stopping on validation, patience 5).
+#
+# Budget estimate (measured 2026-11-25 on this 2-core machine, busy with other jobs; CPU seconds
+# of one thread, so contention inflates it little; /tmp timing runs of single points, 1 epoch):
+#   CPU s per 1e5 training rows per epoch, 2 tasks:
+#     synthetic:     tm1 .22, tm2 .23, shared_bottom .17, mmoe .46, ple .62, emm .72, emm:hard-gate .73
+#                    (6 tasks: shared_bottom .28, mmoe .85, ple 1.56, emm 2.58, emm:hard-gate 1.98)
+#     synthetic-ali: tm1 1.4, tm2 2.6, shared_bottom 0.7-1.4, mmoe 9.6, ple 10.3, emm 18.8,
+#                    emm:hard-gate 14.3; one validation pass over 1e5 rows, all 2-task models: 7.4
+#   relatedness  6 points x 3 seeds x 20 ep x 80k rows x 2.9 s (4 TMs + 4 models) x 1.1 (val)  ~   920 s
+#   task count   3, 4, 6 tasks (2 = relatedness at 0.5): 3 seeds x 20 ep x 0.8 x (5.6+7.2+9.9) x 1.1 ~ 1,200 s
+#   shapes       3 correlations x 2 new pairs x 3 seeds x 20 ep x 0.8 x (0.9 TMs + 0.75 EMM) x 1.1 ~   520 s
+#   data size    1e5 x 10 ep: 3 x (10 x (47.7 + 14.8) + 14.8)                                 ~ 1,920 s
+#                1e6 x 2 ep:  3 x (2 x (477 + 14.8) + 14.8)                                    ~ 3,000 s
+#   => everything but the 1e7 point: ~7,500 CPU s = 2.1 h on one core, ~1.05 h on 2 cores (2 workers).
+#                1e7 x 1 ep:  3 x (4,770 + 30)                                                 ~ 14,400 s
+#   => the 1e7 point alone is ~4 h of one core (~2 h on 2 cores): the whole CPU sweep is ~3 h on
+#      2 cores. Run the 1e7 points on a GPU when one is lent (the issue's plan); not timed here
+#      (no GPU in this session). Step counts at batch 32,768: 1e5 x 10 ep = 31 Adam steps,
+#      1e6 x 2 ep = 62, 1e7 x 1 ep = 306: the small points are short of steps, not only of rows.
+SYNTHETIC_SWEEP: dict[str, Any] = {
+    "seeds": (0, 1, 2),
+    "models": ("tm1", "tm2", "shared_bottom", "mmoe", "ple", "emm:hard-gate", "emm"),
+    "hard_gate_from_tasks": 3,
+    "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=100_000, epochs=20,
+                        correlation=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
+    "task_count": dict(dataset="synthetic", n_tasks=(2, 3, 4, 6), n_rows=100_000, epochs=20, correlation=0.5),
+    "data_size": dict(dataset="synthetic-ali", n_train=(100_000, 1_000_000, 10_000_000),
+                      epochs={100_000: 10, 1_000_000: 2, 10_000_000: 1}),
+    # Trained models of different shapes (EMM only; the TMs of each pair are trained first).
+    # "widths" is the paper's Census pair (MODEL_SIZES tm1/tm2, as in the relatedness points);
+    # "identical": two models of one shape per task (train the second from another seed);
+    # "depth_width": 2 vs 4 blocks of different widths, aligned by the adapters path
+    # (emm_lib.deconstruct, adapters=True; without adapters they cannot be aligned).
+    "shapes": dict(dataset="synthetic", n_tasks=2, n_rows=100_000, epochs=20, correlation=(0.0, 0.5, 0.9),
+                   models=("emm",), variants={
+                       "widths": dict(trained=("tm1", "tm2"), adapters=False),
+                       "identical": dict(trained=(dict(block=(16, 8), n_blocks=3, tower=(8,)),
+                                                  dict(block=(16, 8), n_blocks=3, tower=(8,))), adapters=False),
+                       "depth_width": dict(trained=(dict(block=(8, 8), n_blocks=2, tower=(8,)),
+                                                    dict(block=(32, 16), n_blocks=4, tower=(8,))), adapters=True),
+                   }),
+}
+__all__ += ["SYNTHETIC_SWEEP"]

@@ -177,3 +177,24 @@ def test_models_train_on_int32_codes():
     model = build_model("mmoe", ds.spec, ds.tasks, n_experts=2, expert=(8,), tower=(4,), embedding_dim=3)
     res = fit(model, ds, epochs=1, batch_size=128, seed=0, device="cpu")
     assert res.best_epoch == 1 and set(evaluate(model, ds.test)) == set(ds.tasks)
+
+
+def test_sweep_grid_covers_the_issue_and_builds():
+    from emm_lib.emm import EMM
+    from emm_lib.models import SingleTaskMLP
+
+    sw = config.SYNTHETIC_SWEEP
+    assert set(sw["relatedness"]["correlation"]) == {0.0, 0.25, 0.5, 0.75, 0.9, 1.0}
+    assert tuple(sw["task_count"]["n_tasks"]) == (2, 3, 4, 6) and len(sw["seeds"]) >= 3
+    ds_axis = sw["data_size"]
+    assert ds_axis["dataset"] in config.SYNTHETIC_PRESETS and max(ds_axis["n_train"]) >= 10**7
+    assert set(ds_axis["epochs"]) == set(ds_axis["n_train"]) and min(ds_axis["epochs"].values()) >= 1
+    ds = make_synthetic(n_rows=400)
+    emm_sizes = {k: v for k, v in config.model_settings("synthetic", "emm").items()
+                 if k not in ("embedding_dim", "component_shapes")}
+    for name, v in sw["shapes"]["variants"].items():
+        shapes = [config.model_settings("synthetic", s) if isinstance(s, str) else {"embedding_dim": 4, **s}
+                  for s in v["trained"]]
+        trained = {t: [SingleTaskMLP(ds.spec, t, **s) for s in shapes] for t in ds.tasks}
+        emm = EMM.from_trained(trained, adapters=v["adapters"], **emm_sizes)
+        assert emm(next(ds.train.batches(8))).shape == (8, 2), name
