@@ -167,6 +167,10 @@ def test_ali_preset_shape_and_model_sizes():
     assert config.model_settings("synthetic-ali", "tm2") == config.model_settings("aliexpress", "tm2")
     assert config.model_settings("synthetic-ali", "mmoe")["embedding_dim"] == 5
     assert config.profile("paper", "synthetic-ali")["batch_size"] == 32768
+    # tasks=None keeps the preset's names; overrides and a name pass through
+    small = make_preset(tasks=None, n_train=100, n_val=10, n_test=10, n_dense=5, name="ali-100", pilot_rows=1 << 17)
+    assert small.tasks == ("click", "conversion") and small.spec.n_dense == 5 and small.name == "ali-100"
+    assert make_preset(tasks=["c", "v"], n_train=100, n_val=10, n_test=10, pilot_rows=1 << 17).tasks == ("c", "v")
 
 
 def test_models_train_on_int32_codes():

@@ -193,12 +193,12 @@ def make_streamed(
         raise ValueError(f"seed must be >= 0, got {seed}.")
     if noise < 0 or n_sines < 0:
         raise ValueError(f"noise and n_sines must be >= 0; got {noise}, {n_sines}.")
+    if pilot_rows < 1000:
+        raise ValueError(f"pilot_rows must be >= 1000 (it sets the base-rate thresholds), got {pilot_rows}.")
     cards = _cardinalities(cardinality, n_sparse)
     rates = _base_rates(base_rates, t, funnel)
     latent = _Latent(t, n_sparse + n_dense, correlation, seed, n_sines, noise)
 
-    if pilot_rows < 1000:
-        raise ValueError(f"pilot_rows must be >= 1000 (it sets the base-rate thresholds), got {pilot_rows}.")
     pilot_y = np.concatenate([latent.draw(np.random.default_rng([seed, _PILOT, b]), min(BLOCK, pilot_rows - lo))[1]
                               for b, lo in enumerate(range(0, pilot_rows, BLOCK))])
     q = funnel_thresholds(pilot_y, rates, funnel)
@@ -233,13 +233,20 @@ def make_streamed(
     return Dataset(name, tasks, spec, splits["train"], splits["val"], splits["test"], info)
 
 
-def make_preset(preset: str = "synthetic-ali", n_train: int = 100_000, seed: int = 0, **overrides) -> Dataset:
+def make_preset(preset: str = "synthetic-ali", n_train: int = 100_000, seed: int = 0,
+                tasks: Sequence[str] | None = None, **overrides) -> Dataset:
     """A named generator preset from :data:`emm_lib.config.SYNTHETIC_PRESETS` (e.g. the
-    AliExpress-shaped funnel ``synthetic-ali``), with keyword overrides of its settings."""
+    AliExpress-shaped funnel ``synthetic-ali``), with keyword overrides of its settings.
+
+    ``tasks=None`` keeps the preset's task names; the dataset is named after the preset
+    unless ``name`` is given (e.g. to tell data sizes apart in a results table).
+    """
     from .. import config
 
     if preset not in config.SYNTHETIC_PRESETS:
         raise ValueError(f"Unknown synthetic preset {preset!r}. Known: {sorted(config.SYNTHETIC_PRESETS)}.")
     settings = {**config.SYNTHETIC_PRESETS[preset], **overrides}
+    if tasks is not None:
+        settings["tasks"] = tasks
     settings.setdefault("name", preset)
     return make_streamed(n_train=n_train, seed=seed, **settings)
