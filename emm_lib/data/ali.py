@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..checks import check_finite_columns
+from ..checks import check_finite_columns, whole_number
 from .census import label_encode
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
@@ -165,6 +165,7 @@ def _group_holdout(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
 def _load(path: str | os.PathLike | None, layout: Layout, tasks, val_frac: float, seed: int) -> Dataset:
     t0 = time.perf_counter()
     tasks = _check_tasks(tasks, layout)
+    seed = whole_number("seed", seed, minimum=0, strict=True)
     if path is None:
         raise ValueError(f"{layout.name}: pass path= (the folder with {layout.prefix}_{{{','.join(layout.files)}}}"
                          f".csv). The data cannot be downloaded automatically: get it from {layout.where}.")

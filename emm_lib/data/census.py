@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..checks import check_finite_columns
+from ..checks import check_finite_columns, whole_number
 from ..utils import atomic_write
 from .sources import SOURCES, default_data_dir, fetch
 from .types import Dataset, FeatureSpec, SparseFeature, Split
@@ -308,6 +308,7 @@ def load_census(
     """
     t0 = time.perf_counter()
     tasks = _check_tasks(tasks)
+    seed = whole_number("seed", seed, minimum=0, strict=True)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     cache_path = root / "processed" / f"census-{_cache_key(tasks, seed)}.pt"
 
