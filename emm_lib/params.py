@@ -66,12 +66,11 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     if t[:1] in "[(" and t[-1:] in "])":
-        import yaml
-
+        items = [x.strip() for x in t[1:-1].split(",") if x.strip()]
         try:
-            return list(yaml.safe_load("[" + t[1:-1] + "]"))
-        except yaml.YAMLError as exc:
-            raise ValueError(f"Cannot read {text!r} as a list; write it like [0, 1, 2].") from exc
+            return [ast.literal_eval(x) for x in items]
+        except (ValueError, SyntaxError):
+            return [x.strip("'\"") for x in items]  # YAML-style bare strings: [income, marital]
     return text
 
 

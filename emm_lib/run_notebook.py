@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = parse_parameters(a.parameters, a.parameters_yaml)
         check_notebook_params(a.input, params)
-        coerce_settings({k: v for k, v in params.items() if v is not None})  # bad values stop here too
+        typed = coerce_settings({k: v for k, v in params.items() if v is not None})  # bad values stop here too
+        if params.get("seeds") is not None:
+            params["seeds"] = list(typed["seeds"])  # -p seeds 0 -> [0]
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

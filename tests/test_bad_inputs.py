@@ -454,6 +454,7 @@ def test_11_run_notebook_passes_what_a_user_types(monkeypatch):
     nb = str(REPO / "notebooks" / "02-single-task.ipynb")
     assert run_notebook([nb, "out.ipynb", "-p", "seeds", "[0,1]", "-p", "profile", "tiny", "-p", "epochs", "2"]) == 0
     assert seen == {"seeds": [0, 1], "profile": "tiny", "epochs": 2}
+    assert run_notebook([nb, "out.ipynb", "-p", "seeds", "0"]) == 0 and seen["seeds"] == [0]
     assert run_notebook([nb, "out.ipynb", "-y", "seeds: [0, 1]", "-p", "batch_size", "2.5"]) == 2
 
 
