@@ -86,6 +86,7 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
     st = StudySettings(dataset=dataset, profile=profile, **kw)
     if not st.seeds:
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
+    resolve_device(st.device)  # fail early on a bad device string
     if st.threads:
         torch.set_num_threads(int(st.threads))
     return st
