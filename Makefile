@@ -44,12 +44,13 @@ data: setup
 	$(PY) -m emm_lib.data census
 
 # Run the study notebooks in order with papermill; executed copies are build outputs.
+# emm_lib.run_notebook checks the parameter names and values first (papermill alone only warns).
 notebooks: data
 	mkdir -p $(EXECUTED)
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
-	  $(PY) -m papermill --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
-	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-y "seeds: $(SEEDS)") --log-level WARNING --no-progress-bar; \
+	  $(PY) -m emm_lib.run_notebook --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
+	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds "$(SEEDS)") --log-level WARNING --no-progress-bar; \
 	done
 
 notebooks-tiny: setup

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .akf import AKF, FUSION_MODES
+from .checks import check_trained_specs
 from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter, deconstruct
 from .features import FeatureEmbedding
@@ -432,11 +433,7 @@ class EMM(MultiTaskModel):
             spec = next((m.spec for m in models if isinstance(getattr(m, "spec", None), FeatureSpec)), None)
             if spec is None:
                 raise ValueError("Pass spec=<FeatureSpec>: the trained models do not carry one.")
-        for m, n in zip(models, names):
-            ms = getattr(m, "spec", None)
-            if isinstance(ms, FeatureSpec) and (ms.n_sparse, ms.n_dense) != (spec.n_sparse, spec.n_dense):
-                raise ValueError(f"Trained model {n} was built for {ms.n_sparse} sparse + {ms.n_dense} dense "
-                                 f"features but the spec has {spec.n_sparse} + {spec.n_dense}.")
+        check_trained_specs(models, names, spec)  # names, cardinalities, dense columns (emm_lib.checks)
         bodies = [m.body if isinstance(getattr(m, "body", None), nn.Module) else m for m in models]
         dec = deconstruct(bodies, n_levels=n_levels, cut_points=cut_points, adapters=adapters, names=names)
         in_shape = dec.input_shapes[0]

@@ -114,23 +114,31 @@ def _done(run: Run, st: "StudySettings") -> bool:
                    identity(run, st), on_change=st.on_change)
 
 
-def _trained(run: Run, st: "StudySettings") -> dict | None:
-    """The trained models an EMM run needs, from their checkpoints; None while any is missing."""
-    from . import checkpoint
+def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
+    """The trained models an EMM run needs, from their checkpoints, and the ones still missing.
+
+    A damaged checkpoint loses its rows, so its run is trained again (it joins the missing).
+    """
+    from . import checkpoint, results
     from .study import checkpoint_path_of, experiment_tasks
 
     if run.is_trained_model or config.VARIANTS[run.label][0] != "emm":
-        return {}
+        return {}, []
     out: dict[str, list] = {}
+    missing: list[Run] = []
     for task in experiment_tasks(st.dataset, run.n_tasks):
         out[task] = []
         for shape in config.TM_SHAPES:
             tm = Run("single_task", f"{shape}:{task}", run.seed, run.n_tasks, run.features)
             ck = checkpoint_path_of(st, tm.experiment, _key(tm, st), tm.seed, tm.label)
-            if not (_done(tm, st) and ck.with_suffix(".pt").exists()):
-                return None
-            out[task].append(checkpoint.load(ck))
-    return out
+            model = checkpoint.load_or_none(ck) if _done(tm, st) else None
+            if model is None:
+                if _done(tm, st):  # rows without a usable checkpoint: train it again
+                    results.remove(st.out_dir / f"{tm.experiment}.csv", dataset=_key(tm, st), model=tm.label,
+                                   seed=tm.seed)
+                missing.append(tm)
+            out[task].append(model)
+    return (None if missing else out), missing
 
 
 def _write(run: Run, st: "StudySettings", art: Artifacts) -> None:
@@ -168,9 +176,9 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
             if _done(run, st):
                 progressed = True
                 continue
-            trained = _trained(run, st)
+            trained, missing = _trained(run, st)
             if trained is None:
-                waiting.append(run)
+                waiting += [m for m in missing if m not in todo and m not in waiting] + [run]
                 continue
             with claim(st.out_dir, run, _key(run, st)) as mine:
                 if not mine or _done(run, st):

@@ -85,7 +85,10 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
         if k not in StudySettings.__dataclass_fields__:
             raise ValueError(f"Unknown study setting {k!r}; known: {sorted(StudySettings.__dataclass_fields__)}.")
         if v is not None:
-            kw[k] = tuple(v) if k == "seeds" else v
+            kw[k] = v
+    from .params import coerce_settings
+
+    kw = coerce_settings(kw)  # "0", "[0,1]", 3.0 -> ints; batch_size=2.5 or an absent device -> clear errors
     st = StudySettings(dataset=dataset, profile=profile, **kw)
     if not st.seeds:
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_device, check_fit_inputs, check_split
 from .data.types import Batch, Dataset, Split
 from .metrics import auc
 from .models.base import MultiTaskModel
@@ -35,21 +36,6 @@ class FitResult:
     settings: dict = field(default_factory=dict)
 
 
-def _check_model(model: MultiTaskModel, dataset: Dataset) -> None:
-    if not isinstance(model, MultiTaskModel):
-        raise TypeError(f"fit() needs an emm_lib MultiTaskModel, got {type(model).__name__}.")
-    missing = [t for t in model.tasks if t not in dataset.tasks]
-    if missing:
-        raise ValueError(f"The model predicts task(s) {missing} that dataset {dataset.name!r} does not have; "
-                         f"its tasks are {list(dataset.tasks)}. Load the dataset with tasks={list(model.tasks)}.")
-    spec = getattr(model, "spec", None)
-    if spec is not None and (spec.n_sparse, spec.n_dense) != (dataset.spec.n_sparse, dataset.spec.n_dense):
-        raise ValueError(
-            f"The model was built for {spec.n_sparse} sparse + {spec.n_dense} dense features but dataset "
-            f"{dataset.name!r} has {dataset.spec.n_sparse} + {dataset.spec.n_dense}; build it from dataset.spec."
-        )
-
-
 @torch.no_grad()
 def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tensor:
     """Logits (N, n_tasks) for a whole split, in eval mode, batched."""
@@ -64,6 +50,7 @@ def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tens
 
 def evaluate(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> dict[str, float]:
     """AUC per task of ``model`` on ``split``."""
+    check_split(model, split, "evaluate()")  # tasks, feature spec, index ranges, finite values
     logits = predict(model, split, batch_size)
     y = split.select_tasks(model.tasks)
     return {t: auc(y[:, i], logits[:, i].cpu(), task=t) for i, t in enumerate(model.tasks)}
@@ -103,7 +90,8 @@ def fit(
     process holds the other core); ``None`` keeps torch's setting. Returns a
     :class:`FitResult`; the test split is left for the caller.
     """
-    _check_model(model, dataset)
+    check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs)  # names the problem and the fix
+    check_device(device)
     if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
                          f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")

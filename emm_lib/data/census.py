@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..checks import check_finite_columns, whole_number
 from ..utils import atomic_write
 from .sources import SOURCES, default_data_dir, fetch
 from .types import Dataset, FeatureSpec, SparseFeature, Split
@@ -118,7 +120,7 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 #: Known facts of the raw files, checked at every fresh load.
 FACTS = {"train_rows": 199_523, "test_rows": 99_762, "income_rate_train_pct": 6.21}
 #: Bump when the preprocessing changes, so old caches are not reused.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3  # 3: the sidecar records a hash of the tensors
 
 
 # ---------------------------------------------------------------------------
@@ -163,10 +165,17 @@ def _check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _read(path: str) -> pd.DataFrame:
-    df = pd.read_csv(path, header=None, names=list(COLUMNS), dtype=str, skipinitialspace=True,
-                     keep_default_na=False, na_values=[], engine="c")
-    if df.shape[1] != len(COLUMNS) or df.iloc[:, -1].isna().any():
-        raise ValueError(f"{path}: expected {len(COLUMNS)} comma-separated fields per row.")
+    try:
+        df = pd.read_csv(path, header=None, names=list(COLUMNS), dtype=str, skipinitialspace=True,
+                         keep_default_na=False, na_values=[], engine="c")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: cannot read it as the Census CSV ({type(exc).__name__}: {exc}). "
+                         "Delete it and load again to fetch a fresh copy.") from exc
+    if len(df) == 0 or df.shape[1] != len(COLUMNS) or df.iloc[:, -1].isna().any():
+        raise ValueError(f"{path}: expected rows of {len(COLUMNS)} comma-separated fields"
+                         f"{' (the file has no rows)' if len(df) == 0 else ''}.")
+    dense = df[list(DENSE)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    check_finite_columns(dense, DENSE, str(path))
     return df
 
 
@@ -247,29 +256,62 @@ def _preprocess(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[str, ...],
     return spec, splits, sorted(label_cols)
 
 
+def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the cache's tensors (names, dtypes, shapes and bytes; ~20 MB for Census, ~0.05 s)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
 def _save(path: Path, splits: dict[str, Split], meta: dict) -> None:
+    """Write the processed cache (tensors + a JSON sidecar holding their hash); a folder where it
+    cannot be written (read-only, shared) gives a warning: the data itself is usable."""
     tensors = {f"{s}_{part}": getattr(sp, part) for s, sp in splits.items() for part in ("sparse", "dense", "y")}
     for s in splits:  # codes are small: store them as int16 (4x smaller on disk), widened again on load
         if tensors[f"{s}_sparse"].numel() == 0 or int(tensors[f"{s}_sparse"].max()) < 2**15:
             tensors[f"{s}_sparse"] = tensors[f"{s}_sparse"].to(torch.int16)
-    with atomic_write(path, "wb") as fh:
-        torch.save(tensors, fh)
-    with atomic_write(path.with_suffix(".json"), "w") as fh:
-        json.dump(meta, fh, indent=1, sort_keys=True)
+    meta = dict(meta, tensors_sha256=_tensors_sha256(tensors))
+    try:
+        with atomic_write(path, "wb") as fh:
+            torch.save(tensors, fh)
+        with atomic_write(path.with_suffix(".json"), "w") as fh:
+            json.dump(meta, fh, indent=1, sort_keys=True)
+    except OSError as exc:
+        warnings.warn(f"Cannot write the processed cache {path} ({exc}); the data loaded fine but will be "
+                      "preprocessed again next time. Pass data_dir= a writable folder to keep a cache.",
+                      stacklevel=3)
 
 
 def _load(path: Path, tasks: tuple[str, ...]) -> tuple[dict, dict[str, Split]] | None:
+    """The cached splits, if the cache is there and matches its sidecar (tasks, spec, row counts,
+    tensor hash); a cache that does not match is reported and rebuilt."""
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
         return None
     try:
         meta = json.loads(side.read_text())
         tensors = torch.load(path, map_location="cpu", weights_only=True)
-        splits = {s: Split(tensors[f"{s}_sparse"].long(), tensors[f"{s}_dense"], tensors[f"{s}_y"], tasks)
-                  for s in ("train", "val", "test")}
-    except Exception:  # noqa: BLE001 -- a damaged cache is rebuilt
-        return None
-    if tuple(meta.get("tasks", ())) != tasks:
+        spec = FeatureSpec.from_dict(meta["spec"])
+        problem = None
+        if tuple(meta.get("tasks", ())) != tasks:
+            problem = f"it holds tasks {meta.get('tasks')}, not {list(tasks)}"
+        elif meta.get("tensors_sha256") != _tensors_sha256(tensors):
+            problem = "its tensors do not hash to the value in its sidecar (edited or damaged)"
+        else:
+            splits = {s: Split(tensors[f"{s}_sparse"].long(), tensors[f"{s}_dense"], tensors[f"{s}_y"], tasks)
+                      for s in ("train", "val", "test")}
+            rows = {s: len(sp) for s, sp in splits.items()}
+            cols = {(sp.sparse.shape[1], sp.dense.shape[1]) for sp in splits.values()}
+            if rows != meta["info"]["rows"] or cols != {(spec.n_sparse, spec.n_dense)}:
+                problem = f"its tensors ({rows}, columns {cols}) do not match its sidecar"
+    except Exception as exc:  # noqa: BLE001 -- a damaged cache is rebuilt
+        problem = f"it cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+    if problem:
+        warnings.warn(f"Ignoring the processed cache {path}: {problem}. Rebuilding it from the raw files.",
+                      stacklevel=3)
         return None
     return meta, splits
 
@@ -296,6 +338,7 @@ def load_census(
     t0 = time.perf_counter()
     tasks = _check_tasks(tasks)
     exclude = _check_exclude(exclude)
+    seed = whole_number("seed", seed, minimum=0, strict=True)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     cache_path = root / "processed" / f"census-{_cache_key(tasks, seed, exclude)}.pt"
 

@@ -26,6 +26,9 @@ class MultiTaskModel(nn.Module):
 
     def __init__(self, spec: FeatureSpec, tasks: Sequence[str]) -> None:
         super().__init__()
+        if isinstance(tasks, str):
+            raise TypeError(f"tasks must be a list of task names such as ['income', 'marital'], got the string "
+                            f"{tasks!r} (a string would be split into characters).")
         tasks = tuple(tasks)
         if not tasks:
             raise ValueError("A model needs at least one task.")
