@@ -8,6 +8,7 @@ what it touches); the replay's rungs are :data:`emm_lib.config.RUNGS`. :func:`ap
     ds = data.load("census", **ps.data)                              # preprocessing
     tm = SingleTaskMLP(ds.spec, "income", **sizes, **ps.single_task)  # trained models
     emm = EMM.from_trained(trained, **sizes, **ps.emm)                # fusion model
+    model = ps.prepare(model)                                        # every model, once built
     fit(model, ds, **{**profile_fit_kwargs, **ps.fit})               # every model
     row_settings.update(ps.record())                                 # {"rung", "flags"}
 
@@ -38,6 +39,7 @@ class ProtocolSettings:
     ``fit``: keyword arguments for :func:`emm_lib.train.fit`, merged over the profile's (epochs
     come from the profile: 100 at the paper's settings). ``emm``: for :meth:`EMM.from_trained`.
     ``data``: for :func:`emm_lib.data.load`. ``single_task``: for :class:`SingleTaskMLP`.
+    ``init``: what :meth:`prepare` does to a freshly built model (before training).
     ``flags``: the flags in effect (sorted); ``dropped``: asked-for flags that do not apply to
     the dataset (e.g. Census preprocessing on synthetic data).
     """
@@ -48,11 +50,36 @@ class ProtocolSettings:
     emm: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     single_task: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
 
     def record(self) -> dict:
         """What goes into a result row's settings: the rung and the sorted flag names."""
         return {"rung": self.rung, "flags": list(self.flags)}
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Apply the flags that act on a built model, in place (call before training; no-op for ours).
+
+        ``embedding_std``: every :class:`~emm_lib.features.FeatureEmbedding` table re-drawn from
+        N(0, std) (``published_embedding_init``). ``mtm_bias=False``: EMM's Q/K/V biases zeroed
+        and frozen (``linear_mtm``). Frozen tables (:class:`FrozenEmbeddings`) are not touched.
+        """
+        from .features import FeatureEmbedding
+
+        std = self.init.get("embedding_std")
+        if std is not None:
+            with torch.no_grad():
+                for m in model.modules():
+                    if isinstance(m, FeatureEmbedding) and m.table.weight.requires_grad:
+                        m.table.weight.normal_(0.0, std)
+        if self.init.get("mtm_bias") is False:
+            for level in getattr(model, "levels", ()):
+                mtm = getattr(level, "mtm", None)
+                if mtm is not None:
+                    with torch.no_grad():
+                        mtm.qkv.bias.zero_()
+                    mtm.qkv.bias.requires_grad_(False)
+        return model
 
     def touches(self, part: str) -> tuple[str, ...]:
         """The flags in effect that touch ``part`` ("data", "training", "single_task", "emm")."""
@@ -61,12 +88,13 @@ class ProtocolSettings:
     @property
     def trained_model_key(self) -> tuple[str, ...]:
         """Flags that change the trained models: rungs with equal keys can share TM-1/TM-2."""
-        return tuple(f for f in self.flags if config.PROTOCOL_FLAGS[f]["touches"] in ("data", "training", "single_task"))
+        return tuple(f for f in self.flags
+                     if config.PROTOCOL_FLAGS[f]["touches"] in ("data", "training", "model_init", "single_task"))
 
     @property
     def baseline_key(self) -> tuple[str, ...]:
         """Flags that change the baselines (MMoE, PLE, ...): rungs with equal keys share them."""
-        return tuple(f for f in self.flags if config.PROTOCOL_FLAGS[f]["touches"] in ("data", "training"))
+        return tuple(f for f in self.flags if config.PROTOCOL_FLAGS[f]["touches"] in ("data", "training", "model_init"))
 
 
 def _check_flags(flags: Iterable[str]) -> tuple[str, ...]:
@@ -105,14 +133,18 @@ def settings_for(flags: Sequence[str], dataset: str = "census", rung: str = "cus
         emm["bn_drift"] = True
     if "hard_gate" in on:
         emm["fusion"] = "hard"
+    init: dict = {}
     if "linear_mtm" in on:
         emm["mtm_activation"] = "none"
+        init["mtm_bias"] = False
+    if "published_embedding_init" in on:
+        init["embedding_std"] = pub["embedding_std"]
     if "frozen_sex_embedding" in on:
         emm["frozen_features"] = tuple(pub["frozen_features"])
     data = {"preprocessing": "published"} if "published_preprocessing" in on else {}
     single = {"block3_skipped": True} if "tm_block3_skipped" in on else {}
     return ProtocolSettings(rung=rung, flags=tuple(sorted(on)), fit=fit, emm=emm, data=data,
-                            single_task=single, dropped=dropped)
+                            single_task=single, init=init, dropped=dropped)
 
 
 def apply(rung: str, dataset: str = "census") -> ProtocolSettings:

@@ -54,17 +54,18 @@ def _equal(a, b):
 
 def test_registry_documents_every_flag():
     for name, entry in config.PROTOCOL_FLAGS.items():
-        assert entry["touches"] in ("data", "training", "single_task", "emm"), name
+        assert entry["touches"] in ("data", "training", "model_init", "single_task", "emm"), name
         assert len(entry["doc"]) > 40, name
 
 
 def test_every_flag_changes_some_setting():
     ours = protocol.settings_for([])
-    assert (ours.fit, ours.emm, ours.data, ours.single_task, ours.flags) == ({}, {}, {}, {}, ())
+    assert (ours.fit, ours.emm, ours.data, ours.single_task, ours.init, ours.flags) == ({}, {}, {}, {}, {}, ())
     for flag in config.PROTOCOL_FLAGS:
         ps = protocol.settings_for([flag])
         assert ps.flags == (flag,)
-        part = {"data": ps.data, "training": ps.fit, "single_task": ps.single_task, "emm": ps.emm}
+        part = {"data": ps.data, "training": ps.fit, "single_task": ps.single_task, "emm": ps.emm,
+                "model_init": ps.init}
         assert part[config.PROTOCOL_FLAGS[flag]["touches"]], flag  # the part it claims to touch changes
         assert protocol.settings_for([flag]).touches(config.PROTOCOL_FLAGS[flag]["touches"]) == (flag,)
 
@@ -87,6 +88,7 @@ def test_apply_and_record():
     assert ps.record() == {"rung": "published", "flags": sorted(dict(config.RUNGS)["published"])}
     assert ps.fit == {"patience": config.PUBLISHED_CODE["patience"], "restore_best": True}
     assert ps.emm == {"bn_drift": True, "fusion": "hard", "mtm_activation": "none", "frozen_features": ("sex",)}
+    assert ps.init == {"mtm_bias": False, "embedding_std": config.PUBLISHED_CODE["embedding_std"]}
     assert ps.data == {"preprocessing": "published"} and ps.single_task == {"block3_skipped": True}
     paper = protocol.apply("paper")
     assert paper.fit == {"patience": None, "restore_best": False}  # final_epoch_weights wins
@@ -107,6 +109,7 @@ def test_rungs_before_the_tm_flag_share_trained_models_and_baselines():
     assert len({keys[n].trained_model_key for n in first}) == 1
     assert keys["no_tm_block3_skipped"].trained_model_key != keys["no_bn_drift"].trained_model_key
     assert keys["no_tm_block3_skipped"].baseline_key == keys["published"].baseline_key
+    assert keys["no_published_embedding_init"].baseline_key != keys["published"].baseline_key
     assert keys["ours"].baseline_key == ()
 
 
@@ -186,9 +189,30 @@ def test_hard_gate_maps_to_the_arg_max_gate_and_equals_soft_with_two_tasks(ds):
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)  # why the rungs merge hard_gate
 
 
-def test_linear_mtm_has_no_activation(ds):
-    emm = EMM.from_trained(_trained(ds), n_levels=3, **protocol.settings_for(["linear_mtm"]).emm)
+def test_linear_mtm_has_no_activation_and_no_bias(ds):
+    ps = protocol.settings_for(["linear_mtm"])
+    emm = ps.prepare(EMM.from_trained(_trained(ds), n_levels=3, **ps.emm))
     assert all(isinstance(lvl.mtm.act, torch.nn.Identity) for lvl in emm.levels)
+    fit(emm, ds, epochs=1, patience=None, **FIT)
+    for lvl in emm.levels:  # Q, K, V are x @ W.T exactly, after training too
+        qkv = lvl.mtm.qkv
+        assert not qkv.bias.requires_grad and torch.equal(qkv.bias, torch.zeros_like(qkv.bias))
+        x = torch.randn(2, 5, qkv.in_features)
+        torch.testing.assert_close(qkv(x), x @ qkv.weight.transpose(1, 2))
+
+
+def test_published_embedding_init_redraws_every_trainable_table(ds):
+    ps = protocol.settings_for(["published_embedding_init", "frozen_sex_embedding"], rung="x")
+    assert ps.init == {"embedding_std": config.PUBLISHED_CODE["embedding_std"]}
+    torch.manual_seed(0)
+    big = torch.nn.ModuleList([SingleTaskMLP(ds.spec, "a"), EMM(ds.spec, ds.tasks, frozen_features=("s1",))])
+    with torch.no_grad():
+        big[1].frozen_embedding.tables[0].fill_(3.0)
+    ps.prepare(big)
+    for table in (big[0].embedding.table.weight, big[1].embedding.table.weight):
+        assert table.std().item() == pytest.approx(1e-4, rel=0.3)  # ours: N(0, 0.01)
+    assert torch.equal(big[1].frozen_embedding.tables[0], torch.full_like(big[1].frozen_embedding.tables[0], 3.0))
+    assert protocol.settings_for([]).prepare(big) is big
 
 
 # ------------------------------------------------------------------ frozen_sex_embedding

@@ -84,13 +84,24 @@ t0=$SECONDS
 echo "emm $((SECONDS - t0))" >> out/seconds.txt
 
 # ---- collect: the last 'test_result' line of every results file -> tidy CSV rows
-"$PY" - "$D/out" "$OUT_CSV" "$COMMIT" "$SEED" "$EPOCHS" <<'PYEOF'
-import csv, os, sys
+mkdir -p "$(dirname "$OUT_CSV")"
+flock "/tmp/$(basename "$OUT_CSV").lock" "$PY" - "$D/out" "$OUT_CSV" "$COMMIT" "$SEED" "$EPOCHS" <<'PYEOF'  # seeds may run in parallel
+import csv, os, re, statistics, sys
 out, path, commit, seed, epochs = sys.argv[1:]
 secs = dict(l.split() for l in open(os.path.join(out, "seconds.txt")))
 runs = {"tm1_income": ("TM-1", ["income"]), "tm1_marital": ("TM-1", ["marital"]),
         "tm2_income": ("TM-2", ["income"]), "tm2_marital": ("TM-2", ["marital"]),
         "emm": ("EMM", ["income", "marital"])}
+n_train = sum(1 for _ in open(os.path.join(out, "..", "data", "census-income", "census_income_train.csv"))) - 1
+
+
+def rows_per_s(name):
+    """Median over epochs of tqdm's final training rate (batches/s) x rows per batch."""
+    log = open(os.path.join(out, f"{name}.log")).read().replace("\r", "\n")
+    rates = [(int(n), float(r)) for n, r in re.findall(r"^train: 100%.*? (\d+)/\d+ \[.*?, *([\d.]+)it/s\]", log, re.M)]
+    return round(statistics.median(r * n_train / n for n, r in rates)) if rates else ""
+
+
 rows = []
 for name, (model, tasks) in runs.items():
     lines = [l.strip() for l in open(os.path.join(out, f"result_{name}.txt")) if l.strip()]
@@ -101,7 +112,8 @@ for name, (model, tasks) in runs.items():
     for i, task in enumerate(tasks):
         rows.append(dict(commit=commit, seed=seed, max_epochs=epochs, model=model, task=task,
                          test_auc=float(test[i]), best_val_auc=val[best][i], best_epoch=best + 1,
-                         epochs_run=len(val), train_seconds=secs[name], threads=os.environ["OMP_NUM_THREADS"]))
+                         epochs_run=len(val), train_seconds=secs[name], train_rows_per_s=rows_per_s(name),
+                         threads=os.environ["OMP_NUM_THREADS"]))
 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 new = not os.path.exists(path)
 tmp = path + ".tmp"
@@ -114,5 +126,6 @@ with open(tmp, "w", newline="") as fh:
     w.writerows(rows)
 os.replace(tmp, path)
 for r in rows:
-    print(r["model"], r["task"], f"{r['test_auc']:.5f}", f"epochs {r['epochs_run']}", f"{r['train_seconds']}s")
+    print(r["model"], r["task"], f"{r['test_auc']:.5f}", f"epochs {r['epochs_run']}", f"{r['train_seconds']}s",
+          f"{r['train_rows_per_s']} rows/s")
 PYEOF
