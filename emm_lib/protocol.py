@@ -28,8 +28,9 @@ from .data.types import Batch, FeatureSpec
 __all__ = ["ProtocolSettings", "apply", "settings_for", "rung_flags", "FrozenEmbeddings", "RUNG_NAMES"]
 
 RUNG_NAMES: tuple[str, ...] = tuple(name for name, _ in config.RUNGS)
-# Flags that need a feature the dataset may not have; dropped (and reported) elsewhere.
-_CENSUS_ONLY = ("published_preprocessing",)
+# Flags defined for Census only (its preprocessing, its "sex" feature); on other datasets they
+# are dropped and listed in ProtocolSettings.dropped.
+_CENSUS_ONLY = ("frozen_sex_embedding", "published_preprocessing")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class ProtocolSettings:
         return {"rung": self.rung, "flags": list(self.flags)}
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Apply the flags that act on a built model, in place (call before training; no-op for ours).
+        """Apply the flags that act on a freshly built model, in place, before its training (no-op
+        for ours). Never on a trained model: ``embedding_std`` re-draws its embeddings.
 
         ``embedding_std``: every :class:`~emm_lib.features.FeatureEmbedding` table re-drawn from
         N(0, std) (``published_embedding_init``). ``mtm_bias=False``: EMM's Q/K/V biases zeroed
@@ -82,7 +84,7 @@ class ProtocolSettings:
         return model
 
     def touches(self, part: str) -> tuple[str, ...]:
-        """The flags in effect that touch ``part`` ("data", "training", "single_task", "emm")."""
+        """The flags in effect that touch ``part`` ("data", "training", "model_init", "single_task", "emm")."""
         return tuple(f for f in self.flags if config.PROTOCOL_FLAGS[f]["touches"] == part)
 
     @property
@@ -119,8 +121,6 @@ def settings_for(flags: Sequence[str], dataset: str = "census", rung: str = "cus
         raise ValueError(f"flags must be a list of flag names, not the string {flags!r}.")
     on = set(_check_flags(flags))
     dropped = tuple(sorted(f for f in on if f in _CENSUS_ONLY and dataset != "census"))
-    if "frozen_sex_embedding" in on and dataset not in ("census",):
-        dropped = tuple(sorted(dropped + ("frozen_sex_embedding",)))
     on -= set(dropped)
     pub = config.PUBLISHED_CODE
     fit: dict = {}
