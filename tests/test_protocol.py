@@ -323,3 +323,30 @@ def test_published_preprocessing_fits_on_train_and_test_together():
 def test_load_census_rejects_unknown_preprocessing(tmp_path):
     with pytest.raises(ValueError, match="preprocessing"):
         census.load_census(preprocessing="theirs", data_dir=tmp_path)
+
+
+# ------------------------------------------------------------------ all flags together
+
+
+def test_every_rung_builds_and_trains_on_the_same_recipe(ds):
+    """The whole recipe (protocol.apply -> models -> prepare -> fit) for every rung, on tiny data
+    (the 'sex' table stands in as feature s1: the tiny spec has no 'sex')."""
+    for rung in protocol.RUNG_NAMES:
+        ps = protocol.apply(rung)
+        trained = {}
+        for t in ds.tasks:
+            trained[t] = []
+            for block in ((8, 8), (16, 8)):
+                torch.manual_seed(0)
+                m = ps.prepare(SingleTaskMLP(ds.spec, t, block=block, **ps.single_task))
+                r = fit(m, ds, epochs=2, **{**FIT, "patience": 1, **ps.fit})
+                assert len(r.history) == 2 and r.best_epoch in (1, 2)
+                trained[t].append(m)
+        emm_kw = {**ps.emm, **({"frozen_features": ("s1",)} if "frozen_features" in ps.emm else {})}
+        emm = ps.prepare(EMM.from_trained(trained, n_levels=3, **emm_kw))
+        fit(emm, ds, epochs=1, patience=None, **FIT)
+        assert emm.config.get("bn_drift", False) == ("bn_drift" in ps.flags)
+        assert (emm.config["fusion"] == "hard") == ("hard_gate" in ps.flags)
+        assert (emm.frozen_embedding is not None) == ("frozen_sex_embedding" in ps.flags)
+        assert all(t[0].config.get("block3_skipped", False) == ("tm_block3_skipped" in ps.flags)
+                   for t in trained.values())
