@@ -28,6 +28,7 @@ from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter, deconstruct
 from .features import FeatureEmbedding
 from .models.base import MultiTaskModel, mlp, register_model
+from .protocol import FrozenEmbeddings
 
 __all__ = ["EMM", "ABLATIONS", "DEFAULT_COMPONENT_SHAPES", "DEFAULT_FUSION"]
 
@@ -151,6 +152,10 @@ class EMM(MultiTaskModel):
             ``config`` records; alternative to ``component_shapes``).
         gate_batch_norm, mtm_activation, dropout: gate BatchNorm (authors: on), Q/K/V
             activation, tower/component dropout.
+        bn_drift, frozen_features: replays of the authors' code (protocol flags ``bn_drift``,
+            ``frozen_sex_embedding``; EMM-method.md Sec. 6): frozen components follow the
+            model's train/eval mode; these sparse features' embeddings are frozen tables
+            (:class:`~emm_lib.protocol.FrozenEmbeddings`, filled by :meth:`from_trained`).
     """
 
     def __init__(
@@ -169,6 +174,8 @@ class EMM(MultiTaskModel):
         gate_batch_norm: bool = True,
         mtm_activation: str = "relu",
         dropout: float = 0.0,
+        bn_drift: bool = False,
+        frozen_features: Sequence[str] = (),
         _prebuilt: tuple | None = None,
     ) -> None:
         super().__init__(spec, tasks)
@@ -180,6 +187,7 @@ class EMM(MultiTaskModel):
         if component_shapes is not None and component_layers is not None:
             raise ValueError("Give component_shapes or component_layers, not both.")
         self.embedding = FeatureEmbedding(spec, embedding_dim)
+        self.frozen_embedding = FrozenEmbeddings(spec, frozen_features, embedding_dim) if frozen_features else None
         if _prebuilt is not None:
             comps, widths = _prebuilt  # comps[t][k][l] modules, widths[l] = (in, out)
             component_layers = _UNDESCRIBED
@@ -203,6 +211,11 @@ class EMM(MultiTaskModel):
             reuse_embeddings=self.reuse_embeddings, gate_batch_norm=bool(gate_batch_norm),
             mtm_activation=mtm_activation, dropout=dropout,
         )
+        self.bn_drift = bool(bn_drift)
+        if bn_drift:
+            self.config["bn_drift"] = True
+        if frozen_features:
+            self.config["frozen_features"] = list(frozen_features)
         gate_in = self.embedding.out_features
         levels = []
         for lvl in range(n_levels):
@@ -307,7 +320,7 @@ class EMM(MultiTaskModel):
         """Like ``nn.Module.train``, but frozen trained components always stay in eval mode,
         so their BatchNorm running statistics (and Dropout) never change."""
         super().train(mode)
-        if self.pretrained:
+        if self.pretrained and not self.bn_drift:
             for comp in self._components():
                 comp.eval()
         return self
@@ -317,6 +330,8 @@ class EMM(MultiTaskModel):
     def forward(self, batch: Batch, return_details: bool = False):
         """Logits (B, T); with ``return_details`` also per-level gate/attention weights."""
         x = self.embedding(batch)
+        if self.frozen_embedding is not None:
+            x = self.frozen_embedding(x, batch)
         comp_in = batch if self.reuse_embeddings else None
         details = []
         z = x
@@ -493,6 +508,8 @@ class EMM(MultiTaskModel):
             widths = [(dec.input_shapes[0][0] if lvl == 0 else dec.input_shapes[lvl][0], dec.output_shapes[lvl][0])
                       for lvl in range(dec.n_levels)]
             emm = cls(spec, tasks, n_levels=dec.n_levels, _prebuilt=(comps, widths), **common)
+        if emm.frozen_embedding is not None:  # the authors' load order ends with the last model
+            emm.frozen_embedding.copy_from(models[-1])
         emm.component_names = {t: [n for n, o in zip(names, owner) if o == t] for t in tasks}
         emm.decomposition_table = dec.describe()
         return emm

@@ -80,6 +80,7 @@ def fit(
     max_train_rows: int | None = None,
     eval_batch_size: int = 8192,
     cpu_threads: int | None = 1,
+    restore_best: bool = True,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
 
@@ -87,7 +88,9 @@ def fit(
     CUDA only (ignored on CPU). ``max_train_rows`` subsamples the training split (seeded), for
     quick runs. ``cpu_threads`` (default 1) caps torch's threads while training on CPU: these
     models are small, and intra-op threads cost more than they give (and collapse when another
-    process holds the other core); ``None`` keeps torch's setting. Returns a
+    process holds the other core); ``None`` keeps torch's setting. ``restore_best=False`` keeps
+    the last epoch's weights instead (protocol flag ``final_epoch_weights``; ``best_epoch`` is
+    then the last epoch, the one returned). Returns a
     :class:`FitResult`; the test split is left for the caller.
     """
     check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs)  # names the problem and the fix
@@ -102,7 +105,8 @@ def fit(
         try:
             return fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                        patience=patience, seed=seed, device=dev, amp=amp, progress=progress,
-                       max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None)
+                       max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None,
+                       restore_best=restore_best)
         finally:
             torch.set_num_threads(old_threads)
     gen = seed_everything(seed)
@@ -163,7 +167,10 @@ def fit(
             break
     if bar is not None:
         bar.close()
-    model.load_state_dict(best_state)
+    if restore_best:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = rows[-1]["epoch"]
     history = pd.DataFrame(rows)
     best_row = history.loc[history.epoch == best_epoch].iloc[0]
     return FitResult(
@@ -174,5 +181,6 @@ def fit(
         device=str(dev),
         settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows,
-                      threads=torch.get_num_threads() if dev.type == "cpu" else None),
+                      threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                      **({} if restore_best else {"restore_best": False})),
     )
