@@ -56,14 +56,23 @@ def identity(run: Run, st: "StudySettings") -> dict:
     else:
         kind, opts = config.VARIANTS[run.label]
         model = {"model": kind, "options": opts, "sizes": config.model_settings(st.dataset, kind)}
-    return {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
-            "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
-            "features": run.features, "n_tasks": run.n_tasks, **model}
+    out = {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
+           "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
+           "features": run.features, "n_tasks": run.n_tasks, **model}
+    if run.replays_protocol:  # issue 17: the rung, its flags, and what they set
+        from . import authors
+
+        out.update(authors.identity(run, st))
+    return out
 
 
 def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
     from .models import SingleTaskMLP, build_model
 
+    if run.replays_protocol:  # issue 17: the rung's flags set the models
+        from . import authors
+
+        return authors.build(run, ds, st, trained)
     torch.manual_seed(run.seed)
     if run.is_trained_model:
         shape, task = run.label.split(":")
@@ -81,15 +90,17 @@ def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
 
 def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
     """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
-    from . import results
+    from . import protocol, results
     from .study import dataset_key, load_dataset
     from .train import evaluate, fit, predict
 
     if st.threads:
         torch.set_num_threads(int(st.threads))
-    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed)
+    rung = run.rung if run.replays_protocol else None  # issue 17: the rung's data and training flags
+    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, rung=rung)
     model = _build(run, ds, st, trained)
-    res = fit(model, ds, seed=run.seed, **st.fit_kwargs())
+    pfit = protocol.apply(rung, st.dataset).fit if rung else {}
+    res = fit(model, ds, seed=run.seed, **{**st.fit_kwargs(), **pfit})
     logits = predict(model, ds.test).cpu()
     y = ds.test.select_tasks(model.tasks).cpu()
     test = evaluate(model, ds.test)
@@ -106,7 +117,7 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
 def _key(run: Run, st: "StudySettings") -> str:
     from .study import dataset_key_of
 
-    return dataset_key_of(st.dataset, run.features, run.n_tasks)
+    return dataset_key_of(st.dataset, run.features, run.n_tasks, run.rung if run.replays_protocol else None)
 
 
 def _done(run: Run, st: "StudySettings") -> bool:
@@ -130,6 +141,10 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
         out[task] = []
         for shape in config.TM_SHAPES:
             tm = Run("single_task", f"{shape}:{task}", run.seed, run.n_tasks, run.features)
+            if run.replays_protocol:  # issue 17: the rung's trained models (shared between rungs)
+                from .authors import tm_run
+
+                tm = tm_run(run, shape, task, st.dataset)
             ck = checkpoint_path_of(st, tm.experiment, _key(tm, st), tm.seed, tm.label)
             model = checkpoint.load_or_none(ck) if _done(tm, st) else None
             if model is None:

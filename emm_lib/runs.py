@@ -24,10 +24,15 @@ import numpy as np
 import pandas as pd
 
 from . import results
+from .config import AUTHORS_PROTOCOL, TM_SHAPES
 from .utils import atomic_write
 
 __all__ = ["Run", "Artifacts", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
            "predictions_path", "split_seed"]
+
+
+#: The protocol replay's experiment name (issue 17).
+AUTHORS_EXPERIMENT: str = AUTHORS_PROTOCOL["experiment"]
 
 
 def split_seed(seed: int) -> int:
@@ -47,11 +52,20 @@ class Run:
 
     @property
     def is_trained_model(self) -> bool:
-        return self.experiment == "single_task"
+        return self.experiment == "single_task" or (self.replays_protocol and self.label.split(":")[0] in TM_SHAPES)
 
     @property
     def slug(self) -> str:
         return f"{self.label.replace(':', '_')}"
+
+    # Issue 17: the protocol rung (config.RUNGS) a run is trained under. Only the replay
+    # experiment's runs record it (identity, settings, dataset key); every other run is "ours".
+    rung: str = "ours"
+
+    @property
+    def replays_protocol(self) -> bool:
+        """A run of the protocol replay (``config.AUTHORS_PROTOCOL``): its rung names its data key."""
+        return self.experiment == AUTHORS_EXPERIMENT
 
 
 @dataclass

@@ -8,6 +8,7 @@ where it stopped; rows made with other settings stop the run with the setting th
 
     python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
+    python -m emm_lib.study authors --profile paper                 # the protocol replay (emm_lib.authors)
 """
 from __future__ import annotations
 
@@ -98,14 +99,15 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
     return st
 
 
-def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2) -> str:
-    """The ``dataset`` column of a run: e.g. ``census``, ``census/leak-free``, ``census/fixed-features/3-tasks``."""
+def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2, rung: str | None = None) -> str:
+    """The ``dataset`` column of a run: e.g. ``census``, ``census/leak-free``, ``census/fixed-features/3-tasks``;
+    a protocol replay run (issue 17) names its rung: ``census/rung-published``."""
     return "/".join([dataset] + ([features] if features != "paper" else [])
-                    + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []))
+                    + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []) + ([f"rung-{rung}"] if rung else []))
 
 
 def dataset_key(ds: Dataset) -> str:
-    return dataset_key_of(ds.name, ds.info.get("feature_set", "paper"), len(ds.tasks))
+    return dataset_key_of(ds.name, ds.info.get("feature_set", "paper"), len(ds.tasks), ds.info.get("rung"))
 
 
 def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
@@ -126,14 +128,19 @@ def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
 
 
 def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tasks: int | None = None,
-                 features: str = "paper", seed: int | None = None) -> Dataset:
+                 features: str = "paper", seed: int | None = None, rung: str | None = None) -> Dataset:
     """The study's dataset for a run: ``tasks`` (or the first ``n_tasks``; default the paper's two),
-    feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed)."""
+    feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed).
+    ``rung``: a protocol rung of the replay (issue 17), whose data flags (``ProtocolSettings.data``,
+    e.g. the published preprocessing) apply; recorded in ``ds.info["rung"]``."""
+    from . import protocol
+
+    pdata = protocol.apply(rung, st.dataset).data if rung else {}
     if tasks is None:
         tasks = experiment_tasks(st.dataset, n_tasks or 2)
     sseed = split_seed(st.seeds[0] if seed is None else seed)
     if st.dataset == "census":
-        ds = load("census", tasks=tasks, data_dir=st.data_dir, seed=sseed, exclude=features)
+        ds = load("census", tasks=tasks, data_dir=st.data_dir, seed=sseed, exclude=features, **pdata)
     elif st.dataset in ("aliexpress", "ali-ccp"):
         if not st.data_path:
             raise ValueError(f"{st.dataset} needs data_path: the folder holding your downloaded CSVs "
@@ -144,6 +151,8 @@ def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tas
     if features != "paper" and st.dataset != "census":
         raise ValueError(f"Feature set {features!r} is defined for Census only.")
     ds.info["feature_set"] = features
+    if rung:
+        ds.info["rung"] = rung
     return ds
 
 
@@ -299,7 +308,7 @@ def compute_cost(df: pd.DataFrame) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze"],
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze", "authors"],
                     help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances")
     ap.add_argument("--dataset", default="census")
     ap.add_argument("--profile", default="default")
@@ -315,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="rows made with other settings: stop and name the change (default), or replace them")
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    ap.add_argument("--rungs", nargs="+", help="authors: only these protocol rungs (default: the profile's)")
     a = ap.parse_args(argv)
     st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
                   results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
@@ -323,6 +333,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .analysis import write_pair_variances
 
         print(write_pair_variances(st.out_dir))
+        return
+    if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
+        from . import authors
+
+        authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log)
+        print(authors.write_pair_variances(st))
         return
     if a.experiment == "single_task":
         runs = [r for r in plan(["table1"], st) if r.is_trained_model]
