@@ -1,0 +1,205 @@
+"""The replay's ladder (issue 17, chapter 08): per rung, the trained models, EMM, its gain and its rank.
+
+Per rung of :mod:`emm_lib.authors`, on the first task (Census: income): TM-1 and TM-2 test AUC,
+EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), and EMM −
+best baseline with the comparator chosen on validation. Differences follow the study's verdict
+rule (:func:`emm_lib.stats.compare`: seeds paired, the paired DeLong test-set variance added,
+Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v)`` with ``v`` its
+DeLong variance (the same conservative rule). :func:`picture` names what a rung shows, and
+:func:`answer` turns the table into plain words.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+from . import authors, config, protocol, stats
+
+__all__ = ["PAPER", "table", "picture", "answer", "published_code", "agreement"]
+
+_T1 = config.PAPER_TABLES["table1_census"]
+#: The paper's Census Table I values the ladder is measured against (income AUC).
+PAPER: dict[str, float] = {
+    "tm1": _T1["TM-1"]["income"], "tm2": _T1["TM-2"]["income"], "emm": _T1["EMM"]["income"],
+    "tm_mean": (_T1["TM-1"]["income"] + _T1["TM-2"]["income"]) / 2,
+    "gain": _T1["EMM"]["income"] - (_T1["TM-1"]["income"] + _T1["TM-2"]["income"]) / 2,
+    "vs_best": _T1["EMM"]["income"] - max(_T1[m]["income"] for m in ("MMoE", "PLE")),
+}
+
+
+def _level(v: pd.DataFrame, pv: pd.DataFrame, dataset: str, model: str, task: str) -> tuple[float, float, float, int]:
+    d = v[(v.dataset == dataset) & (v.model == model) & (v.task == task) & (v.metric == "test_auc")]
+    d = d.drop_duplicates("seed", keep="last")
+    n = len(d)
+    if not n:
+        return (np.nan, np.nan, np.nan, 0)
+    mean = float(d.value.mean())
+    if n < 2:
+        return (mean, np.nan, np.nan, n)
+    var = pv[(pv.dataset == dataset) & (pv.task == task) & (pv.model_a == model) & (pv.model_b == "")
+             & pv.seed.isin(d.seed)]
+    tv = float(var.var_diff.astype(float).mean()) if len(var) == n else 0.0
+    half = _st.t.ppf(0.975, n - 1) * np.sqrt(d.value.var(ddof=1) / n + tv)
+    return (mean, mean - half, mean + half, n)
+
+
+def _ci(row: pd.Series) -> tuple[float, float]:
+    if np.isfinite(row.get("ci_low_test", np.nan)):
+        return float(row.ci_low_test), float(row.ci_high_test)
+    return float(row.get("ci_low", np.nan)), float(row.get("ci_high", np.nan))
+
+
+def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.DataFrame | None = None,
+          task: str | None = None) -> pd.DataFrame:
+    """One row per rung (in ladder order) with the AUCs, the gain and EMM − best baseline, each with
+    its 95% CI, the verdicts and :func:`picture`. ``df``: the replay's results table."""
+    pv = pair_var if pair_var is not None else pd.DataFrame(columns=["dataset", "seed", "task", "model_a",
+                                                                      "model_b", "var_diff"])
+    v = authors.view(df, dataset, rungs)
+    if v.empty:
+        return pd.DataFrame()
+    task = task or _first_task(v)
+    keys = [k for k in (authors._key(dataset, r) for r in rungs) if (v.dataset == k).any()]
+    gain = stats.compare(v, "emm", ["tm_mean"], datasets=keys, pair_var=pv)
+    best = stats.compare(v, "emm", list(config.AUTHORS_PROTOCOL["baselines"]), datasets=keys, pair_var=pv)
+    rows, prev = [], None
+    for rung in rungs:
+        key = authors._key(dataset, rung)
+        if key not in keys:
+            continue
+        flags = set(protocol.apply(rung, dataset.split("/")[0]).flags)
+        row = {"rung": rung, "flags": sorted(flags),
+               "off": sorted(prev - flags) if prev is not None else [], "on": sorted(flags - prev) if prev is not None else []}
+        prev = flags
+        for m, name in ((f"tm1:{task}", "tm1"), (f"tm2:{task}", "tm2"), ("tm_mean", "tm_mean"), ("emm", "emm")):
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"], n = _level(v, pv, key, m, task)
+            row["n_seeds"] = max(row.get("n_seeds", 0), n)
+        for name, cmp in (("gain", gain), ("vs_best", best)):
+            c = cmp[(cmp.dataset == key) & (cmp.task == task)] if len(cmp) else cmp
+            if len(c):
+                c = c.iloc[0]
+                row[name], (row[f"{name}_lo"], row[f"{name}_hi"]) = float(c.mean_diff), _ci(c)
+                row[f"{name}_verdict"] = c.verdict
+                if name == "vs_best":
+                    row["comparator"] = c.comparator
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["task"] = task
+    return picture(out, dataset)
+
+
+def _first_task(v: pd.DataFrame) -> str:
+    tasks = [t for t in dict.fromkeys(v[v.model == "emm"].task)]
+    return "income" if "income" in tasks else tasks[0]
+
+
+def picture(t: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Add ``weak_tm`` and ``picture`` per rung. Weak trained models: on Census, a TM mean at most
+    ``weak_tm_fraction`` of the way from our protocol's (rung ``ours``) to the paper's; elsewhere (no
+    paper values), a TM mean below ours by more than the paper's Census gap times that fraction."""
+    t = t.copy()
+    if t.empty or "ours" not in set(t.rung):
+        t["weak_tm"] = np.nan
+    else:
+        ours = float(t.loc[t.rung == "ours", "tm_mean"].iloc[0])
+        gap = ours - PAPER["tm_mean"] if dataset.startswith("census") else 0.95 - PAPER["tm_mean"]
+        t["weak_tm"] = t.tm_mean <= ours - config.AUTHORS_PROTOCOL["weak_tm_fraction"] * gap
+    gains = t.get("gain_verdict", pd.Series("no detectable difference", index=t.index)).fillna("not measured")
+    words = []
+    for weak, g in zip(t.weak_tm, gains):
+        tm = "weak trained models" if weak is True else ("strong trained models" if weak is False else "TMs n/a")
+        em = {"better": "EMM gains on them", "worse": "EMM falls below them"}.get(g, "no detectable gain")
+        words.append(f"{tm}, {em}")
+    t["picture"] = words
+    t["paper_picture"] = [w is True and g == "better" for w, g in zip(t.weak_tm, gains)]
+    return t
+
+
+def _flags(names: Sequence[str]) -> str:
+    names = list(names)
+    return ", ".join(f"`{n}`" for n in names) if names else "no flag"
+
+
+def answer(t: pd.DataFrame, dataset: str = "census") -> str:
+    """Plain words, generated from :func:`table`: which deviation, if any, produces the paper's picture
+    (weak trained models, EMM gaining on them); if none does, what remains unexplained."""
+    if t.empty:
+        return "No rung has results yet, so the question cannot be answered from data."
+    n = int(t.n_seeds.min())
+    lines = [f"Measured on {dataset} ({n} seed{'s' if n != 1 else ''} per rung at least"
+             + ("; one seed gives no confidence interval, so no difference can be called real" if n < 2 else "")
+             + ")."]
+    hits = t[t.paper_picture]
+    if hits.empty:
+        lines.append("**No rung reproduces the paper's picture** (weak trained models and EMM gaining on them).")
+        weak = t[t.weak_tm == True]  # noqa: E712
+        gains = t[t.get("gain_verdict", pd.Series(dtype=str)) == "better"]
+        if len(weak):
+            lines.append(f"Weak trained models appear at {_flags(weak.rung)}, but EMM does not gain on them "
+                         "there: the deviations explain the weak trained models, not EMM's gain.")
+        if len(gains):
+            lines.append(f"EMM gains on its trained models at {_flags(gains.rung)}, but these are not weak.")
+        if not len(weak) and not len(gains):
+            lines.append("No deviation replayed here weakens the trained models or lets EMM gain on them: the "
+                         "paper's Table I stays unexplained by the published code's known behaviour.")
+    else:
+        lines.append(f"The paper's picture appears at {_flags(hits.rung)}.")
+        for i in range(1, len(t)):
+            a, b = t.iloc[i - 1], t.iloc[i]
+            if a.paper_picture and not b.paper_picture:
+                lines.append(f"Between `{a.rung}` and `{b.rung}` it disappears: turning off {_flags(b.off)}"
+                             + (f" and on {_flags(b.on)}" if b.on else "") + " removes it.")
+            elif b.paper_picture and not a.paper_picture:
+                lines.append(f"Between `{a.rung}` and `{b.rung}` it appears: turning off {_flags(b.off)}"
+                             + (f" and on {_flags(b.on)}" if b.on else "") + " produces it.")
+    for r in t.itertuples():
+        vb = getattr(r, "vs_best", np.nan)
+        lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {getattr(r, 'gain', np.nan):+.4f} "
+                     f"({getattr(r, 'gain_verdict', 'n/a')}), EMM − {getattr(r, 'comparator', 'best baseline')} "
+                     f"{vb:+.4f} ({getattr(r, 'vs_best_verdict', 'n/a')}): {r.picture}.")
+    return "\n".join(lines)
+
+
+def published_code(path: str | Path) -> pd.DataFrame | None:
+    """The published code's own runs (``results/paper/published_code.csv``, scripts/published_code):
+    per model (TM-1, TM-2, EMM) and task, mean, min and max test AUC over seeds; None when absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    d = pd.read_csv(path)
+    need = {"commit", "seed", "model", "task", "test_auc"}
+    if not need <= set(d.columns):
+        raise ValueError(f"{path} lacks columns {sorted(need - set(d.columns))}; it is written by "
+                         "scripts/published_code/run.sh.")
+    g = d.groupby(["model", "task"]).test_auc
+    return g.agg(mean="mean", min="min", max="max", n="count").reset_index().assign(
+        commit=", ".join(sorted(d.commit.astype(str).str[:7].unique())))
+
+
+def agreement(t: pd.DataFrame, pub: pd.DataFrame | None, rung: str = "published") -> str:
+    """Whether rung ``rung`` agrees with the published code's own runs (income): for each model, the
+    published code's mean within our 95% CI, or our mean within the published code's [min, max]."""
+    if pub is None:
+        return ("The published code's own runs (`results/paper/published_code.csv`) have not been run yet, "
+                "so the replay of rung `published` is not yet checked against the real thing.")
+    r = t[t.rung == rung]
+    if r.empty:
+        return f"Rung `{rung}` has no results yet; nothing to check against the published code."
+    r = r.iloc[0]
+    task = r.task
+    out = []
+    for model, ours in (("TM-1", "tm1"), ("TM-2", "tm2"), ("EMM", "emm")):
+        p = pub[(pub.model == model) & (pub.task == task)]
+        if p.empty:
+            out.append(f"{model}: no published-code run.")
+            continue
+        p = p.iloc[0]
+        inside = (r[f"{ours}_lo"] <= p["mean"] <= r[f"{ours}_hi"]) or (p["min"] <= r[ours] <= p["max"])
+        out.append(f"{model} {task}: ours {r[ours]:.4f} vs published code {p['mean']:.4f} "
+                   f"[{p['min']:.4f}, {p['max']:.4f}] over {int(p['n'])} seed(s): "
+                   + ("agrees within the spread." if inside else "**differs** beyond the spread."))
+    return " ".join(out)

@@ -1,0 +1,195 @@
+"""The protocol replay experiment (issue 17): plan, shared runs, rows, resume, the ladder."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emm_lib import authors, config, ladder, protocol, study
+from emm_lib.runner import identity
+from emm_lib.runs import Run, SettingsChanged
+
+RUNGS3 = ("paper", "published", "ours")
+TMS = {f"{s}:{t}" for t in ("income", "marital") for s in config.TM_SHAPES}
+
+
+@pytest.fixture
+def st(tmp_path):
+    return study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0, 1], epochs=1,
+                          max_train_rows=2000)
+
+
+def _census(profile="paper", seeds=(0,)):
+    return study.settings("census", profile, seeds=list(seeds))
+
+
+def test_plan_covers_every_rung_with_the_right_models():
+    st = _census()
+    runs = authors.plan(st)
+    rungs = authors.rungs_for("paper")
+    assert rungs == protocol.RUNG_NAMES  # the paper profile runs the whole ladder
+    for rung in rungs:  # every rung finds all its models among the planned runs
+        for label in sorted(TMS) + ["mmoe", "ple", "emm"]:
+            part = "trained_model" if label in TMS else ("emm" if label == "emm" else "baseline")
+            assert Run(authors.EXPERIMENT, label, 0, rung=authors.owner(rung, part)) in runs, (rung, label)
+    # each EMM is its own rung's (Census: every rung has other flags); no run is planned twice
+    assert sorted(r.rung for r in runs if r.label == "emm") == sorted(rungs)
+    assert len(runs) == len(set(runs))
+    # trained models come before the EMM that uses them
+    pos = {r: i for i, r in enumerate(runs)}
+    for r in runs:
+        if r.label == "emm":
+            assert all(pos[authors.tm_run(r, s, t, "census")] < pos[r] for t in ("income", "marital")
+                       for s in config.TM_SHAPES)
+
+
+def test_shared_runs_follow_the_flags_that_touch_them():
+    """Trained models are shared exactly between rungs of equal trained_model_key, baselines between
+    rungs of equal baseline_key; hand-checked against the ladder's order."""
+    runs = authors.plan(_census())
+    tm_rungs = sorted({r.rung for r in runs if r.label == "tm1:income"})
+    base_rungs = sorted({r.rung for r in runs if r.label == "mmoe"})
+    assert tm_rungs == sorted(["paper", "published", "no_tm_block3_skipped", "no_published_embedding_init",
+                               "no_published_training_loop", "ours"])
+    assert base_rungs == sorted(["paper", "published", "no_published_embedding_init",
+                                 "no_published_training_loop", "ours"])
+    for rung in protocol.RUNG_NAMES:
+        ps, tm_owner = protocol.apply(rung), protocol.apply(authors.owner(rung, "trained_model"))
+        assert ps.trained_model_key == tm_owner.trained_model_key
+        assert ps.baseline_key == protocol.apply(authors.owner(rung, "baseline")).baseline_key
+    assert len(runs) == 6 * 4 + 5 * 2 + 9  # per seed: 24 TMs, 10 baselines, 9 EMMs (not 9 x 7 = 63)
+
+
+def test_tiny_and_unknown_rungs():
+    assert authors.rungs_for("tiny") == config.AUTHORS_PROTOCOL["rungs"]["tiny"]
+    assert authors.rungs_for("paper", ["ours", "paper"]) == ("paper", "ours")  # ladder order
+    with pytest.raises(ValueError, match="Rungs, in order"):
+        authors.rungs_for("paper", ["nope"])
+
+
+def test_synthetic_drops_census_flags_and_shares_rungs_that_become_equal():
+    st = study.settings("synthetic", "paper", seeds=[0])
+    runs = authors.plan(st)
+    emm_rungs = [r.rung for r in runs if r.label == "emm"]
+    # frozen_sex_embedding and published_preprocessing are Census-only: two rungs collapse into earlier ones
+    assert "no_frozen_sex_embedding" not in emm_rungs and "ours" not in emm_rungs
+    assert authors.owner("ours", "emm", "synthetic") == "no_published_training_loop"
+    assert len(emm_rungs) == len(protocol.RUNG_NAMES) - 2
+
+
+def test_identity_records_the_rung_and_keeps_other_runs_unchanged():
+    st = _census()
+    main = Run("table1", "emm", 0)
+    assert "rung" not in identity(main, st) and main.rung == "ours"
+    assert study.dataset_key_of("census") == "census"  # existing keys unchanged
+    r = Run(authors.EXPERIMENT, "emm", 0, rung="published")
+    ident = identity(r, st)
+    assert ident["rung"] == "published" and ident["flags"] == list(protocol.rung_flags("published"))
+    assert ident["options"]["fusion"] == "hard" and ident["options"]["bn_drift"] is True
+    assert ident["protocol_fit"] == {"patience": config.PUBLISHED_CODE["patience"], "restore_best": True}
+    ours = identity(Run(authors.EXPERIMENT, "emm", 0, rung="ours"), st)
+    assert ours["flags"] == [] and ours["options"] == {"fusion": "soft"}
+    assert identity(Run(authors.EXPERIMENT, "tm1:income", 0, rung="published"), st)["options"] == {
+        "block3_skipped": True}
+
+
+def test_tiny_replay_runs_end_to_end_shares_runs_and_resumes(st):
+    calls = []
+    df = authors.run(st, RUNGS3, log=calls.append)
+    n_runs = len(authors.plan(st, RUNGS3))
+    assert len(calls) == n_runs == 2 * 3 * 7  # 2 seeds x 3 distinct rungs (synthetic) x 7 models
+    # every row names its rung and flags
+    s = df.settings.map(json.loads)
+    assert all(d["rung"] in protocol.RUNG_NAMES and "flags" in d for d in s)
+    assert set(df.dataset) == {f"synthetic/rung-{r}" for r in ("paper", "published", "no_published_training_loop")}
+    pub = df[df.dataset == "synthetic/rung-published"].settings.map(json.loads)
+    census_only = ["frozen_sex_embedding", "published_preprocessing"]
+    assert all(d["flags"] == [f for f in protocol.rung_flags("published") if f not in census_only]
+               and d["dropped_flags"] == census_only for d in pub)
+    # resume: nothing is trained again
+    again = authors.run(st, RUNGS3, log=calls.append)
+    assert len(calls) == n_runs and len(again) == len(df)
+    # the view gives every rung all of its models, shared ones included
+    v = authors.view(df, "synthetic", RUNGS3)
+    for rung in RUNGS3:
+        models = set(v[v.rung == rung].model)
+        assert models == {"tm1:t1", "tm2:t1", "tm1:t2", "tm2:t2", "mmoe", "ple", "emm", "tm_mean"}, rung
+    ours = v[(v.rung == "ours") & (v.metric == "test_auc") & (v.model != "tm_mean")]
+    shared = df[(df.dataset == "synthetic/rung-no_published_training_loop") & (df.metric == "test_auc")]
+    pd.testing.assert_series_equal(ours.sort_values(["model", "task", "seed"]).value.reset_index(drop=True),
+                                   shared.sort_values(["model", "task", "seed"]).value.reset_index(drop=True))
+    # tm_mean is the mean of TM-1 and TM-2 per seed (hand computation)
+    t = v[(v.rung == "paper") & (v.metric == "test_auc") & (v.task == "t1") & (v.seed == 0)].set_index("model").value
+    assert t["tm_mean"] == pytest.approx((t["tm1:t1"] + t["tm2:t1"]) / 2)
+
+    # DeLong variances: one per model and pair, and EMM against the TM mean
+    authors.write_pair_variances(st, RUNGS3)
+    pv = authors.read_pair_variances(st)
+    one = pv[(pv.dataset == "synthetic/rung-paper") & (pv.seed == 0) & (pv.task == "t1")]
+    assert set(one[one.model_b == ""].model_a) == {"tm1:t1", "tm2:t1", "mmoe", "ple", "emm"}
+    assert (one.var_diff.astype(float) >= 0).all()
+    assert len(one[(one.model_a == "emm") & (one.model_b == "tm_mean")]) == 1
+
+    # the ladder table: one row per rung, CIs around the means, a picture per rung and an answer
+    tab = ladder.table(df, "synthetic", RUNGS3, pv)
+    assert list(tab.rung) == list(RUNGS3)
+    assert (tab.n_seeds == 2).all()
+    ok = tab.dropna(subset=["emm_lo"])
+    assert ((ok.emm_lo <= ok.emm) & (ok.emm <= ok.emm_hi)).all() and len(ok) == len(tab)
+    assert set(tab.comparator) <= {"mmoe", "ple"}
+    g = tab.set_index("rung").gain
+    e = v[(v.metric == "test_auc") & (v.task == "t1")].pivot_table(index=["rung", "seed"], columns="model",
+                                                                    values="value")
+    assert g["paper"] == pytest.approx((e.loc["paper"].emm - e.loc["paper"].tm_mean).mean())
+    text = ladder.answer(tab, "synthetic")
+    assert "paper's picture" in text and all(f"`{r}`" in text for r in tab.rung)
+
+
+def test_changed_rung_settings_stop_the_resume(st):
+    st1 = study.settings("synthetic", "tiny", results_dir=st.results_dir, seeds=[0], epochs=1, max_train_rows=2000)
+    authors.run(st1, rungs=["ours"])
+    st2 = study.settings("synthetic", "tiny", results_dir=st.results_dir, seeds=[0], epochs=1, max_train_rows=1000)
+    with pytest.raises(SettingsChanged, match="max_train_rows"):
+        authors.run(st2, rungs=["ours"])
+
+
+def test_picture_and_answer_on_a_hand_made_ladder():
+    """The verdict logic on numbers made by hand: weak TMs + a 'better' gain at 'paper' only."""
+    t = pd.DataFrame({"rung": ["paper", "published", "ours"], "off": [[], ["final_epoch_weights"], ["x"]],
+                      "on": [[], [], []], "n_seeds": [5, 5, 5], "tm_mean": [0.92, 0.945, 0.95],
+                      "emm": [0.94, 0.944, 0.949], "gain": [0.02, -0.001, -0.001],
+                      "gain_verdict": ["better", "no detectable difference", "no detectable difference"],
+                      "vs_best": [0.0, -0.002, -0.001], "comparator": ["mmoe"] * 3,
+                      "vs_best_verdict": ["no detectable difference"] * 3, "task": ["income"] * 3})
+    p = ladder.picture(t, "census")
+    assert list(p.weak_tm) == [True, False, False]  # 0.92 <= 0.95 - 0.5 * (0.95 - 0.9187)
+    assert list(p.paper_picture) == [True, False, False]
+    text = ladder.answer(p, "census")
+    assert "appears at `paper`" in text and "`final_epoch_weights`" in text and "removes it" in text
+    none = ladder.answer(ladder.picture(t.assign(gain_verdict="no detectable difference"), "census"), "census")
+    assert "No rung reproduces" in none and "not EMM's gain" in none
+
+
+def test_published_code_csv_is_read_or_reported_missing(tmp_path):
+    assert ladder.published_code(tmp_path / "none.csv") is None
+    assert "not been run yet" in ladder.agreement(pd.DataFrame(), None)
+    f = tmp_path / "pc.csv"
+    pd.DataFrame({"commit": ["abcdef123"] * 2, "seed": [0, 1], "model": ["TM-1"] * 2, "task": ["income"] * 2,
+                  "test_auc": [0.94, 0.95]}).to_csv(f, index=False)
+    pub = ladder.published_code(f)
+    assert pub.iloc[0]["mean"] == pytest.approx(0.945) and pub.iloc[0]["n"] == 2
+    t = pd.DataFrame({"rung": ["published"], "task": ["income"], "tm1": [0.944], "tm1_lo": [0.94],
+                      "tm1_hi": [0.948]})
+    assert "agrees within the spread" in ladder.agreement(t, pub)
+    assert "differs" in ladder.agreement(t.assign(tm1=0.93, tm1_lo=0.925, tm1_hi=0.935), pub)
+    pd.DataFrame({"seed": [0]}).to_csv(f, index=False)
+    with pytest.raises(ValueError, match="lacks columns"):
+        ladder.published_code(f)
+
+
+def test_the_limitations_chapter_names_every_flag():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "book" / "limitations.md").read_text()
+    for flag in config.PROTOCOL_FLAGS:
+        assert f"`{flag}`" in text, flag
