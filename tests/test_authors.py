@@ -215,3 +215,16 @@ def test_synthetic_section_uses_the_generators_correlation():
 
     default = inspect.signature(make_synthetic).parameters["correlation"].default
     assert config.AUTHORS_PROTOCOL["synthetic"]["correlation"] == default  # study.load_dataset uses the default
+
+
+def test_ray_executor_gives_the_local_replay_rows_bit_for_bit(tmp_path):
+    pytest.importorskip("ray")
+    kw = dict(seeds=[0], epochs=1, max_train_rows=2000)
+    local = study.settings("synthetic", "tiny", results_dir=str(tmp_path / "local"), **kw)
+    on_ray = study.settings("synthetic", "tiny", results_dir=str(tmp_path / "ray"), **kw)
+    a = authors.run(local, ["published"])
+    b = authors.run(on_ray, ["published"], executor="ray")
+    key = ["dataset", "model", "task", "seed", "metric"]
+    a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key]) and (a.value.to_numpy() == b.value.to_numpy()).all()
+    assert len(authors.run(on_ray, ["published"], executor="ray")) == len(b)  # resumed: nothing retrained
