@@ -47,17 +47,17 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
             if len(p):
                 ax.axvline(float(p["mean"].iloc[0]), color=colours[k], ls=":", lw=1.5)
     ax.set(xlabel=f"test AUC ({t.task.iloc[0]})", title="Trained models and EMM")
-    ax.legend(fontsize="small", loc="lower left")
     for ax, col, name in ((axes[1], "gain", "EMM − mean(TM-1, TM-2)"), (axes[2], "vs_best", "EMM − best baseline")):
         if col in t:
             ax.errorbar(t[col], y, xerr=_err(t, col), fmt="D", color=colours[2], ms=5, capsize=2)
         ax.axvline(0, color="grey", lw=1)
         if paper and col in paper:
             ax.axvline(paper[col], color="black", ls="--", lw=1, label="paper")
-            ax.legend(fontsize="small", loc="lower right")
         ax.set(xlabel="difference in test AUC", title=name)
     axes[0].set_yticks(y, t.rung)
     note = "dashed: the paper" + ("; dotted: the published code's own runs" if published is not None else "")
     fig.suptitle(f"{title}  ({note}; bars: 95% CI)", fontsize="medium")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

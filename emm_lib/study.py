@@ -334,8 +334,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print(write_pair_variances(st.out_dir))
         return
+    if a.rungs and a.experiment != "authors":
+        ap.error("--rungs applies to the 'authors' experiment only.")
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
         from . import authors
+
+        if a.models or a.task_counts:
+            ap.error("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM) on 2 tasks; "
+                     "choose rungs with --rungs instead of --models/--task-counts.")
 
         authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log)
         print(authors.write_pair_variances(st))

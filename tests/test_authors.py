@@ -228,3 +228,14 @@ def test_ray_executor_gives_the_local_replay_rows_bit_for_bit(tmp_path):
     a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
     assert a[key].equals(b[key]) and (a.value.to_numpy() == b.value.to_numpy()).all()
     assert len(authors.run(on_ray, ["published"], executor="ray")) == len(b)  # resumed: nothing retrained
+
+
+def test_cli_runs_the_replay_and_writes_its_variances(tmp_path, capsys):
+    study.main(["authors", "--dataset", "synthetic", "--profile", "tiny", "--seeds", "0", "--rungs", "ours",
+                "--results-dir", str(tmp_path)])
+    out = tmp_path / "tiny"
+    df = study.results.read(out / "authors_protocol.csv")
+    assert set(df.dataset) == {"synthetic/rung-no_published_training_loop"}  # ours on synthetic = that rung
+    assert (out / authors.PAIR_VARIANCES).exists() and str(out / authors.PAIR_VARIANCES) in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        study.main(["authors", "--models", "emm", "--profile", "tiny", "--results-dir", str(tmp_path)])
