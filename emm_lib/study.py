@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                      "choose rungs with --rungs instead of --models/--task-counts.")
 
         authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log)
-        print(authors.write_pair_variances(st))
+        print(authors.write_pair_variances(st, a.rungs))
         return
     if a.experiment == "single_task":
         runs = [r for r in plan(["table1"], st) if r.is_trained_model]
