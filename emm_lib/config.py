@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["TRAINING", "MODEL_SIZES", "PROFILES", "model_settings", "profile", "DATASETS", "PAPER_TABLES",
            "BASELINES", "VARIANTS", "TM_SHAPES", "EXPERIMENTS"]
 
-DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic")
+DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic", "synthetic-ali")
 
 # Optimiser settings of the paper (Sec. IV-A): Adam.
 TRAINING: dict[str, dict[str, Any]] = {
@@ -230,3 +230,31 @@ SYNTHETIC_SWEEP: dict[str, Any] = {
                    }),
 }
 __all__ += ["SYNTHETIC_SWEEP"]
+
+# The sweep grid per run profile (emm_lib.sweep reads it; "paper" is SYNTHETIC_SWEEP above).
+# Per point, the generator's optimiser settings (TRAINING) apply, the grid's epochs are the
+# epoch budget (early stopping with the profile's patience), and the point's rows are the rows
+# (the profile's max_train_rows does not subsample them). "overrides" go to make_preset.
+# "tiny": seconds per run, for `make test` (the chapter at the tiny profile, ~1-2 min in all).
+# "default": a small version of the map (rough estimate, not measured: ~10 min on 2 cores).
+SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
+    "paper": SYNTHETIC_SWEEP,
+    "default": {
+        **SYNTHETIC_SWEEP,
+        "relatedness": {**SYNTHETIC_SWEEP["relatedness"], "n_rows": 20_000, "epochs": 5},
+        "task_count": {**SYNTHETIC_SWEEP["task_count"], "n_rows": 20_000, "epochs": 5},
+        "data_size": dict(dataset="synthetic-ali", n_train=(30_000, 100_000), epochs={30_000: 2, 100_000: 2},
+                          overrides=dict(n_val=50_000, n_test=50_000)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 20_000, "epochs": 5},
+    },
+    "tiny": {
+        **SYNTHETIC_SWEEP,
+        "seeds": (0,),
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=1, correlation=(0.0, 0.5, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=1, correlation=0.5),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000, 4_000), epochs={2_000: 1, 4_000: 1},
+                          overrides=dict(n_val=4_000, n_test=4_000, pilot_rows=1 << 17)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 3_000, "epochs": 1, "correlation": (0.5,)},
+    },
+}
+__all__ += ["SYNTHETIC_SWEEPS"]
