@@ -250,11 +250,12 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
     "tiny": {
         **SYNTHETIC_SWEEP,
         "seeds": (0,),
-        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=1, correlation=(0.0, 0.5, 1.0)),
-        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=1, correlation=0.5),
-        "data_size": dict(dataset="synthetic-ali", n_train=(2_000, 4_000), epochs={2_000: 1, 4_000: 1},
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=1, correlation=(0.0, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=1, correlation=1.0),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000,), epochs={2_000: 1},
                           overrides=dict(n_val=4_000, n_test=4_000, pilot_rows=1 << 17)),
-        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 3_000, "epochs": 1, "correlation": (0.5,)},
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 3_000, "epochs": 1, "correlation": (1.0,),
+                   "variants": {k: v for k, v in SYNTHETIC_SWEEP["shapes"]["variants"].items() if k != "identical"}},
     },
 }
 __all__ += ["SYNTHETIC_SWEEPS"]

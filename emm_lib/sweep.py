@@ -228,7 +228,7 @@ def measure(run: Run, model, ds: "Dataset", st: "StudySettings") -> tuple[dict, 
     from .efficiency import inference_rows_per_second, parameter_counts
 
     counts = parameter_counts(model)
-    rate = inference_rows_per_second(model, _head(ds.test), passes=3, warmup=1, device=st.device)
+    rate = inference_rows_per_second(model, _head(ds.test), passes=5, warmup=1, device=st.device)
     eff = {"params_total": counts["total"], "params_trainable": counts["trainable"],
            "inference_rows_per_s": round(float(rate), 1), "inference_rows": min(len(ds.test), _EVAL_ROWS)}
     gates = None if run.is_trained_model or config.VARIANTS[run.label][0] != "emm" else gate_weights(model, ds.val)
