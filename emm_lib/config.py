@@ -236,7 +236,15 @@ __all__ += ["SYNTHETIC_SWEEP"]
 # epoch budget (early stopping with the profile's patience), and the point's rows are the rows
 # (the profile's max_train_rows does not subsample them). "overrides" go to make_preset.
 # "tiny": seconds per run, for `make test` (the chapter at the tiny profile, ~1-2 min in all).
-# "default": a small version of the map (rough estimate, not measured: ~10 min on 2 cores).
+# "default": a small version of the map; estimated from the per-model costs above (not run):
+#   relatedness ~50 s, task count ~60 s, shapes ~30 s, data size ~420 s, plus ~1 s per run of
+#   overhead (~250 runs): ~800 CPU s, i.e. ~7 min on 2 cores, ~13 min on one.
+# Check of the paper grid's estimate (2026-11-25, sweep branch, machine at load ~8 on 2 cores):
+#   one relatedness point (corr 0.5, seed 0: 4 TMs + shared_bottom, mmoe, ple, emm, 20 epochs,
+#   early stopping let 18-20 run) took 68.5 CPU s of the driver process (data, training,
+#   evaluation, parameter counts, inference timing, gate weights), 180 s wall; the estimate
+#   above gives 51 s (20 x 0.8 x 2.9 x 1.1). Read the relatedness/task-count/shape budgets as
+#   ~35 % higher (~1.4 h on 2 cores for everything but the 1e7 point, if the other axes agree).
 SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
     "paper": SYNTHETIC_SWEEP,
     "default": {

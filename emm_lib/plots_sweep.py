@@ -30,6 +30,7 @@ def _panel(ax, view: pd.DataFrame, axis: str) -> None:
         ax.plot([pos[c] for c in v.x], v.mean_diff, "-", lw=1, alpha=0.6, color="k" if model == "emm" else "0.5")
     ax.axhline(0, color="k", lw=0.8, ls=":")
     ax.set_xticks(range(len(cats)), [f"{c:g}" if not isinstance(c, str) else c for c in cats])
+    ax.set_xlim(-0.5, len(cats) - 0.5)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test AUC: EMM − best baseline")
