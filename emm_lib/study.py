@@ -8,6 +8,7 @@ where it stopped; rows made with other settings stop the run with the setting th
 
     python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
+    python -m emm_lib.study synthetic --profile paper --axes relatedness task_count   # emm_lib.sweep
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "GATES", "grid", "point_data", "parse", "dataset_key",
            "points", "plan", "point_settings", "load_point", "trained_sizes", "init_seed", "identity",
-           "measure", "gate_weights", "run_sweep", "read"]
+           "emm_options", "measure", "gate_weights", "run_sweep", "read"]
 
 AXES = ("relatedness", "task_count", "data_size", "shapes")
 EXPERIMENT = "synthetic"                 # results/<profile>/synthetic.csv
@@ -136,8 +136,11 @@ def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] |
 def _epochs(g: dict, p: dict) -> int:
     if p["generator"] == "synthetic-ali":
         return int(g["data_size"]["epochs"][p["n_rows"]])
-    axis = "shapes" if p["shape"] else "relatedness"
-    return int(g[axis]["epochs"])
+    if g["task_count"]["epochs"] != g["relatedness"]["epochs"]:
+        raise ValueError("The sweep grid's relatedness and task_count axes share points (same generator and rows), "
+                         f"so they need the same epochs; got {g['relatedness']['epochs']} and "
+                         f"{g['task_count']['epochs']}. Fix config.SYNTHETIC_SWEEPS.")
+    return int(g["shapes" if p["shape"] else "relatedness"]["epochs"])
 
 
 def point_settings(run: Run, st: "StudySettings") -> "StudySettings":

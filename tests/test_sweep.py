@@ -140,7 +140,8 @@ def test_resume_skips_done_points_and_only_those(micro, monkeypatch):
 
 def test_a_changed_point_setting_is_named(micro, monkeypatch):
     st, _, _ = micro
-    more = {**MICRO, "relatedness": {**MICRO["relatedness"], "epochs": 2}}
+    more = {**MICRO, "relatedness": {**MICRO["relatedness"], "epochs": 2},
+            "task_count": {**MICRO["task_count"], "epochs": 2}}
     monkeypatch.setitem(config.SYNTHETIC_SWEEPS, "micro", more)
     with pytest.raises(SettingsChanged, match="epochs: recorded 1, now 2"):
         sweep.run_sweep(st, ["relatedness"])
@@ -175,3 +176,21 @@ def test_report_tables_and_recommendation(micro):
     assert {"mtm_partner", "task_gate_model0", "partner_max"} <= set(rec.columns)
     text = sweep_report.recommendation({"relatedness": rel}, eff, rec)
     assert "1 seed" in text and "task correlation" in text and "inference rows/s" in text
+
+
+def test_bad_grids_and_points_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="SYNTHETIC_SWEEPS"):
+        sweep.grid("huge")
+    with pytest.raises(ValueError, match="Unknown sweep axis 'colour'"):
+        sweep.points(MICRO, ["colour"])
+    with pytest.raises(ValueError, match="Not a sweep point"):
+        sweep.parse("census/corr=1")
+    with pytest.raises(ValueError, match="Unknown sweep point field 'depth'"):
+        sweep.parse("synthetic/depth=3")
+    assert sweep.parse(sweep.point_data("synthetic", 1000, 0.25, "identical")) == \
+        {"generator": "synthetic", "correlation": 0.25, "n_rows": 1000, "shape": "identical"}
+    monkeypatch.setitem(config.SYNTHETIC_SWEEPS, "micro", {**MICRO, "task_count": {**MICRO["task_count"], "epochs": 3}})
+    monkeypatch.setitem(config.PROFILES, "micro", dict(config.PROFILES["tiny"]))
+    st = study.settings("synthetic", "micro")
+    with pytest.raises(ValueError, match="same epochs"):
+        sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=1/rows=1000"), st)
