@@ -13,7 +13,9 @@ Two paths train the same model (same weights, same Adam, batch 1024, same rows):
 
 Each model runs in its own subprocess: passes of ``--batches`` training batches (and the same rows
 for inference) alternate between the two paths, ``--passes`` times; the table shows the median
-rows/s of each path and the ratio of medians. Peak RSS: the process's high-water mark during the
+rows/s of each path and the ratio of medians. Time is the process's CPU time by default (one
+torch thread and ``num_workers=0``, so on an idle machine it equals the wall time, and on a
+shared machine it is steadier); ``--wall`` times by the wall clock. Peak RSS: the process's high-water mark during the
 path's first pass (reset before it, Linux ``clear_refs``), so it includes the loaded dataset and
 torch itself. The machine is shared: compare ratios within one run.
 
@@ -24,6 +26,7 @@ torch itself. The machine is shared: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -70,8 +73,10 @@ def _peak_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: int, compile_: bool) -> list[dict]:
+def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: int, compile_: bool,
+              wall: bool = False, only_ours: bool = False) -> list[dict]:
     """All passes of both paths for one model, interleaved; one row per (path, pass)."""
+    clock = time.perf_counter if wall else time.process_time
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -102,20 +107,28 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
             model.fast = flag
 
     gen = torch.Generator().manual_seed(0)
+    warm = 2  # untimed steps at the start of every pass (allocator, caches after the other path ran)
+
+    def timed_steps(batches, m, to_batch=lambda b: b) -> float:
+        gc.collect()
+        t0 = None
+        for i, b in enumerate(batches):
+            if i == warm:
+                t0 = clock()
+            if i == warm + n_batches:
+                break
+            step(m, to_batch(b))
+        return clock() - t0
 
     def ours() -> tuple[float, float]:
         set_fast(True)
         model.train()
-        t0 = time.perf_counter()
-        for i, b in enumerate(split.batches(batch_size, shuffle=True, generator=gen)):
-            if i == n_batches:
-                break
-            step(fast_model, b)
-        t_train = time.perf_counter() - t0
+        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model)
         rows = split.subset(torch.arange(n_rows))
-        t0 = time.perf_counter()
+        predict(fast_model, split.subset(torch.arange(batch_size)))  # warm-up
+        t0 = clock()
         torch.sigmoid(predict(fast_model, rows)).tolist()
-        return t_train, time.perf_counter() - t0
+        return t_train, clock() - t0
 
     loaders: dict = {}
 
@@ -144,20 +157,17 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
             loaders["batch"] = to_batch
         set_fast(False)
         model.train()
-        t0 = time.perf_counter()
-        for i, (feats, y) in enumerate(loaders["train"]):
-            if i == n_batches:
-                break
-            step(model, loaders["batch"](feats, y))
-        t_train = time.perf_counter() - t0
+        t_train = timed_steps(loaders["train"], model, lambda fy: loaders["batch"](*fy))
         model.eval()
-        t0 = time.perf_counter()
         with torch.no_grad():
             preds = []
-            for feats, y in loaders["infer"]:
+            t0 = None
+            for i, (feats, y) in enumerate(loaders["infer"]):
+                if i == 1:  # the first batch is a warm-up
+                    t0, n_timed = clock(), n_rows - len(y)
                 preds.extend(torch.sigmoid(model(loaders["batch"](feats, y))).tolist())
         set_fast(True)
-        return t_train, time.perf_counter() - t0
+        return t_train, (clock() - t0) * n_rows / n_timed
 
     # Warm-up (allocator, lazily built caches, compilation), not timed.
     set_fast(True)
@@ -166,7 +176,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
         step(fast_model, b)
     out = []
     for p in range(passes):
-        for path, fn in (("ours", ours), ("per_row", per_row)):
+        for path, fn in (("ours", ours), ("per_row", per_row))[: 1 if only_ours else 2]:
             _reset_peak()
             t_train, t_infer = fn()
             out.append({"model": name, "path": path, "pass": p, "train_rows_per_s": n_batches * batch_size / t_train,
@@ -204,6 +214,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (fit() uses 1 on CPU)")
     ap.add_argument("--compile", action="store_true", help="run the 'ours' path through torch.compile")
+    ap.add_argument("--wall", action="store_true",
+                    help="time by the wall clock (default: the process's CPU time, steadier on a shared machine)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     models = a.models.split(",")
@@ -211,14 +223,15 @@ def main() -> None:
     if bad:
         ap.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
     if a.one:
-        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile)))
+        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall)))
         return
     rows = []
     t0 = time.perf_counter()
     for m in models:
         cmd = [sys.executable, __file__, "--one", "--models", m, "--passes", str(a.passes), "--batches",
                str(a.batches), "--batch-size", str(a.batch_size), "--threads", str(a.threads)]
-        out = subprocess.run(cmd + (["--compile"] if a.compile else []), capture_output=True, text=True,
+        out = subprocess.run(cmd + (["--compile"] if a.compile else []) + (["--wall"] if a.wall else []),
+                             capture_output=True, text=True,
                              env=os.environ)
         if out.returncode != 0:
             sys.exit(f"benchmark {m} failed:\n{out.stderr[-3000:]}")
@@ -228,7 +241,8 @@ def main() -> None:
 
     print(f"\nCensus, batch {a.batch_size}, {a.batches} training batches x {a.passes} interleaved passes per path "
           f"(median), {a.threads} torch thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs"
-          f"{', ours via torch.compile' if a.compile else ''}")
+          f"{', ours via torch.compile' if a.compile else ''}; rows per {'wall' if a.wall else 'CPU'} second"
+          f"{'' if a.wall else ' of the process (the machine is shared; --wall for wall-clock)'}")
     print("per_row = per-row DataLoader + the reference model (mimics the published pipeline); "
           "ratio = ours / per_row")
     print(summarise(rows).to_string(index=False, float_format=lambda x: f"{x:,.1f}"))

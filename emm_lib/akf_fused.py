@@ -21,18 +21,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FoldedComponents", "level_forward", "sequential_forward", "batch_norm_fm"]
+__all__ = ["FoldedComponents", "FrozenAndTrainableLinear", "level_forward", "sequential_forward", "batch_norm_fm",
+           "batch_norm_args"]
 
 
-def batch_norm_fm(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
-    """``bn`` on feature-major ``x`` (C, B): the values of ``bn(x.t()).t()``, running statistics
-    and ``num_batches_tracked`` updated the same way (mirrors ``nn.BatchNorm1d.forward``)."""
+def batch_norm_args(bn: nn.BatchNorm1d) -> tuple[bool, float, bool]:
+    """Count one batch as ``nn.BatchNorm1d.forward`` does; returns (use batch statistics, momentum
+    factor, pass the running statistics) for ``F.batch_norm``."""
     factor = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
-    track = not bn.training or bn.track_running_stats
+    return use_batch, factor, not bn.training or bn.track_running_stats
+
+
+def batch_norm_fm(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
+    """``bn`` on feature-major ``x`` (C, B): the values of ``bn(x.t()).t()``, running statistics
+    and ``num_batches_tracked`` updated the same way (mirrors ``nn.BatchNorm1d.forward``)."""
+    use_batch, factor, track = batch_norm_args(bn)
     out = F.batch_norm(x.unsqueeze(0), bn.running_mean if track else None, bn.running_var if track else None,
                        bn.weight, bn.bias, use_batch, factor, bn.eps)
     return out.squeeze(0)
@@ -61,6 +68,34 @@ def sequential_forward(seq: nn.Sequential, x: Tensor) -> Tensor:
         else:
             x = m(x.t()).t()
     return x
+
+
+class FrozenAndTrainableLinear(torch.autograd.Function):
+    """``[W0; W1] x + [b0; b1]`` for feature-major x (D, B): constant rows W0, b0 (folded frozen
+    components) stacked on trainable rows W1, b1 (a gate). One matmul forward and one for the
+    input gradient, as autograd would do for the stacked weights, but weight gradients only for the
+    trainable rows (autograd would compute them for all rows and drop the constant ones).
+    ``tests/test_fast_paths.py`` checks it with ``torch.autograd.gradcheck``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, W0: Tensor, b0: Tensor, W1: Tensor, b1: Tensor) -> Tensor:
+        W = torch.cat([W0, W1])
+        ctx.save_for_backward(x, W)
+        ctx.n0 = W0.shape[0]
+        return torch.addmm(torch.cat([b0, b1]), W, x)
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):
+        x, W = ctx.saved_tensors
+        gx = gW1 = gb1 = None
+        if ctx.needs_input_grad[0]:  # in x's own layout (x is usually the transposed embedding)
+            gx = torch.mm(gy.t(), W).t() if x.stride(0) == 1 else torch.mm(W.t(), gy)
+        g1 = gy[ctx.n0:]
+        if ctx.needs_input_grad[3]:
+            gW1 = torch.mm(g1, x.t())
+        if ctx.needs_input_grad[4]:
+            gb1 = g1.sum(1, keepdim=True)
+        return gx, None, None, gW1, gb1
 
 
 class FoldedComponents:
@@ -147,9 +182,7 @@ class FoldedComponents:
         out_extra = None
         for s, ((W, b), act) in enumerate(zip(stages, self.acts)):
             if s == 0 and extra is not None:
-                n = W.shape[0]
-                h, out_extra = torch.addmm(torch.cat([b, extra[1]]), torch.cat([W, extra[0]]), h).split(
-                    [n, extra[0].shape[0]])
+                h, out_extra = FrozenAndTrainableLinear.apply(h, W, b, *extra).split([W.shape[0], extra[0].shape[0]])
             else:
                 h = torch.addmm(b, W, h)
             h = act(h) if act is not None else h

@@ -65,6 +65,7 @@ def assert_same_model(model, batch, dtype=torch.float64, atol=ATOL64):
     fast, ref = copy.deepcopy(model).to(dtype), copy.deepcopy(model).to(dtype)
     fast.fast, ref.fast = True, False
     assert fast.fast and not ref.fast
+    assert not any(getattr(m, "batched", False) for m in ref.modules())  # experts/tasks one by one
     batch = _as(batch, dtype)
     for train in (True, False):
         lf, gf, bf = _run(fast, batch, train)
@@ -150,6 +151,45 @@ def test_frozen_components_stay_bit_identical_on_the_fused_path(datasets):
     fit(emm, ds, epochs=2, batch_size=64, patience=None)
     after = emm.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())
+
+
+def test_frozen_and_trainable_linear_gradcheck():
+    from emm_lib.akf_fused import FrozenAndTrainableLinear
+
+    g = torch.Generator().manual_seed(0)
+    W0, b0 = torch.randn(5, 6, generator=g, dtype=torch.float64), torch.randn(5, 1, generator=g, dtype=torch.float64)
+    W1 = torch.randn(3, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    b1 = torch.randn(3, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(7, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    for inp in (x.t(), torch.randn(6, 7, generator=g, dtype=torch.float64, requires_grad=True)):  # both layouts
+        assert torch.autograd.gradcheck(lambda a, w, c: FrozenAndTrainableLinear.apply(a, W0, b0, w, c), (inp, W1, b1))
+    y = FrozenAndTrainableLinear.apply(x.t(), W0, b0, W1, b1)
+    assert torch.allclose(y, torch.cat([W0, W1]) @ x.t() + torch.cat([b0, b1]))
+
+
+# ----------------------------------------------------------------- baselines
+
+
+@pytest.mark.parametrize("n_tasks", [2, 3])
+@pytest.mark.parametrize("name,sizes", [
+    ("mmoe", dict(n_experts=5, expert=(6, 4), tower=(3,))),
+    ("mmoe", dict(n_experts=3, expert=(4,), tower=(), dropout=0.3)),
+    ("ple", dict(n_levels=1, n_specific=2, n_shared=1, expert=(5,), tower=(3,))),
+    ("ple", dict(n_levels=3, n_specific=1, n_shared=2, expert=(6, 4), tower=(3,), dropout=0.3)),
+    ("adatt", dict(n_levels=2, n_specific=2, n_shared=0, expert=(5,), tower=(3,))),
+    ("adatt", dict(n_levels=3, n_specific=1, n_shared=2, expert=(6, 4), tower=(3,), residual_init="uniform",
+                   dropout=0.3)),
+])
+def test_baseline_fused_equals_reference(datasets, n_tasks, name, sizes):
+    ds = datasets[n_tasks]
+    torch.manual_seed(2)
+    model = build_model(name, ds.spec, ds.tasks, **sizes)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm1d)):  # non-trivial running stats
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    batch = next(ds.train.batches(128))
+    assert_same_model(model, batch)
+    assert_same_model(model, batch, torch.float32, ATOL32)
 
 
 # ----------------------------------------------------------------- training loop and data path
