@@ -6,10 +6,12 @@ Two paths train the same model (same weights, same Adam, batch 1024, same rows):
   (:meth:`emm_lib.data.types.Split.batches`), the fused model (``model.fast = True``);
   inference as :func:`emm_lib.train.predict` (batches of 8192, no per-row work).
 * ``per_row``: mimics the authors' published pipeline (torch-rechub): a dict of numpy
-  columns -> a per-row ``Dataset`` -> ``DataLoader`` default collate, and the model's readable
-  reference implementation (``model.fast = False``: EMM components one by one, as the
-  published code runs them); inference through the same per-row loader at batch 1024 with
-  ``.tolist()`` of the predictions (as the published ``evaluate``).
+  columns -> a per-row ``Dataset`` -> ``DataLoader`` default collate; the published input layer
+  (one embedding lookup per sparse feature, one column per dense feature, concatenated); and the
+  model's readable reference implementation (``model.fast = False``: EMM components, experts,
+  gates and towers one by one, as the published code runs them). Same weights, same values.
+  Inference through the same per-row loader at batch 1024 with ``.tolist()`` of the predictions
+  (as the published ``evaluate``).
 
 Each model runs in its own subprocess: passes of ``--batches`` training batches (and the same rows
 for inference) alternate between the two paths, ``--passes`` times; the table shows the median
@@ -19,7 +21,7 @@ shared machine it is steadier); ``--wall`` times by the wall clock. Peak RSS: th
 path's first pass (reset before it, Linux ``clear_refs``), so it includes the loaded dataset and
 torch itself. The machine is shared: compare ratios within one run.
 
-    python benchmarks/bench_train.py                         # EMM, MMoE, PLE, AdaTT: ~1-2 min
+    python benchmarks/bench_train.py                         # EMM, MMoE, PLE: ~2-3 min (make bench)
     python benchmarks/bench_train.py --models emm --passes 5 --batches 100
     python benchmarks/bench_train.py --models emm --compile  # also torch.compile (slow to compile)
 """
@@ -131,6 +133,17 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
         return t_train, clock() - t0
 
     loaders: dict = {}
+    emb = model.embedding
+
+    def per_feature_embedding(batch: Batch):
+        """The published EmbeddingLayer: one lookup per sparse feature (its own table; here its
+        rows of our shared table), one column per dense feature, concatenated."""
+        parts = [torch.nn.functional.embedding(batch.sparse[:, i], emb.table.weight[o:o + f.cardinality])
+                 for i, (f, o) in enumerate(zip(emb.spec.sparse, offsets))]
+        parts += [batch.dense[:, j].unsqueeze(1) for j in range(batch.dense.shape[1])]
+        return torch.cat(parts, dim=1)
+
+    offsets = emb.offsets.tolist()
 
     def per_row() -> tuple[float, float]:
         if not loaders:  # the published pipeline's data path: numpy columns, one dict per row
@@ -156,6 +169,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
                                           batch_size=batch_size, shuffle=False, num_workers=0)
             loaders["batch"] = to_batch
         set_fast(False)
+        model.embedding.forward = per_feature_embedding  # the published input layer, same values
         model.train()
         t_train = timed_steps(loaders["train"], model, lambda fy: loaders["batch"](*fy))
         model.eval()
@@ -167,6 +181,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
                     t0, n_timed = clock(), n_rows - len(y)
                 preds.extend(torch.sigmoid(model(loaders["batch"](feats, y))).tolist())
         set_fast(True)
+        del model.embedding.forward
         return t_train, (clock() - t0) * n_rows / n_timed
 
     # Warm-up (allocator, lazily built caches, compilation), not timed.
@@ -208,7 +223,7 @@ def summarise(rows: list[dict]):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="emm,mmoe,ple,adatt")
+    ap.add_argument("--models", default="emm,mmoe,ple")
     ap.add_argument("--passes", type=int, default=3, help="interleaved repeats per path (median reported)")
     ap.add_argument("--batches", type=int, default=50, help="training batches per pass")
     ap.add_argument("--batch-size", type=int, default=1024)

@@ -78,6 +78,7 @@ class FrozenAndTrainableLinear(torch.autograd.Function):
     ``tests/test_fast_paths.py`` checks it with ``torch.autograd.gradcheck``."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")  # under autocast, the backward runs in the same precision
     def forward(ctx, x: Tensor, W0: Tensor, b0: Tensor, W1: Tensor, b1: Tensor) -> Tensor:
         W = torch.cat([W0, W1])
         ctx.save_for_backward(x, W)
@@ -85,6 +86,7 @@ class FrozenAndTrainableLinear(torch.autograd.Function):
         return torch.addmm(torch.cat([b0, b1]), W, x)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, gy: Tensor):
         x, W = ctx.saved_tensors
         gx = gW1 = gb1 = None
