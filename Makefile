@@ -77,8 +77,9 @@ test-book: test-notebooks
 
 test: test-unit test-book
 
+# One table: rows/s of ours vs the published-like per-row path, ratios, peak RSS, targets (~2-3 min).
 bench: setup
-	$(PY) benchmarks/bench_train.py --models tm2,emm,mmoe,ple,aitm,adatt --epochs 1
+	$(PY) benchmarks/bench_train.py --models emm,mmoe,ple --passes 3 --batches 50
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

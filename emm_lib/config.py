@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["TRAINING", "MODEL_SIZES", "PROFILES", "model_settings", "profile", "DATASETS", "PAPER_TABLES",
            "BASELINES", "VARIANTS", "TM_SHAPES", "EXPERIMENTS", "PROTOCOL_FLAGS", "PUBLISHED_CODE", "RUNGS"]
 
-DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic")
+DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic", "synthetic-ali")
 
 # Optimiser settings of the paper (Sec. IV-A): Adam.
 TRAINING: dict[str, dict[str, Any]] = {
@@ -348,3 +348,40 @@ AUTHORS_PROTOCOL: dict[str, Any] = {
     "weak_tm_drop": 0.015,
 }
 __all__ += ["AUTHORS_PROTOCOL"]
+
+# The sweep grid per run profile (emm_lib.sweep reads it; "paper" is SYNTHETIC_SWEEP above).
+# Per point, the generator's optimiser settings (TRAINING) apply, the grid's epochs are the
+# epoch budget (early stopping with the profile's patience), and the point's rows are the rows
+# (the profile's max_train_rows does not subsample them). "overrides" go to make_preset.
+# "tiny": seconds per run, for `make test` (the chapter at the tiny profile, ~1-2 min in all).
+# "default": a small version of the map; estimated from the per-model costs above (not run):
+#   relatedness ~50 s, task count ~60 s, shapes ~30 s, data size ~420 s, plus ~1 s per run of
+#   overhead (~250 runs): ~800 CPU s, i.e. ~7 min on 2 cores, ~13 min on one.
+# Check of the paper grid's estimate (2026-11-25, sweep branch, machine at load ~8 on 2 cores):
+#   one relatedness point (corr 0.5, seed 0: 4 TMs + shared_bottom, mmoe, ple, emm, 20 epochs,
+#   early stopping let 18-20 run) took 68.5 CPU s of the driver process (data, training,
+#   evaluation, parameter counts, inference timing, gate weights), 180 s wall; the estimate
+#   above gives 51 s (20 x 0.8 x 2.9 x 1.1). Read the relatedness/task-count/shape budgets as
+#   ~35 % higher (~1.4 h on 2 cores for everything but the 1e7 point, if the other axes agree).
+SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
+    "paper": SYNTHETIC_SWEEP,
+    "default": {
+        **SYNTHETIC_SWEEP,
+        "relatedness": {**SYNTHETIC_SWEEP["relatedness"], "n_rows": 20_000, "epochs": 5},
+        "task_count": {**SYNTHETIC_SWEEP["task_count"], "n_rows": 20_000, "epochs": 5},
+        "data_size": dict(dataset="synthetic-ali", n_train=(30_000, 100_000), epochs={30_000: 2, 100_000: 2},
+                          overrides=dict(n_val=50_000, n_test=50_000)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 20_000, "epochs": 5},
+    },
+    "tiny": {
+        **SYNTHETIC_SWEEP,
+        "seeds": (0,),
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=1, correlation=(0.0, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=1, correlation=1.0),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000,), epochs={2_000: 1},
+                          overrides=dict(n_val=4_000, n_test=4_000, pilot_rows=1 << 17)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 3_000, "epochs": 1, "correlation": (1.0,),
+                   "variants": {k: v for k, v in SYNTHETIC_SWEEP["shapes"]["variants"].items() if k != "identical"}},
+    },
+}
+__all__ += ["SYNTHETIC_SWEEPS"]

@@ -20,9 +20,10 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .akf import AKF, FUSION_MODES
+from .akf_fused import sequential_forward
 from .checks import check_trained_specs
 from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter, deconstruct
@@ -327,8 +328,22 @@ class EMM(MultiTaskModel):
 
     # ---------------------------------------------------------------- forward
 
+    @property
+    def fast(self) -> bool:
+        """True (default): train and predict with the fused feature-major levels
+        (:mod:`emm_lib.akf_fused`); False: the readable reference, components one by one
+        (same values; the tests compare the two)."""
+        return all(level.fast for level in self.levels)
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        for level in self.levels:
+            level.fast = bool(value)
+
     def forward(self, batch: Batch, return_details: bool = False):
         """Logits (B, T); with ``return_details`` also per-level gate/attention weights."""
+        if not return_details and self.fast and not self.bn_drift:  # bn_drift: components in train mode
+            return self._forward_fused(batch)
         x = self.embedding(batch)
         if self.frozen_embedding is not None:
             x = self.frozen_embedding(x, batch)
@@ -346,6 +361,17 @@ class EMM(MultiTaskModel):
         if return_details:
             return logits, [self._readable(d, lvl) for lvl, d in enumerate(details)]
         return logits
+
+    def _forward_fused(self, batch: Batch) -> Tensor:
+        """:meth:`forward` with the fused levels: activations feature-major (width, B) throughout."""
+        comp_in = batch if self.reuse_embeddings else None
+        x = self.embedding(batch)
+        if self.frozen_embedding is not None:
+            x = self.frozen_embedding(x, batch)
+        z = x.t()
+        for lvl, level in enumerate(self.levels):
+            z = level.forward_fm(z, comp_in if lvl == 0 else None)
+        return torch.cat([sequential_forward(tower, z[t]) for t, tower in enumerate(self.towers)]).t()
 
     def _readable(self, d: dict, lvl: int) -> dict:
         n_comp = self.levels[lvl].n_components

@@ -48,8 +48,18 @@ def plan(experiments: Sequence[str], st: "StudySettings", models: Sequence[str] 
     return runs
 
 
+def _point(run: Run, st: "StudySettings") -> "StudySettings":
+    """``st`` as a run sees it: a synthetic sweep point brings its own data and optimiser settings."""
+    if not run.data:
+        return st
+    from .sweep import point_settings
+
+    return point_settings(run, st)
+
+
 def identity(run: Run, st: "StudySettings") -> dict:
     """The settings that change what ``run`` measures (recorded with its rows, checked on resume)."""
+    st = _point(run, st)
     if run.is_trained_model:
         shape = run.label.split(":")[0]
         model = {"model": "single_task", "sizes": config.model_settings(st.dataset, shape)}
@@ -59,6 +69,10 @@ def identity(run: Run, st: "StudySettings") -> dict:
     out = {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
            "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
            "features": run.features, "n_tasks": run.n_tasks, **model}
+    if run.data:
+        from . import sweep
+
+        out.update(sweep.identity(run, st))  # the point; a sweep trained model's own sizes
     if run.replays_protocol:  # issue 17: the rung, its flags, and what they set
         from . import authors
 
@@ -73,10 +87,13 @@ def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
         from . import authors
 
         return authors.build(run, ds, st, trained)
-    torch.manual_seed(run.seed)
+    from . import sweep
+
+    torch.manual_seed(sweep.init_seed(run, st) if run.data else run.seed)
     if run.is_trained_model:
         shape, task = run.label.split(":")
-        return SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
+        sizes = sweep.trained_sizes(run, st) if run.data else config.model_settings(st.dataset, shape)
+        return SingleTaskMLP(ds.spec, task, **sizes)
     kind, opts = config.VARIANTS[run.label]
     if kind != "emm":
         return build_model(kind, ds.spec, ds.tasks, **{**config.model_settings(st.dataset, kind), **opts})
@@ -85,38 +102,46 @@ def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
     sizes = config.model_settings(st.dataset, "emm")
     for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
         sizes.pop(k)
-    return EMM.from_trained(trained, **sizes, **opts)
+    extra = sweep.emm_options(run, st) if run.data else {}
+    return EMM.from_trained(trained, **sizes, **opts, **extra)
 
 
 def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
     """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
     from . import protocol, results
+    from . import sweep
     from .study import dataset_key, load_dataset
     from .train import evaluate, fit, predict
 
     if st.threads:
         torch.set_num_threads(int(st.threads))
+    key, st = _key(run, st), _point(run, st)
     rung = run.rung if run.replays_protocol else None  # issue 17: the rung's data and training flags
-    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, rung=rung)
+    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, data=run.data, rung=rung)
     model = _build(run, ds, st, trained)
     pfit = protocol.apply(rung, st.dataset).fit if rung else {}
-    res = fit(model, ds, seed=run.seed, **{**st.fit_kwargs(), **pfit})
+    res = fit(model, ds, seed=sweep.init_seed(run, st) if run.data else run.seed, **{**st.fit_kwargs(), **pfit})
     logits = predict(model, ds.test).cpu()
     y = ds.test.select_tasks(model.tasks).cpu()
     test = evaluate(model, ds.test)
+    eff, gates = sweep.measure(run, model, ds, st) if run.data else ({}, None)
     rows = results.make_rows(
-        dataset=dataset_key(ds), profile=st.profile, model=run.label, seed=run.seed,
+        dataset=key if run.data else dataset_key(ds), profile=st.profile, model=run.label, seed=run.seed,
         metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
         train_seconds=res.seconds, device=res.device,
         settings={**st.record(), **identity(run, st), "tasks": list(model.tasks), "epochs_run": len(res.history),
                   "n_features": ds.spec.n_sparse + ds.spec.n_dense, "experiment": run.experiment,
-                  "torch_threads": res.settings.get("threads")})
-    return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks))
+                  "torch_threads": res.settings.get("threads"), **eff})
+    return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks), gates)
 
 
 def _key(run: Run, st: "StudySettings") -> str:
     from .study import dataset_key_of
 
+    if run.data:
+        from .sweep import dataset_key
+
+        return dataset_key(run)
     return dataset_key_of(st.dataset, run.features, run.n_tasks, run.rung if run.replays_protocol else None)
 
 
@@ -137,10 +162,11 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
         return {}, []
     out: dict[str, list] = {}
     missing: list[Run] = []
-    for task in experiment_tasks(st.dataset, run.n_tasks):
+    tm_experiment = "synthetic_single_task" if run.data else "single_task"
+    for task in experiment_tasks(_point(run, st).dataset, run.n_tasks):
         out[task] = []
         for shape in config.TM_SHAPES:
-            tm = Run("single_task", f"{shape}:{task}", run.seed, run.n_tasks, run.features)
+            tm = Run(tm_experiment, f"{shape}:{task}", run.seed, run.n_tasks, run.features, run.data)
             if run.replays_protocol:  # issue 17: the rung's trained models (shared between rungs)
                 from .authors import tm_run
 
@@ -203,7 +229,7 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
                 _write(run, st, execute(run, st, trained))
                 trained_count += 1
                 progressed = True
-                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.features}) seed {run.seed} "
+                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.data or run.features}) seed {run.seed} "
                     f"in {time.perf_counter() - t0:.1f}s")
         todo = waiting
         if todo and not progressed:  # everything left is claimed by another process, or waits on it

@@ -191,3 +191,13 @@ def test_a_damaged_trained_model_checkpoint_is_trained_again(tmp_path):
     assert any("tm1:t1" in c for c in calls) and any("emm" in c for c in calls)
     single = study.results.read(st.out_dir / "single_task.csv")
     assert not single.duplicated(study.results.KEY).any()
+
+
+def test_pair_variances_carry_the_results_labels(tmp_path):
+    from emm_lib import analysis
+
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    df = study.run_experiment("synthetic_tasks", st, models=["emm", "emm:soft"], task_counts=[2])
+    analysis.write_pair_variances(st.out_dir)
+    pv = analysis.read_pair_variances(st.out_dir, df)
+    assert {"emm", "emm:soft"} <= set(pv.model_a) | set(pv.model_b)

@@ -125,18 +125,23 @@ class Split:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
     ) -> Iterator[Batch]:
-        """Yield batches by slicing a (shuffled) index, no per-row work."""
+        """Yield batches by slicing a (shuffled) index, no per-row work.
+
+        Shuffled batches gather their rows from the split by their slice of one permutation (the
+        split is never copied whole: peak memory stays one batch above the split itself).
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         n = len(self)
-        if shuffle:
-            perm = torch.randperm(n, generator=generator, device="cpu").to(self.device)
-            sparse, dense, y = self.sparse[perm], self.dense[perm], self.y[perm]
-        else:
-            sparse, dense, y = self.sparse, self.dense, self.y
         stop = n - (n % batch_size) if drop_last else n
+        if not shuffle:
+            for i in range(0, stop, batch_size):
+                yield Batch(self.sparse[i : i + batch_size], self.dense[i : i + batch_size], self.y[i : i + batch_size])
+            return
+        perm = torch.randperm(n, generator=generator, device="cpu").to(self.device)
         for i in range(0, stop, batch_size):
-            yield Batch(sparse[i : i + batch_size], dense[i : i + batch_size], y[i : i + batch_size])
+            idx = perm[i : i + batch_size]
+            yield Batch(self.sparse.index_select(0, idx), self.dense.index_select(0, idx), self.y.index_select(0, idx))
 
     @classmethod
     def from_numpy(
