@@ -329,7 +329,7 @@ RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
 # flags leave unchanged are shared with the first rung that has them (ProtocolSettings
 # .trained_model_key / .baseline_key), so they are trained once. "rungs": the rungs run per
 # profile (tiny: the published code and ours, to keep `make test` short -- at one epoch "paper"
-# equals "published"; default: the two ends and the published code; the chapter's full ladder
+# equals "published"; default: the same two; the chapter's full ladder
 # comes from the paper profile). "synthetic": the
 # dataset of the chapter's synthetic section (2 tasks, the generator's default correlation).
 AUTHORS_PROTOCOL: dict[str, Any] = {
