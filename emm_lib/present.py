@@ -183,7 +183,8 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
             r = d.loc[t]
             cell = fmt_mean_spread(r["mean"], r["std"], r["n"])
             if gain and "gain" in d.columns and math.isfinite(r["gain"]):
-                cell += f" ({fmt_diff(r['gain'])})"
+                ok = r["n"] > 1 and math.isfinite(r["std"])
+                cell += f" ({fmt_diff(r['gain'], decimals_for(r['std']) if ok else 4)})"
             row[task_name(t)] = cell
         row["Seeds"] = int(d["n"].min()) if len(d) else 0
         rows.append(row)
@@ -192,17 +193,17 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
 
 def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None):
     """EMM − comparator per experiment and task (the schema of ``emm_lib.stats.compare``)."""
-    lo, hi = ("ci_low_test", "ci_high_test") if test_ci and "ci_low_test" in cmp else ("ci_low", "ci_high")
     rows = []
     for r in cmp.itertuples():
-        half = (getattr(r, hi) - getattr(r, lo)) / 2
-        d = decimals_for(half if math.isfinite(half) else float("nan"))
+        lo_v, hi_v = r.ci_low, r.ci_high
+        if test_ci and "ci_low_test" in cmp and math.isfinite(r.ci_low_test):
+            lo_v, hi_v = r.ci_low_test, r.ci_high_test
+        d = decimals_for((hi_v - lo_v) / 2 if math.isfinite(lo_v) else float("nan"))
         rows.append({
             "Experiment": experiment_name(r.experiment), "Task": task_name(r.task),
             "Model": display_name(r.model), "Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
             "Difference": fmt_diff(r.mean_diff, d),
-            "95% CI": (f"[{fmt_diff(getattr(r, lo), d)}, {fmt_diff(getattr(r, hi), d)}]"
-                       if math.isfinite(getattr(r, lo)) else MISSING),
+            "95% CI": f"[{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else MISSING,
             "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value),
             "Verdict": r.verdict,
         })
