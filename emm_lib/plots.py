@@ -1,12 +1,13 @@
 """Figures for the book (matplotlib/seaborn), readable at book width. Notebooks call these."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
-           "task_gate_heatmaps", "task_gate_spread", "partner_heatmaps", "mtm_heatmap", "row_path"]
+           "task_gate_heatmaps", "task_gate_spread", "partner_heatmaps", "mtm_heatmap", "row_path", "save"]
 
 
 def style() -> None:
@@ -318,3 +319,22 @@ def row_path(details: dict, row: int, component_names: Sequence[str] = ("TM-1", 
                 r["attention on own"] = round(float(lv["mtm"][t][row, 0]), 4)
             out.append(r)
     return pd.DataFrame(out)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG atomically (a temporary file renamed into place); returns the path."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

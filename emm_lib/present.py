@@ -17,7 +17,8 @@ import pandas as pd
 
 __all__ = ["DISPLAY_NAMES", "MODEL_ORDER", "MISSING", "display_name", "colour", "palette", "task_name",
            "experiment_name", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
-           "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS"]
+           "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS",
+           "sort_models", "verdict_summary", "cost_table"]
 
 MISSING = "\u2013"  # en dash: "no score for this model and task"
 
@@ -224,6 +225,18 @@ def paper_table(name: str, caption: str | None = None):
     return _styler(pd.DataFrame(rows), caption)
 
 
+def cost_table(cost: pd.DataFrame, caption: str | None = None):
+    """Training time per dataset and model (``emm_lib.study.compute_cost``) with readable units."""
+    rows = []
+    for r in cost.itertuples():
+        k = task_count(r.dataset)
+        rows.append({"Tasks": str(k) if k else r.dataset, "Model": display_name(r.model), "Runs": int(r.runs),
+                     "Seconds per run": f"{r.seconds_per_run:.0f}",
+                     "Best epoch (mean)": f"{r.epochs_mean:.1f}" if pd.notna(r.epochs_mean) else MISSING,
+                     "Total (min)": f"{r.seconds_total / 60:.1f}"})
+    return _styler(pd.DataFrame(rows), caption)
+
+
 def markdown_table(table) -> str:
     """A Styler or DataFrame as a MyST pipe table (header + rows, index hidden, cells as shown)."""
     if hasattr(table, "data"):  # a Styler: take the displayed strings
@@ -239,3 +252,33 @@ def markdown_table(table) -> str:
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
+
+
+# ------------------------------------------------------------------ findings (glued into the landing page)
+
+def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
+    """One or two sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
+
+    ``setting`` says where the numbers come from (e.g. "On Census-Income with the paper's
+    settings"). Every number is computed from ``cmp``; nothing is typed by hand.
+    """
+    if cmp.empty:
+        return f"{setting}: no comparison could be computed (no runs with both models)."
+    n = len(cmp)
+    seeds = sorted(set(int(s) for s in cmp.n_seeds))
+    seeds_txt = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]} seeds"
+    models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
+    d = decimals_for(float(cmp.mean_diff.abs().median()) / 10)
+    lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
+    counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
+    text = (f"{setting} ({seeds_txt}), {models} differs from the best multi-task baseline (chosen on "
+            f"validation AUC) by {fmt_diff(lo, d)} to {fmt_diff(hi, d)} test AUC across {n} task "
+            f"comparisons: better in {counts['better']}, worse in {counts['worse']}, no detectable "
+            f"difference in {counts['no detectable difference']} (Holm-corrected, α = 0.05).")
+    detected = cmp[cmp.verdict.isin(["better", "worse"])]
+    if len(detected):
+        parts = [f"{r.verdict} on {task_name(r.task)} in {experiment_name(r.experiment)}"
+                 f"{f' ({task_count(r.dataset)} tasks)' if task_count(r.dataset) else ''} vs "
+                 f"{display_name(r.comparator)}, {fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
+        text += " Detected: " + "; ".join(parts) + "."
+    return text

@@ -1,0 +1,48 @@
+"""Run notebooks with papermill over an encrypted kernel transport.
+
+    python -m emm_lib.papermill_run IN.ipynb OUT.ipynb [any papermill option]
+
+The same command line as ``papermill``. Plain papermill starts the kernel on TCP without
+transport encryption, and ipykernel (7.x) then warns "Kernel is running over TCP without
+encryption" on every run. This entry point asks jupyter_client's kernel manager to provision
+CurveZMQ keys (``KernelManager.transport_encryption = "auto"``, honoured when the kernelspec
+declares ``supported_encryption: curve``, as ipykernel's does), so the channel is encrypted and
+the warning has no cause; without CurveZMQ in libzmq it uses IPC sockets instead.
+"""
+from __future__ import annotations
+
+from traitlets.config import Config
+
+from papermill.engines import NBClientEngine, papermill_engines
+
+__all__ = ["transport_config", "EncryptedEngine", "main"]
+
+
+def transport_config() -> Config:
+    """Kernel-manager settings: CurveZMQ encryption when libzmq has it, else IPC transport."""
+    import zmq
+
+    if zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
+class EncryptedEngine(NBClientEngine):
+    """papermill's nbclient engine with :func:`transport_config` applied to the kernel manager."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+        kwargs.setdefault("config", transport_config())
+        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+
+def main() -> None:
+    from papermill.cli import papermill
+
+    papermill_engines.register(None, EncryptedEngine)
+    papermill_engines.register("nbclient", EncryptedEngine)
+    papermill(prog_name="papermill")
+
+
+if __name__ == "__main__":
+    main()
