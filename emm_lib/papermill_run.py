@@ -7,7 +7,8 @@ transport encryption, and ipykernel (7.x) then warns "Kernel is running over TCP
 encryption" on every run. This entry point asks jupyter_client's kernel manager to provision
 CurveZMQ keys (``KernelManager.transport_encryption = "auto"``, honoured when the kernelspec
 declares ``supported_encryption: curve``, as ipykernel's does), so the channel is encrypted and
-the warning has no cause; without CurveZMQ in libzmq it uses IPC sockets instead.
+the warning has no cause; without CurveZMQ in libzmq it uses IPC sockets instead. Its kernels
+see ``EMM_NOTEBOOK_BATCH=1`` (no widget frontend: interactive cells draw static figures).
 """
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ class EncryptedEngine(NBClientEngine):
 
 
 def main() -> None:
+    import os
+
     from papermill.cli import papermill
+
+    os.environ.setdefault("EMM_NOTEBOOK_BATCH", "1")  # kernels inherit it: notebooks draw static figures
 
     papermill_engines.register(None, EncryptedEngine)
     papermill_engines.register("nbclient", EncryptedEngine)
