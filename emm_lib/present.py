@@ -192,22 +192,33 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
     return _styler(pd.DataFrame(rows), caption)
 
 
+def _experiment_label(experiment: str, dataset: str) -> str:
+    k = task_count(dataset)
+    return f"{experiment_name(experiment)}, {k} tasks" if k else f"{experiment_name(experiment)}, {dataset}"
+
+
 def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None):
-    """EMM − comparator per experiment and task (the schema of ``emm_lib.stats.compare``)."""
+    """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
+
+    One row per experiment (with its task count) and task; the model column appears only when
+    ``cmp`` compares several models. The CI includes test-set error where recorded (``ci_*_test``),
+    else it is the seed-level CI.
+    """
+    several = cmp.model.nunique() > 1
     rows = []
     for r in cmp.itertuples():
         lo_v, hi_v = r.ci_low, r.ci_high
         if test_ci and "ci_low_test" in cmp and math.isfinite(r.ci_low_test):
             lo_v, hi_v = r.ci_low_test, r.ci_high_test
         d = decimals_for((hi_v - lo_v) / 2 if math.isfinite(lo_v) else float("nan"))
-        rows.append({
-            "Experiment": experiment_name(r.experiment), "Task": task_name(r.task),
-            "Model": display_name(r.model), "Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
-            "Difference": fmt_diff(r.mean_diff, d),
-            "95% CI": f"[{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else MISSING,
-            "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value),
-            "Verdict": r.verdict,
-        })
+        ci = f" [{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else ""
+        row = {"Experiment": _experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
+        if several:
+            row["Model"] = display_name(r.model)
+        row.update({"Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
+                    "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
+                    "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})
+        rows.append(row)
     return _styler(pd.DataFrame(rows), caption)
 
 
@@ -226,14 +237,20 @@ def paper_table(name: str, caption: str | None = None):
 
 
 def cost_table(cost: pd.DataFrame, caption: str | None = None):
-    """Training time per dataset and model (``emm_lib.study.compute_cost``) with readable units."""
+    """Training time (``emm_lib.study.compute_cost``): one row per model, mean seconds per run for
+    each task count (an en dash where the model was not run), runs and total minutes."""
+    c = cost.assign(k=cost.dataset.map(task_count))
+    counts = sorted(int(k) for k in c.k.dropna().unique())
     rows = []
-    for r in cost.itertuples():
-        k = task_count(r.dataset)
-        rows.append({"Tasks": str(k) if k else r.dataset, "Model": display_name(r.model), "Runs": int(r.runs),
-                     "Seconds per run": f"{r.seconds_per_run:.0f}",
-                     "Best epoch (mean)": f"{r.epochs_mean:.1f}" if pd.notna(r.epochs_mean) else MISSING,
-                     "Total (min)": f"{r.seconds_total / 60:.1f}"})
+    for m in sort_models(c.model):
+        d = c[c.model == m]
+        row = {"Model": display_name(m)}
+        for k in counts:
+            got = d[d.k == k]
+            row[f"s/run, {k} tasks"] = f"{got.seconds_per_run.iloc[0]:.0f}" if len(got) else MISSING
+        row["Runs"] = int(d.runs.sum())
+        row["Total (min)"] = f"{d.seconds_total.sum() / 60:.1f}"
+        rows.append(row)
     return _styler(pd.DataFrame(rows), caption)
 
 
@@ -257,10 +274,10 @@ def markdown_table(table) -> str:
 # ------------------------------------------------------------------ findings (glued into the landing page)
 
 def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
-    """One or two sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
+    """A few short sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
 
-    ``setting`` says where the numbers come from (e.g. "On Census-Income with the paper's
-    settings"). Every number is computed from ``cmp``; nothing is typed by hand.
+    ``setting`` says where the numbers come from (e.g. "Census-Income, the paper's settings").
+    Every number is computed from ``cmp``; nothing is typed by hand.
     """
     if cmp.empty:
         return f"{setting}: no comparison could be computed (no runs with both models)."
@@ -268,17 +285,17 @@ def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
     seeds = sorted(set(int(s) for s in cmp.n_seeds))
     seeds_txt = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]} seeds"
     models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
-    d = decimals_for(float(cmp.mean_diff.abs().median()) / 10)
+    d = decimals_for(float(cmp.mean_diff.abs().median()))
     lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
     counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
-    text = (f"{setting} ({seeds_txt}), {models} differs from the best multi-task baseline (chosen on "
-            f"validation AUC) by {fmt_diff(lo, d)} to {fmt_diff(hi, d)} test AUC across {n} task "
-            f"comparisons: better in {counts['better']}, worse in {counts['worse']}, no detectable "
-            f"difference in {counts['no detectable difference']} (Holm-corrected, α = 0.05).")
+    text = (f"{models} is better than the best multi-task baseline in {counts['better']} of {n} task "
+            f"comparisons, worse in {counts['worse']}, and not detectably different in "
+            f"{counts['no detectable difference']}. The differences range from {fmt_diff(lo, d)} to "
+            f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
+            f"Holm-corrected, α = 0.05).")
     detected = cmp[cmp.verdict.isin(["better", "worse"])]
     if len(detected):
-        parts = [f"{r.verdict} on {task_name(r.task)} in {experiment_name(r.experiment)}"
-                 f"{f' ({task_count(r.dataset)} tasks)' if task_count(r.dataset) else ''} vs "
-                 f"{display_name(r.comparator)}, {fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
+        parts = [f"{r.verdict} on {task_name(r.task)} ({_experiment_label(r.experiment, r.dataset)}) vs "
+                 f"{display_name(r.comparator)}: {fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
         text += " Detected: " + "; ".join(parts) + "."
     return text

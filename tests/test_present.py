@@ -135,3 +135,29 @@ def test_forest_and_paper_vs_ours():
     fig = plots.paper_vs_ours(s[s.dataset == "census"].assign(n=3))
     axes = [a for a in fig.axes if a.get_visible()]
     assert [t.get_text() for t in axes[0].get_yticklabels()][:2] == ["TM-1", "TM-2"]
+
+
+def test_verdict_summary_counts_and_names_the_detected_differences():
+    text = present.verdict_summary(_cmp(), "Census-Income, test")
+    assert "better than the best multi-task baseline in 1 of 4 task comparisons, worse in 2" in text
+    assert "not detectably different in 1" in text
+    assert "worse on income (Table I, 2 tasks) vs PLE: \u22120.0030" in text
+    assert "5 seeds" in text
+    assert present.verdict_summary(_cmp().iloc[:0], "x").startswith("x: no comparison")
+
+
+def test_comparison_table_names_the_task_count():
+    md = present.markdown_table(present.comparison_table(_cmp()))
+    assert "| Figure 3, 3 tasks |" in md and "| Table I, 2 tasks |" in md
+    assert "| Model |" not in md  # one model compared: named in the caption, not in every row
+
+
+def test_cost_table_one_row_per_model_dash_where_not_run():
+    cost = pd.DataFrame({"dataset": ["census", "census/3-tasks", "census"], "model": ["mmoe", "mmoe", "tm1:income"],
+                         "runs": [3, 3, 3], "seconds_total": [90.0, 120.0, 30.0], "seconds_per_run": [30.0, 40.0, 10.0],
+                         "epochs_mean": [5.0, 6.0, 4.0]})
+    md = present.markdown_table(present.cost_table(cost))
+    lines = md.splitlines()
+    assert lines[0] == "| Model | s/run, 2 tasks | s/run, 3 tasks | Runs | Total (min) |"
+    assert lines[2] == "| TM-1 (income) | 10 | \u2013 | 3 | 0.5 |"
+    assert lines[3] == "| MMoE | 30 | 40 | 6 | 3.5 |"
