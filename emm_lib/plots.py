@@ -99,7 +99,6 @@ def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
 
     s = _ci(summary).copy()
     s["k"] = s.dataset.map(present.task_count)
-    s = s[s.k.notna()]
     models = [m for m in (order or present.sort_models(s.model)) if m in set(s.model)]
     tasks = list(dict.fromkeys(s.task))
     counts = sorted(int(k) for k in s.k.unique())
@@ -130,8 +129,7 @@ def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
 def _row_label(experiment: str, dataset: str, model: str, several_models: bool) -> str:
     from . import present
 
-    k = present.task_count(dataset)
-    lab = present.experiment_name(experiment) + (f", {k} tasks" if k else f", {dataset}")
+    lab = f"{present.experiment_name(experiment)}, {present.task_count(dataset)} tasks"
     return f"{lab}: {present.display_name(model)}" if several_models else lab
 
 

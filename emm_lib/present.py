@@ -50,7 +50,8 @@ PAPER_MODEL_IDS: dict[str, str] = {
 }
 TASK_NAMES = {"income": "income", "marital": "marital status", "education": "education", "sex": "sex"}
 EXPERIMENT_NAMES = {"table1": "Table I", "table2": "Table II", "figure3": "Figure 3",
-                    "single_task": "single-task"}
+                    "leak_free": "Table I leak-free", "single_task": "single-task",
+                    "synthetic_tasks": "synthetic"}
 
 
 def _base(model: str) -> str:
@@ -74,12 +75,11 @@ def experiment_name(experiment: str) -> str:
     return EXPERIMENT_NAMES.get(experiment, experiment)
 
 
-def task_count(dataset: str) -> int | None:
-    """Number of tasks a dataset key stands for: ``census`` -> 2, ``census/3-tasks`` -> 3."""
+def task_count(dataset: str) -> int:
+    """Number of tasks a dataset key stands for (``emm_lib.study.dataset_key_of``): ``census`` and
+    ``census/leak-free`` -> 2, ``census/fixed-features/3-tasks`` -> 3."""
     m = re.search(r"/(\d+)-tasks$", dataset)
-    if m:
-        return int(m.group(1))
-    return 2 if "/" not in dataset else None
+    return int(m.group(1)) if m else 2
 
 
 def _order_key(model: str) -> tuple[int, str]:
@@ -193,8 +193,7 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
 
 
 def _experiment_label(experiment: str, dataset: str) -> str:
-    k = task_count(dataset)
-    return f"{experiment_name(experiment)}, {k} tasks" if k else f"{experiment_name(experiment)}, {dataset}"
+    return f"{experiment_name(experiment)}, {task_count(dataset)} tasks"
 
 
 def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None):
@@ -238,7 +237,8 @@ def paper_table(name: str, caption: str | None = None):
 
 def cost_table(cost: pd.DataFrame, caption: str | None = None):
     """Training time (``emm_lib.study.compute_cost``): one row per model, mean seconds per run for
-    each task count (an en dash where the model was not run), runs and total minutes."""
+    each task count (over all feature sets; an en dash where the model was not run), runs and
+    total minutes."""
     c = cost.assign(k=cost.dataset.map(task_count))
     counts = sorted(int(k) for k in c.k.dropna().unique())
     rows = []
@@ -247,7 +247,7 @@ def cost_table(cost: pd.DataFrame, caption: str | None = None):
         row = {"Model": display_name(m)}
         for k in counts:
             got = d[d.k == k]
-            row[f"s/run, {k} tasks"] = f"{got.seconds_per_run.iloc[0]:.0f}" if len(got) else MISSING
+            row[f"s/run, {k} tasks"] = f"{got.seconds_total.sum() / got.runs.sum():.0f}" if len(got) else MISSING
         row["Runs"] = int(d.runs.sum())
         row["Total (min)"] = f"{d.seconds_total.sum() / 60:.1f}"
         rows.append(row)

@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -18,7 +19,15 @@ import torch
 
 from .utils import atomic_write, repo_root
 
-__all__ = ["COLUMNS", "git_commit", "make_rows", "append", "read"]
+__all__ = ["COLUMNS", "KEY", "DuplicateRun", "git_commit", "make_rows", "append", "remove", "read"]
+
+#: One row per run, task and metric: a run is never written twice.
+KEY = ["dataset", "model", "task", "seed", "metric"]
+
+
+class DuplicateRun(ValueError):
+    """The rows of a run are already in the table."""
+
 
 COLUMNS = ["dataset", "profile", "model", "task", "seed", "metric", "value", "best_epoch",
            "train_seconds", "git_commit", "torch_version", "device", "settings", "timestamp"]
@@ -54,8 +63,22 @@ def make_rows(*, dataset: str, profile: str, model: str, seed: int, metrics: Map
     return rows
 
 
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lk, fcntl.LOCK_UN)
+
+
 def append(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
-    """Append rows to the CSV at ``path`` atomically (lock, read, write a temp file, rename)."""
+    """Append rows to the CSV at ``path`` atomically (lock, read, write a temp file, rename).
+
+    Raises :class:`DuplicateRun` when a row with the same :data:`KEY` is already there.
+    """
     path = Path(path)
     new = pd.DataFrame(list(rows))
     unknown = set(new.columns) - set(COLUMNS)
@@ -63,18 +86,33 @@ def append(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
     if unknown or missing:
         raise ValueError(f"Result rows must have exactly the columns {COLUMNS}; "
                          f"unknown {sorted(unknown)}, missing {sorted(missing)}. Build them with make_rows().")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(f".{path.name}.lock")
-    with open(lock, "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        try:
-            old = read(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
-            out = pd.concat([old, new[COLUMNS]], ignore_index=True) if len(old) else new[COLUMNS]
-            with atomic_write(path, "w") as fh:
-                out.to_csv(fh, index=False)
-        finally:
-            fcntl.flock(lk, fcntl.LOCK_UN)
+    with _locked(path):
+        old = read(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+        if len(old):
+            clash = old[KEY].astype(str).merge(new[KEY].astype(str))
+            if len(clash):
+                r = clash.iloc[0]
+                raise DuplicateRun(f"{path} already holds {r.model} seed {r.seed} on {r.dataset} ({r.task}, "
+                                   f"{r.metric}); a run is written once. Remove its rows first to replace it.")
+        out = pd.concat([old, new[COLUMNS]], ignore_index=True) if len(old) else new[COLUMNS]
+        with atomic_write(path, "w") as fh:
+            out.to_csv(fh, index=False)
     return path
+
+
+def remove(path: str | os.PathLike, **match) -> int:
+    """Remove the rows whose columns equal ``match`` (e.g. dataset, model, seed), atomically; the count."""
+    path = Path(path)
+    with _locked(path):
+        if not path.exists():
+            return 0
+        old = read(path)
+        hit = pd.Series(True, index=old.index)
+        for k, v in match.items():
+            hit &= old[k] == v
+        with atomic_write(path, "w") as fh:
+            old[~hit].to_csv(fh, index=False)
+    return int(hit.sum())
 
 
 def read(path: str | os.PathLike) -> pd.DataFrame:

@@ -2,15 +2,17 @@
 
 Every run trains on ``train``, selects its epoch on ``val`` and is evaluated once on ``test``;
 rows go to ``results/<profile>/<experiment>.csv`` in the tidy format of :mod:`emm_lib.results`.
-A run whose rows are already there is skipped, so an interrupted study resumes where it stopped.
+A run whose rows were made with the same settings is skipped, so an interrupted study resumes
+where it stopped; rows made with other settings stop the run with the setting that changed
+(:mod:`emm_lib.runs`). Planning and executing (locally or on Ray) live in :mod:`emm_lib.runner`.
 
-    python -m emm_lib.study table1 --profile paper --seeds 0 1 2
+    python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
+    python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,16 +23,18 @@ import torch
 from . import checkpoint, config, results
 from .data import Dataset, load
 from .models import SingleTaskMLP, build_model
-from .models.base import MultiTaskModel
-from .train import evaluate, fit
-from .utils import atomic_write, repo_root, resolve_device
+from . import runner
+from .runner import execute_plan, plan
+from .runs import Run, split_seed
+from .utils import repo_root, resolve_device
 
-__all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_model", "run_experiment",
-           "EXPERIMENTS", "VARIANTS", "dataset_key", "summarize", "table_with_gain", "paired_test", "compute_cost", "pretty", "paper_table",
-           "history_path", "checkpoint_path", "BASELINES", "TM_SHAPES"]
+__all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_experiment", "run_experiments",
+           "EXPERIMENTS", "VARIANTS", "dataset_key", "dataset_key_of", "experiment_tasks", "summarize",
+           "table_with_gain", "paired_test", "compute_cost", "pretty", "paper_table", "history_path",
+           "checkpoint_path", "BASELINES", "TM_SHAPES"]
 
-TM_SHAPES = ("tm1", "tm2")
-BASELINES = ("shared_bottom", "mmoe", "ple", "aitm", "adatt")
+TM_SHAPES = config.TM_SHAPES
+BASELINES = config.BASELINES
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class StudySettings:
     data_path: str | None = None  # AliExpress / Ali-CCP: the folder with the user's CSVs
     threads: int | None = None
     quiet: bool = True
+    on_change: str = "error"  # rows made with other settings: "error" names the change, "rerun" replaces them
 
     @property
     def out_dir(self) -> Path:
@@ -61,12 +66,13 @@ class StudySettings:
     def fit_kwargs(self) -> dict:
         return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                     patience=self.patience, device=self.device, max_train_rows=self.max_train_rows,
-                    progress=not self.quiet)
+                    progress=not self.quiet, cpu_threads=self.threads or 1)
 
     def record(self) -> dict:
         d = asdict(self)
         d.pop("seeds")
-        d.pop("quiet")
+        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path"):
+            d.pop(k)
         return d
 
 
@@ -89,44 +95,66 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
     return st
 
 
-def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None) -> Dataset:
-    """Load the study's dataset (``tasks=None``: the paper's two tasks)."""
-    if st.dataset == "census":
-        return load("census", tasks=tasks, data_dir=st.data_dir)
-    if st.dataset in ("aliexpress", "ali-ccp"):
-        if not st.data_path:
-            raise ValueError(f"{st.dataset} needs data_path: the folder holding your downloaded CSVs "
-                             "(see the data chapter for where to get them).")
-        return load(st.dataset, tasks=tasks, path=st.data_path)
-    return load(st.dataset, tasks=tasks)
+def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2) -> str:
+    """The ``dataset`` column of a run: e.g. ``census``, ``census/leak-free``, ``census/fixed-features/3-tasks``."""
+    return "/".join([dataset] + ([features] if features != "paper" else [])
+                    + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []))
 
 
 def dataset_key(ds: Dataset) -> str:
-    return ds.name if len(ds.tasks) == 2 else f"{ds.name}/{len(ds.tasks)}-tasks"
+    return dataset_key_of(ds.name, ds.info.get("feature_set", "paper"), len(ds.tasks))
 
 
-def _done(path: Path, dataset: str, model: str, seed: int) -> bool:
-    if not path.exists():
-        return False
-    df = results.read(path)
-    return bool(((df.dataset == dataset) & (df.model == model) & (df.seed == seed)).any())
+def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
+    """The first ``k`` tasks of ``dataset`` (Census: income, marital, education, sex)."""
+    if dataset == "synthetic":
+        return tuple(f"t{i + 1}" for i in range(k))
+    if dataset != "census":
+        if k != 2:
+            raise ValueError(f"More than two tasks are defined for Census and synthetic data, not {dataset!r}.")
+        from .data.ali import TASKS as ALI_TASKS  # noqa: N811
+
+        return tuple(ALI_TASKS)[:2]
+    from .data.census import TASKS
+
+    if not 1 <= k <= len(TASKS):
+        raise ValueError(f"Census defines {len(TASKS)} tasks ({list(TASKS)}); {k} were asked for.")
+    return tuple(TASKS)[:k]
 
 
-def run_model(model: MultiTaskModel, ds: Dataset, st: StudySettings, seed: int, *, label: str,
-              experiment: str, extra: dict | None = None) -> pd.DataFrame:
-    """Train ``model`` (validation selects the epoch), test once, append the rows; return them."""
-    res = fit(model, ds, seed=seed, **st.fit_kwargs())
-    test = evaluate(model, ds.test)
-    rows = results.make_rows(
-        dataset=dataset_key(ds), profile=st.profile, model=label, seed=seed,
-        metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
-        train_seconds=res.seconds, device=res.device,
-        settings={**st.record(), "tasks": list(model.tasks), "epochs_run": len(res.history), **(extra or {})})
-    with atomic_write(history_path(st, experiment, ds, seed, label)) as fh:
-        res.history.to_csv(fh, index=False)
-    checkpoint.save(model.cpu(), checkpoint_path(st, experiment, ds, seed, label))
-    results.append(st.out_dir / f"{experiment}.csv", rows)
-    return pd.DataFrame(rows)
+def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tasks: int | None = None,
+                 features: str = "paper", seed: int | None = None) -> Dataset:
+    """The study's dataset for a run: ``tasks`` (or the first ``n_tasks``; default the paper's two),
+    feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed)."""
+    if tasks is None:
+        tasks = experiment_tasks(st.dataset, n_tasks or 2)
+    sseed = split_seed(st.seeds[0] if seed is None else seed)
+    if st.dataset == "census":
+        ds = load("census", tasks=tasks, data_dir=st.data_dir, seed=sseed, exclude=features)
+    elif st.dataset in ("aliexpress", "ali-ccp"):
+        if not st.data_path:
+            raise ValueError(f"{st.dataset} needs data_path: the folder holding your downloaded CSVs "
+                             "(see the data chapter for where to get them).")
+        ds = load(st.dataset, tasks=tasks, path=st.data_path)
+    else:
+        ds = load(st.dataset, tasks=tasks, seed=sseed)
+    if features != "paper" and st.dataset != "census":
+        raise ValueError(f"Feature set {features!r} is defined for Census only.")
+    ds.info["feature_set"] = features
+    return ds
+
+
+def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable | None = None,
+                   require: bool = False) -> dict[str, list[SingleTaskMLP]]:
+    """TM-1 and TM-2 for every task of ``ds`` at ``seed``: loaded from their checkpoints, else trained
+    (rows in ``single_task.csv``). ``require=True`` raises instead of training (notebooks 03-06)."""
+    features = ds.info.get("feature_set", "paper")
+    runs = [Run("single_task", f"{shape}:{t}", seed, len(ds.tasks), features)
+            for t in ds.tasks for shape in config.TM_SHAPES]
+    execute_plan(runs, st, log=_logger(st, log), require_trained=require)
+    key = dataset_key(ds)
+    return {t: [checkpoint.load(checkpoint_path_of(st, "single_task", key, seed, f"{shape}:{t}"))
+                for shape in config.TM_SHAPES] for t in ds.tasks}
 
 
 def _logger(st: StudySettings, log: Callable | None) -> Callable:
@@ -136,132 +164,62 @@ def _logger(st: StudySettings, log: Callable | None) -> Callable:
     return (lambda msg: None) if st.quiet else print
 
 
-def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable | None = None,
-                   require: bool = False) -> dict[str, list[SingleTaskMLP]]:
-    """TM-1 and TM-2 for every task of ``ds`` at ``seed``: loaded from their checkpoints, else trained
-    (rows in ``single_task.csv``). ``require=True`` raises instead of training (notebooks 03-06)."""
-    log = _logger(st, log)
-    out: dict[str, list[SingleTaskMLP]] = {}
-    for task in ds.tasks:
-        out[task] = []
-        for shape in TM_SHAPES:
-            label = f"{shape}:{task}"
-            ck = checkpoint_path(st, "single_task", ds, seed, label)
-            if ck.with_suffix(".pt").exists() and _done(st.out_dir / "single_task.csv", dataset_key(ds), label, seed):
-                out[task].append(checkpoint.load(ck))
-                continue
-            if require:
-                raise FileNotFoundError(
-                    f"No trained {label} model for seed {seed} ({dataset_key(ds)}) under {st.out_dir}. "
-                    f"Run notebooks/02-single-task.ipynb first with the same profile ({st.profile!r}) and seeds.")
-            torch.manual_seed(seed)
-            m = SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
-            t0 = time.perf_counter()
-            run_model(m, ds, st, seed, label=label, experiment="single_task", extra={"shape": shape})
-            log(f"  trained {label} seed {seed} in {time.perf_counter() - t0:.1f}s")
-            out[task].append(m)
-    return out
+def history_path_of(st: StudySettings, experiment: str, key: str, seed: int, label: str) -> Path:
+    return (st.out_dir / "histories" / experiment
+            / f"{key.replace('/', '_')}__seed{seed}__{label.replace(':', '_')}.csv")
+
+
+def checkpoint_path_of(st: StudySettings, experiment: str, key: str, seed: int, label: str) -> Path:
+    return st.out_dir / "checkpoints" / experiment / key.replace("/", "_") / f"seed{seed}" / label.replace(":", "_")
 
 
 def history_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
-    """Where :func:`run_model` saved a run's per-epoch history."""
-    return (st.out_dir / "histories" / experiment
-            / f"{dataset_key(ds).replace('/', '_')}__seed{seed}__{label.replace(':', '_')}.csv")
+    """Where a run's per-epoch history is saved."""
+    return history_path_of(st, experiment, dataset_key(ds), seed, label)
 
 
 def checkpoint_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
-    """Where :func:`run_model` saved a run's weights (gitignored)."""
-    return (st.out_dir / "checkpoints" / experiment / dataset_key(ds).replace("/", "_") / f"seed{seed}"
-            / label.replace(":", "_"))
+    """Where a run's weights are saved (gitignored)."""
+    return checkpoint_path_of(st, experiment, dataset_key(ds), seed, label)
 
 
-def _emm(**flags) -> Callable:
-    def make(ds: Dataset, st: StudySettings, trained: dict) -> MultiTaskModel:
-        from .emm import EMM
-
-        sizes = config.model_settings(st.dataset, "emm")
-        for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
-            sizes.pop(k)
-        return EMM.from_trained(trained, **sizes, **flags)
-
-    return make
-
-
-def _baseline(name: str) -> Callable:
-    def make(ds: Dataset, st: StudySettings, trained: dict) -> MultiTaskModel:
-        return build_model(name, ds.spec, ds.tasks, **config.model_settings(st.dataset, name))
-
-    return make
-
-
-# Model variants by label. EMM flags: pretrained (trained components), use_mtm, fusion, reuse_embeddings.
-VARIANTS: dict[str, Callable] = {
-    **{b: _baseline(b) for b in BASELINES},
-    "emm": _emm(),
-    "emm:baseline": _emm(pretrained=False, use_mtm=False),
-    "emm:+mtm": _emm(pretrained=False, use_mtm=True),
-    "emm:+p": _emm(pretrained=True, use_mtm=False),
-    "emm:reused-embeddings": _emm(reuse_embeddings=True),
-    "emm:hard-gate": _emm(fusion="hard"),  # the paper's arg max (our default is the soft partner)
-}
-
-# experiment -> (task counts, variant labels)
-EXPERIMENTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
-    "table1": ((2,), BASELINES + ("emm",)),
-    # EMM itself is table1's "emm" row. With two tasks the hard and soft fusion gates are the
-    # same function (the only other task gets all the weight), so the gate question is asked
-    # in figure3, with 3 and 4 tasks.
-    "table2": ((2,), ("emm:baseline", "emm:+mtm", "emm:+p", "emm:reused-embeddings")),
-    "figure3": ((3, 4), BASELINES + ("emm", "emm:hard-gate")),
-    # Beyond the paper: more tasks on synthetic data of controlled relatedness.
-    "synthetic_tasks": ((2, 4, 6), ("mmoe", "ple", "emm")),
-}
+VARIANTS = config.VARIANTS
+EXPERIMENTS = config.EXPERIMENTS
 
 
 def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = None,
                    log: Callable | None = None, require_trained: bool = False,
-                   task_counts: Sequence[int] | None = None) -> pd.DataFrame:
+                   task_counts: Sequence[int] | None = None, executor: str = "local",
+                   address: str | None = None) -> pd.DataFrame:
     """Run (or resume) an experiment over ``st.seeds``; returns its full results table."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown experiment {name!r}. Known: {sorted(EXPERIMENTS)}.")
-    log = _logger(st, log)
-    counts, labels = EXPERIMENTS[name]
-    labels = tuple(models) if models is not None else labels
-    if task_counts is not None:
-        bad = [k for k in task_counts if k not in counts]
-        if bad:
-            raise ValueError(f"Experiment {name!r} runs task counts {list(counts)}, not {bad}.")
-        counts = tuple(task_counts)
-    unknown = [m for m in labels if m not in VARIANTS]
+    return run_experiments([name], st, models, log=log, require_trained=require_trained,
+                           task_counts=task_counts, executor=executor, address=address)[name]
+
+
+def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[str] | None = None, *,
+                    log: Callable | None = None, require_trained: bool = False,
+                    task_counts: Sequence[int] | None = None, executor: str = "local",
+                    address: str | None = None) -> dict[str, pd.DataFrame]:
+    """Run (or resume) several experiments, seed by seed; returns each one's results table."""
+    unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
-        raise ValueError(f"Unknown model label(s) {unknown}. Known: {sorted(VARIANTS)}.")
-    path = st.out_dir / f"{name}.csv"
-    for k in counts:
-        ds = load_dataset(st, tasks=_tasks(st.dataset, k))
-        for seed in st.seeds:
-            todo = [m for m in labels if not _done(path, dataset_key(ds), m, seed)]
-            if not todo:
-                continue
-            trained = trained_models(ds, st, seed, log=log, require=require_trained and k == 2)
-            for label in todo:
-                torch.manual_seed(seed)
-                model = VARIANTS[label](ds, st, trained)
-                t0 = time.perf_counter()
-                run_model(model, ds, st, seed, label=label, experiment=name)
-                log(f"  {name}: {label} ({len(ds.tasks)} tasks) seed {seed} in {time.perf_counter() - t0:.1f}s")
-    return results.read(path) if path.exists() else pd.DataFrame(columns=results.COLUMNS)
-
-
-def _tasks(dataset: str, k: int) -> tuple[str, ...] | None:
-    if k == 2:
-        return None
-    if dataset == "synthetic":
-        return tuple(f"t{i + 1}" for i in range(k))
-    from .data.census import TASKS
-
-    if dataset != "census":
-        raise ValueError(f"More than two tasks are defined for Census only, not {dataset!r}.")
-    return tuple(TASKS)[:k]
+        raise ValueError(f"Unknown experiment {unknown[0]!r}. Known: {sorted(EXPERIMENTS)}.")
+    for n in names:
+        counts = EXPERIMENTS[n]["task_counts"]
+        bad = [k for k in (task_counts or ()) if k not in counts]
+        if bad:
+            raise ValueError(f"Experiment {n!r} runs task counts {list(counts)}, not {bad}.")
+    bad_models = [m for m in (models or ()) if m not in VARIANTS]
+    if bad_models:
+        raise ValueError(f"Unknown model label(s) {bad_models}. Known: {sorted(VARIANTS)}.")
+    runs = plan(names, st, models, task_counts)
+    execute_plan(runs, st, executor=executor, address=address, log=_logger(st, log),
+                 require_trained=require_trained)
+    out = {}
+    for n in names:
+        path = st.out_dir / f"{n}.csv"
+        out[n] = results.read(path) if path.exists() else pd.DataFrame(columns=results.COLUMNS)
+    return out
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
@@ -338,27 +296,42 @@ def compute_cost(df: pd.DataFrame) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task"])
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze"],
+                    help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances")
     ap.add_argument("--dataset", default="census")
     ap.add_argument("--profile", default="default")
     ap.add_argument("--seeds", type=int, nargs="+")
     ap.add_argument("--models", nargs="+")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--device")
-    ap.add_argument("--threads", type=int)
+    ap.add_argument("--threads", type=int, help="torch threads per run (default 1)")
     ap.add_argument("--results-dir")
     ap.add_argument("--data-dir")
     ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
+    ap.add_argument("--on-change", choices=["error", "rerun"], default="error",
+                    help="rows made with other settings: stop and name the change (default), or replace them")
+    ap.add_argument("--executor", choices=["local", "ray"], default="local")
+    ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     a = ap.parse_args(argv)
     st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
-                  results_dir=a.results_dir, data_dir=a.data_dir)
+                  results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
     log = lambda m: print(m, flush=True)  # noqa: E731
-    if a.experiment == "single_task":
-        ds = load_dataset(st)
-        for s in st.seeds:
-            trained_models(ds, st, s, log=log)
+    if a.experiment == "analyze":
+        from .analysis import write_pair_variances
+
+        print(write_pair_variances(st.out_dir))
         return
-    run_experiment(a.experiment, st, a.models, log=log, task_counts=a.task_counts)
+    if a.experiment == "single_task":
+        runs = [r for r in plan(["table1"], st) if r.is_trained_model]
+        execute_plan(runs, st, executor=a.executor, address=a.address, log=log)
+        return
+    names = [n for n in EXPERIMENTS if n != "synthetic_tasks"] if a.experiment == "all" else [a.experiment]
+    run_experiments(names, st, a.models, log=log, task_counts=a.task_counts, executor=a.executor,
+                    address=a.address)
+    if a.experiment == "all":
+        from .analysis import write_pair_variances
+
+        print(write_pair_variances(st.out_dir))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def test_markdown_table_escapes_pipes():
 def test_task_count():
     assert present.task_count("census") == 2
     assert present.task_count("census/4-tasks") == 4
-    assert present.task_count("synthetic/rho-0.5") is None
+    assert present.task_count("census/leak-free") == 2
+    assert present.task_count("census/fixed-features/3-tasks") == 3
 
 
 def test_figures_have_one_panel_per_task_with_own_axis():

@@ -1,5 +1,6 @@
 """The study runner: resumable experiments, tidy rows, summaries, paired tests."""
 import pandas as pd
+import torch
 import pytest
 
 from emm_lib import study
@@ -65,3 +66,112 @@ def test_summaries_gain_and_paired_test():
     assert study.summarize(dup).set_index("model").loc["emm", "n"] == 2
     table = study.pretty(study.summarize(df))
     assert table.loc["emm", "a"] == "0.9150 ± 0.0212"
+
+
+# --- the runner: threads, split seeds, settings-aware resume, claims, Ray --------------------------
+
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+
+from emm_lib import runs as runs_mod  # noqa: E402
+
+
+def _settings_of(df):
+    return [json.loads(s) for s in df.settings]
+
+
+def test_threads_split_seed_and_features_are_recorded(tmp_path):
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0, 1], epochs=1, threads=2)
+    df = study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2])
+    s = _settings_of(df)
+    assert {x["torch_threads"] for x in s} == {2}  # --threads reaches the trainer
+    assert {(x["split_seed"], x["n_features"]) for x in s} == {(0, 16), (1, 16)}
+    # the split is drawn anew per seed: different test rows
+    a, b = (study.load_dataset(st, seed=k).test.dense for k in (0, 1))
+    assert not torch.equal(a, b)
+
+
+def test_changed_settings_stop_with_the_setting_named_or_rerun(tmp_path):
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2])
+    st2 = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=2)
+    with pytest.raises(runs_mod.SettingsChanged, match=r"epochs: recorded 1, now 2"):
+        study.run_experiment("synthetic_tasks", st2, models=["mmoe"], task_counts=[2])
+    st3 = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=2, on_change="rerun")
+    df = study.run_experiment("synthetic_tasks", st3, models=["mmoe"], task_counts=[2])
+    assert len(df[df.model == "mmoe"]) == 4  # 2 tasks x (test, val), replaced, not appended
+    assert {x["epochs"] for x in _settings_of(df)} == {2}
+
+
+def test_a_run_is_never_appended_twice(tmp_path):
+    rows = study.results.make_rows(dataset="d", profile="p", model="m", seed=0, metrics={"test_auc": {"a": 0.5}})
+    study.results.append(tmp_path / "x.csv", rows)
+    with pytest.raises(study.results.DuplicateRun, match="written once"):
+        study.results.append(tmp_path / "x.csv", rows)
+
+
+def test_a_claim_excludes_others_and_a_dead_claim_is_taken_over(tmp_path):
+    run = runs_mod.Run("e", "mmoe", 0)
+    with runs_mod.claim(tmp_path, run, "d") as first:
+        assert first
+        with runs_mod.claim(tmp_path, run, "d") as second:  # same live pid holds it
+            assert not second
+    path = next((tmp_path / ".claims").rglob("*.claim"), None)
+    assert path is None  # released
+    dead = tmp_path / ".claims" / "e" / "d__seed0__mmoe.claim"
+    dead.write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": runs_mod.socket.gethostname()}))
+    with runs_mod.claim(tmp_path, run, "d") as third:
+        assert third
+
+
+def _worker(results_dir, q):
+    st = study.settings("synthetic", "tiny", results_dir=results_dir, seeds=[0, 1], epochs=1)
+    n = study.runner.execute_plan(study.plan(["synthetic_tasks"], st, ["mmoe", "emm"], [2]), st)
+    q.put(n)
+
+
+def test_two_processes_on_one_results_directory_train_each_run_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    counts = [q.get(timeout=5) for _ in procs]
+    assert sum(counts) == 2 * (4 + 2)  # every run once: 4 trained models + 2 multi-task models per seed
+    single = study.results.read(tmp_path / "tiny" / "single_task.csv")
+    multi = study.results.read(tmp_path / "tiny" / "synthetic_tasks.csv")
+    for df in (single, multi):
+        assert not df.duplicated(study.results.KEY).any()
+    assert len(multi) == 2 * 2 * 2 * 2  # seeds x models x tasks x metrics
+
+
+def test_analysis_writes_paired_variances_for_every_pair(tmp_path):
+    from emm_lib import analysis
+
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    study.run_experiment("synthetic_tasks", st, models=["mmoe", "ple"], task_counts=[2])
+    pv = study.results.pd.read_csv(analysis.write_pair_variances(st.out_dir))
+    pair = pv[(pv.model_a.isin(["mmoe", "ple"])) & (pv.model_b.isin(["mmoe", "ple"]))]
+    assert set(pair.task) == {"t1", "t2"} and (pair.var_diff > 0).all()
+    df = study.results.read(st.out_dir / "synthetic_tasks.csv")
+    test = df[(df.metric == "test_auc") & (df.model == "mmoe") & (df.task == "t1")].value.iloc[0]
+    got = pair[(pair.task == "t1")]
+    auc_mmoe = got.auc_a.iloc[0] if got.model_a.iloc[0] == "mmoe" else got.auc_b.iloc[0]
+    assert auc_mmoe == pytest.approx(test, abs=1e-9)  # the saved logits are the evaluated ones
+
+
+def test_ray_executor_gives_the_local_rows_bit_for_bit(tmp_path):
+    pytest.importorskip("ray")
+    local = study.settings("synthetic", "tiny", results_dir=str(tmp_path / "local"), seeds=[0], epochs=1)
+    on_ray = study.settings("synthetic", "tiny", results_dir=str(tmp_path / "ray"), seeds=[0], epochs=1)
+    a = study.run_experiment("synthetic_tasks", local, models=["mmoe", "emm"], task_counts=[2])
+    b = study.run_experiment("synthetic_tasks", on_ray, models=["mmoe", "emm"], task_counts=[2], executor="ray")
+    key = ["model", "task", "seed", "metric"]
+    a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key])
+    assert (a.value.to_numpy() == b.value.to_numpy()).all()  # bit-identical AUCs on CPU
+    # resumed on Ray: nothing is trained again
+    again = study.run_experiment("synthetic_tasks", on_ray, models=["mmoe", "emm"], task_counts=[2], executor="ray")
+    assert len(again) == len(b)

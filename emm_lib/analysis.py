@@ -1,0 +1,79 @@
+"""Paired test-set variances of the study's runs (the test-set term of :mod:`emm_lib.stats`).
+
+For every (dataset, seed, task), the saved test logits of all runs (``predictions/``, written
+by :func:`emm_lib.runs.write`) give each pair of models the paired DeLong variance of their AUC
+difference. The table is small and committed beside the results; the logits are not.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .stats import delong
+from .utils import atomic_write
+
+__all__ = ["PAIR_VARIANCES", "pair_variances", "write_pair_variances", "read_pair_variances"]
+
+PAIR_VARIANCES = "pair_variances.csv"
+
+
+def _load(out_dir: Path) -> list[dict]:
+    found = []
+    for f in sorted((out_dir / "predictions").glob("*/*.npz")):
+        key, seed, label = f.stem.split("__")
+        with np.load(f) as z:
+            found.append({"file": f, "key": key, "seed": int(seed[4:]),
+                          "label": label, "logits": z["logits"], "y": z["y"], "tasks": list(z["tasks"])})
+    return found
+
+
+def pair_variances(out_dir: str | Path) -> pd.DataFrame:
+    """Columns dataset_file_key, seed, task, model_a, model_b, auc_a, auc_b, var_diff (all pairs)."""
+    out_dir = Path(out_dir)
+    rows = []
+    preds = _load(out_dir)
+    by = {}
+    for p in preds:
+        by.setdefault((p["key"], p["seed"]), []).append(p)
+    for (key, seed), group in by.items():
+        tasks = sorted({t for p in group for t in p["tasks"]})
+        for task in tasks:
+            have = [(p["label"], p["logits"][:, p["tasks"].index(task)], p["y"][:, p["tasks"].index(task)])
+                    for p in group if task in p["tasks"]]
+            y0 = have[0][2]
+            for label, _, y in have[1:]:
+                if not np.array_equal(y, y0):
+                    raise ValueError(f"Runs of {key} seed {seed} disagree on the {task} test labels "
+                                     f"({have[0][0]} vs {label}): their splits differ; rerun them.")
+            if len(have) < 2:
+                continue
+            aucs, cov = delong(y0, np.stack([h[1] for h in have]))
+            for i, j in itertools.combinations(range(len(have)), 2):
+                rows.append({"key": key, "seed": seed, "task": task, "model_a": have[i][0], "model_b": have[j][0],
+                             "auc_a": aucs[i], "auc_b": aucs[j],
+                             "var_diff": cov[i, i] + cov[j, j] - 2 * cov[i, j]})
+    return pd.DataFrame(rows, columns=["key", "seed", "task", "model_a", "model_b", "auc_a", "auc_b", "var_diff"])
+
+
+def write_pair_variances(out_dir: str | Path) -> Path:
+    """Compute :func:`pair_variances` and write them atomically to ``<out_dir>/pair_variances.csv``."""
+    out_dir = Path(out_dir)
+    df = pair_variances(out_dir)
+    path = out_dir / PAIR_VARIANCES
+    with atomic_write(path) as fh:
+        df.to_csv(fh, index=False)
+    return path
+
+
+def read_pair_variances(out_dir: str | Path, results: pd.DataFrame) -> pd.DataFrame:
+    """The committed pair variances with the results' ``dataset`` names (``census/leak-free`` ...)."""
+    path = Path(out_dir) / PAIR_VARIANCES
+    if not path.exists():
+        return pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
+    pv = pd.read_csv(path)
+    names = {d.replace("/", "_"): d for d in results.dataset.unique()}
+    pv["dataset"] = pv.key.map(names)
+    return pv.dropna(subset=["dataset"])

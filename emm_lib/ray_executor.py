@@ -1,0 +1,90 @@
+"""The study's runs as Ray tasks (``python -m emm_lib.study ... --executor ray``).
+
+Locally, Ray starts one worker per core; ``address`` joins an existing cluster (``ray start
+--head`` on one machine, ``ray start --address=HEAD:6379`` on the others, then
+``--address HEAD:6379``). Each run is a task with one CPU and one torch thread, and a fraction
+of a GPU (:data:`GPU_PER_RUN`) when the cluster has GPUs, so several small runs share one GPU.
+The driver claims a run before submitting it and writes its artifacts when it returns, so no
+run is trained or written twice and a killed driver loses only the runs in flight (their
+claims are taken over by the next driver on this host).
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .runner import _done, _key, _trained, _write, execute
+from .runs import Run, claim
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .study import StudySettings
+
+__all__ = ["GPU_PER_RUN", "run_on_ray"]
+
+#: GPU share of one run: the study's models are small, four runs share one GPU.
+GPU_PER_RUN = 0.25
+
+
+def _remote_execute(run: Run, st: "StudySettings", trained: dict | None):
+    import torch
+
+    torch.set_num_threads(int(st.threads or 1))
+    return execute(run, st, trained)
+
+
+def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None = None,
+               log: Callable[[str], None] = lambda m: None, poll_seconds: float = 2.0,
+               num_cpus: int | None = None) -> int:
+    """Execute ``todo`` on Ray (a local instance unless ``address``); returns how many runs were trained."""
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - ray is a pinned dependency
+        raise ImportError("--executor ray needs Ray: pip install 'ray==2.60.0' (or pip install -e .[test]).") from e
+    started = False
+    if not ray.is_initialized():
+        kw = dict(address=address) if address else dict(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+        ray.init(log_to_driver=False, configure_logging=False, **kw)
+        started = True
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        remote = ray.remote(num_cpus=1, num_gpus=GPU_PER_RUN if gpus else 0, max_retries=0)(_remote_execute)
+        return _loop(list(todo), st, remote, ray, log, poll_seconds)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_seconds: float) -> int:
+    pending: dict = {}
+    trained_count = 0
+    with ExitStack() as claims:
+        while waiting or pending:
+            for run in list(waiting):
+                if _done(run, st):
+                    waiting.remove(run)
+                    continue
+                trained = _trained(run, st)
+                if trained is None:
+                    continue
+                stack = ExitStack()
+                if not stack.enter_context(claim(st.out_dir, run, _key(run, st))):
+                    stack.close()
+                    continue
+                claims.callback(stack.close)
+                pending[remote.remote(run, st, trained)] = (run, stack, time.perf_counter())
+                waiting.remove(run)
+            if not pending:
+                time.sleep(poll_seconds)  # what is left is claimed by another process, or waits on it
+                continue
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            run, stack, t0 = pending.pop(ready[0])
+            try:
+                _write(run, st, ray.get(ready[0]))
+                trained_count += 1
+                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.features}) seed {run.seed} "
+                    f"in {time.perf_counter() - t0:.1f}s (ray)")
+            finally:
+                stack.close()
+    return trained_count

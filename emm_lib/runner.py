@@ -1,0 +1,188 @@
+"""Plan and execute the study's runs, in this process or as Ray tasks.
+
+:func:`plan` lists the runs of experiments (seed-major, so finished seeds are complete),
+with the trained single-task models (TM-1, TM-2 per task) each multi-task run builds on.
+:func:`execute_plan` runs what is not done yet: trained models and baselines first, then the
+EMM variants whose trained models exist. Local: one run at a time in this process (start a
+second process on the same results directory to use another core: claims keep them apart).
+Ray (``executor="ray"``): each run is a Ray task with one CPU and one torch thread (and a
+fraction of a GPU when there is one); the driver claims each run, gathers the artifacts and
+writes them, so a killed driver loses only the runs in flight.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import torch
+
+from . import config
+from .runs import Artifacts, Run, claim, is_done, split_seed, write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .study import StudySettings
+
+__all__ = ["plan", "identity", "execute", "execute_plan"]
+
+
+def _tm_labels(tasks: Sequence[str]) -> list[str]:
+    return [f"{shape}:{t}" for t in tasks for shape in config.TM_SHAPES]
+
+
+def plan(experiments: Sequence[str], st: "StudySettings", models: Sequence[str] | None = None,
+         task_counts: Sequence[int] | None = None) -> list[Run]:
+    """Every run of ``experiments`` over ``st.seeds``, trained models first within each seed."""
+    from .study import experiment_tasks
+
+    runs: list[Run] = []
+    for seed in st.seeds:
+        for name in experiments:
+            ex = config.EXPERIMENTS[name]
+            counts = tuple(task_counts) if task_counts is not None else ex["task_counts"]
+            labels = tuple(models) if models is not None else ex["models"]
+            for k in counts:
+                tms = [Run("single_task", lab, seed, k, ex["features"])
+                       for lab in _tm_labels(experiment_tasks(st.dataset, k))]
+                runs += [r for r in tms if r not in runs]
+                runs += [Run(name, lab, seed, k, ex["features"]) for lab in labels]
+    return runs
+
+
+def identity(run: Run, st: "StudySettings") -> dict:
+    """The settings that change what ``run`` measures (recorded with its rows, checked on resume)."""
+    if run.is_trained_model:
+        shape = run.label.split(":")[0]
+        model = {"model": "single_task", "sizes": config.model_settings(st.dataset, shape)}
+    else:
+        kind, opts = config.VARIANTS[run.label]
+        model = {"model": kind, "options": opts, "sizes": config.model_settings(st.dataset, kind)}
+    return {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
+            "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
+            "features": run.features, "n_tasks": run.n_tasks, **model}
+
+
+def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
+    from .models import SingleTaskMLP, build_model
+
+    torch.manual_seed(run.seed)
+    if run.is_trained_model:
+        shape, task = run.label.split(":")
+        return SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
+    kind, opts = config.VARIANTS[run.label]
+    if kind != "emm":
+        return build_model(kind, ds.spec, ds.tasks, **{**config.model_settings(st.dataset, kind), **opts})
+    from .emm import EMM
+
+    sizes = config.model_settings(st.dataset, "emm")
+    for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
+        sizes.pop(k)
+    return EMM.from_trained(trained, **sizes, **opts)
+
+
+def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
+    """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
+    from . import results
+    from .study import dataset_key, load_dataset
+    from .train import evaluate, fit, predict
+
+    if st.threads:
+        torch.set_num_threads(int(st.threads))
+    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed)
+    model = _build(run, ds, st, trained)
+    res = fit(model, ds, seed=run.seed, **st.fit_kwargs())
+    logits = predict(model, ds.test).cpu()
+    y = ds.test.select_tasks(model.tasks).cpu()
+    test = evaluate(model, ds.test)
+    rows = results.make_rows(
+        dataset=dataset_key(ds), profile=st.profile, model=run.label, seed=run.seed,
+        metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
+        train_seconds=res.seconds, device=res.device,
+        settings={**st.record(), **identity(run, st), "tasks": list(model.tasks), "epochs_run": len(res.history),
+                  "n_features": ds.spec.n_sparse + ds.spec.n_dense, "experiment": run.experiment,
+                  "torch_threads": res.settings.get("threads")})
+    return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks))
+
+
+def _key(run: Run, st: "StudySettings") -> str:
+    from .study import dataset_key_of
+
+    return dataset_key_of(st.dataset, run.features, run.n_tasks)
+
+
+def _done(run: Run, st: "StudySettings") -> bool:
+    return is_done(st.out_dir / f"{run.experiment}.csv", _key(run, st), run.label, run.seed,
+                   identity(run, st), on_change=st.on_change)
+
+
+def _trained(run: Run, st: "StudySettings") -> dict | None:
+    """The trained models an EMM run needs, from their checkpoints; None while any is missing."""
+    from . import checkpoint
+    from .study import checkpoint_path_of, experiment_tasks
+
+    if run.is_trained_model or config.VARIANTS[run.label][0] != "emm":
+        return {}
+    out: dict[str, list] = {}
+    for task in experiment_tasks(st.dataset, run.n_tasks):
+        out[task] = []
+        for shape in config.TM_SHAPES:
+            tm = Run("single_task", f"{shape}:{task}", run.seed, run.n_tasks, run.features)
+            ck = checkpoint_path_of(st, tm.experiment, _key(tm, st), tm.seed, tm.label)
+            if not (_done(tm, st) and ck.with_suffix(".pt").exists()):
+                return None
+            out[task].append(checkpoint.load(ck))
+    return out
+
+
+def _write(run: Run, st: "StudySettings", art: Artifacts) -> None:
+    from .study import checkpoint_path_of, history_path_of
+
+    key = _key(run, st)
+    write(st.out_dir, run, key, art, history=history_path_of(st, run.experiment, key, run.seed, run.label),
+          checkpoint=checkpoint_path_of(st, run.experiment, key, run.seed, run.label))
+
+
+def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "local", address: str | None = None,
+                 log: Callable[[str], None] = lambda m: None, require_trained: bool = False,
+                 poll_seconds: float = 5.0) -> int:
+    """Run every run of ``runs`` that is not done; returns how many this call trained."""
+    todo = [r for r in runs if not _done(r, st)]
+    if not todo:
+        return 0
+    if require_trained:
+        missing = [r for r in todo if r.is_trained_model]
+        if missing:
+            r = missing[0]
+            raise FileNotFoundError(
+                f"No trained {r.label} model for seed {r.seed} ({_key(r, st)}) under {st.out_dir}. "
+                f"Run notebooks/02-single-task.ipynb first with the same profile ({st.profile!r}) and seeds.")
+    if executor == "ray":
+        from .ray_executor import run_on_ray
+
+        return run_on_ray(todo, st, address=address, log=log)
+    if executor != "local":
+        raise ValueError(f"Unknown executor {executor!r}; use 'local' or 'ray'.")
+    trained_count = 0
+    while todo:
+        progressed, waiting = False, []
+        for run in todo:
+            if _done(run, st):
+                progressed = True
+                continue
+            trained = _trained(run, st)
+            if trained is None:
+                waiting.append(run)
+                continue
+            with claim(st.out_dir, run, _key(run, st)) as mine:
+                if not mine or _done(run, st):
+                    waiting.append(run) if not mine else None
+                    continue
+                t0 = time.perf_counter()
+                _write(run, st, execute(run, st, trained))
+                trained_count += 1
+                progressed = True
+                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.features}) seed {run.seed} "
+                    f"in {time.perf_counter() - t0:.1f}s")
+        todo = waiting
+        if todo and not progressed:  # everything left is claimed by another process, or waits on it
+            time.sleep(poll_seconds)
+    return trained_count

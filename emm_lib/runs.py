@@ -1,0 +1,167 @@
+"""One run of the study, start to finish: its identity, its claim, its training and its files.
+
+A *run* is one (experiment, model label, seed, task count, feature set). Its *identity* is
+every setting that changes what it measures (optimiser, epochs, split seed, feature set,
+model sizes and flags); a run counts as done only when rows with the same identity are in
+the results table. Before training, a run is *claimed* with an exclusive file, so two study
+processes (or Ray drivers) on one results directory never train or write it twice. The
+artifacts are computed by :func:`execute` (in this process or a Ray worker) and written by
+:func:`write` in the driver: history, checkpoint and test predictions first, the result rows
+last, each file atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import results
+from .utils import atomic_write
+
+__all__ = ["Run", "Artifacts", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
+           "predictions_path", "split_seed"]
+
+
+def split_seed(seed: int) -> int:
+    """The val/test split (and synthetic data) seed of a run: drawn anew per run seed."""
+    return int(seed)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the study."""
+
+    experiment: str
+    label: str
+    seed: int
+    n_tasks: int = 2
+    features: str = "paper"
+
+    @property
+    def is_trained_model(self) -> bool:
+        return self.experiment == "single_task"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.label.replace(':', '_')}"
+
+
+@dataclass
+class Artifacts:
+    """What a finished run hands back to the driver."""
+
+    rows: list[dict]
+    history: pd.DataFrame
+    model: Any
+    logits: np.ndarray
+    y: np.ndarray
+    tasks: tuple[str, ...]
+
+
+class SettingsChanged(RuntimeError):
+    """Rows for this run exist but were made with other settings."""
+
+
+def identity_mismatch(recorded: dict, identity: dict) -> dict[str, tuple[Any, Any]]:
+    """``{key: (recorded, now)}`` for every identity key whose recorded value differs."""
+    norm = lambda v: json.loads(json.dumps(v, sort_keys=True, default=str))  # noqa: E731 (tuples -> lists)
+    return {k: (recorded.get(k, "<not recorded>"), v) for k, v in identity.items()
+            if norm(recorded.get(k, "<not recorded>")) != norm(v)}
+
+
+def _rows_of(path: Path, dataset: str, model: str, seed: int) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=results.COLUMNS)
+    df = results.read(path)
+    return df[(df.dataset == dataset) & (df.model == model) & (df.seed == seed)]
+
+
+def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_change: str = "error") -> bool:
+    """Whether ``path`` holds this run's rows made with ``identity``.
+
+    Rows with another identity raise :class:`SettingsChanged` naming the settings that changed
+    (``on_change="error"``), or are removed so the run is trained again (``"rerun"``).
+    """
+    rows = _rows_of(path, dataset, model, seed)
+    if rows.empty:
+        return False
+    diff = identity_mismatch(json.loads(rows.settings.iloc[-1]), identity)
+    if not diff:
+        return True
+    if on_change == "rerun":
+        results.remove(path, dataset=dataset, model=model, seed=seed)
+        return False
+    what = "; ".join(f"{k}: recorded {a!r}, now {b!r}" for k, (a, b) in diff.items())
+    raise SettingsChanged(
+        f"{path} already holds {model} seed {seed} on {dataset}, made with other settings ({what}). "
+        "Use another --results-dir, or --on-change rerun to replace those rows.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def claim(out_dir: Path, run: Run, dataset: str) -> Iterator[bool]:
+    """Claim ``run`` with an exclusive file; yields False when another live process holds it.
+
+    A claim left by a process that died on this host is taken over.
+    """
+    path = out_dir / ".claims" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                other = {}
+            stale = other.get("host") == me["host"] and not _alive(int(other.get("pid", -1)))
+            if not stale and other:
+                yield False
+                return
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def predictions_path(out_dir: Path, run: Run, dataset: str) -> Path:
+    """Test-set logits of a run (gitignored; read by the analysis step for paired DeLong variances)."""
+    return out_dir / "predictions" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.npz"
+
+
+def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path) -> None:
+    """Write a run's files in the driver: history, checkpoint, predictions, then its rows."""
+    from . import checkpoint as ckpt
+
+    with atomic_write(history) as fh:
+        art.history.to_csv(fh, index=False)
+    ckpt.save(art.model.cpu(), checkpoint)
+    pred = predictions_path(out_dir, run, dataset)
+    with atomic_write(pred, "wb") as fh:
+        np.savez_compressed(fh, logits=art.logits.astype(np.float32), y=art.y.astype(np.uint8),
+                            tasks=np.array(art.tasks))
+    results.append(out_dir / f"{run.experiment}.csv", art.rows)
