@@ -159,7 +159,9 @@ def _styler(df: pd.DataFrame, caption: str | None):
     st = df.style.hide(axis="index")
     if caption:
         st = st.set_caption(caption)
-    return st.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; text-align: left;"}])
+    return st.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; text-align: left;"},
+                                {"selector": "th, td", "props": "padding: 0.25em 0.9em; text-align: left;"},
+                                {"selector": "thead th", "props": "border-bottom: 1px solid #999;"}])
 
 
 def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
