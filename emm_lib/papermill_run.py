@@ -12,11 +12,11 @@ see ``EMM_NOTEBOOK_BATCH=1`` (no widget frontend: interactive cells draw static 
 """
 from __future__ import annotations
 
+from jupyter_client import AsyncKernelManager
+from papermill.engines import NBClientEngine, papermill_engines
 from traitlets.config import Config
 
-from papermill.engines import NBClientEngine, papermill_engines
-
-__all__ = ["transport_config", "EncryptedEngine", "main"]
+__all__ = ["transport_config", "QuietShutdownKernelManager", "EncryptedEngine", "main"]
 
 
 def transport_config() -> Config:
@@ -28,12 +28,27 @@ def transport_config() -> Config:
     return Config({"KernelManager": {"transport": "ipc"}})
 
 
+class QuietShutdownKernelManager(AsyncKernelManager):
+    """nbclient's kernel manager without the interrupt jupyter_client sends before a graceful shutdown.
+
+    papermill shuts the kernel down after the last cell finished, so there is nothing to
+    interrupt; a SIGINT that lands while the kernel still handles a message only makes ipykernel
+    log "KeyboardInterrupt caught in kernel". Interrupts outside shutdown (a cell timeout) pass.
+    """
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
+
 class EncryptedEngine(NBClientEngine):
     """papermill's nbclient engine with :func:`transport_config` applied to the kernel manager."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
         kwargs.setdefault("config", transport_config())
+        kwargs.setdefault("kernel_manager_class", QuietShutdownKernelManager)
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
 

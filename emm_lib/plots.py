@@ -133,7 +133,7 @@ def _row_label(experiment: str, dataset: str, model: str, several_models: bool) 
     return f"{lab}: {present.display_name(model)}" if several_models else lab
 
 
-def forest(cmp: pd.DataFrame, title: str = "EMM \u2212 comparator (test AUC)", ncols: int = 2):
+def forest(cmp: pd.DataFrame, title: str = "EMM \u2212 best baseline (test AUC)", ncols: int = 2):
     """The study's main figure: each model's difference to its comparator with 95% CIs.
 
     ``cmp`` has the columns of :func:`emm_lib.stats.compare` (one row per experiment, dataset,

@@ -101,6 +101,19 @@ def test_notebooks_run_without_the_kernel_transport_warning(tmp_path: Path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     text = r.stdout + r.stderr
-    assert "without encryption" not in text and "WARNING" not in text, text
+    assert "without encryption" not in text and "WARNING" not in text and "ERROR" not in text, text
     ran = nbformat.read(out, 4)
     assert ran.cells[0].outputs[0]["text"].strip() == "2"
+
+
+def test_make_test_fetches_the_data_before_the_unit_tests_and_requires_it():
+    """On a fresh machine the real-data tests must run: `make test` fetches first (a failed fetch
+    stops make), then runs pytest with EMM_REQUIRE_DATA=1 (a missing copy fails, never skips)."""
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}
+    out = subprocess.run(["make", "-n", "-C", str(REPO), "test"], capture_output=True, text=True, env=env,
+                         timeout=60).stdout
+    lines = out.splitlines()
+    fetch = next(i for i, line in enumerate(lines) if "-m emm_lib.data census" in line)
+    unit = next(i for i, line in enumerate(lines) if "-m pytest" in line and '"not book"' in line)
+    assert fetch < unit, out
+    assert lines[unit].startswith("EMM_REQUIRE_DATA=1 "), lines[unit]
