@@ -290,8 +290,8 @@ def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
     d = decimals_for(float(cmp.mean_diff.abs().median()))
     lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
     counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
-    text = (f"{models} is better than the best multi-task baseline in {counts['better']} of {n} task "
-            f"comparisons, worse in {counts['worse']}, and not detectably different in "
+    text = (f"Against the best multi-task baseline, {models}: better in {counts['better']} of {n} task "
+            f"comparisons, worse in {counts['worse']}, not detectably different in "
             f"{counts['no detectable difference']}. The differences range from {fmt_diff(lo, d)} to "
             f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
             f"Holm-corrected, α = 0.05).")

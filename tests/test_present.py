@@ -140,7 +140,7 @@ def test_forest_and_paper_vs_ours():
 
 def test_verdict_summary_counts_and_names_the_detected_differences():
     text = present.verdict_summary(_cmp(), "Census-Income, test")
-    assert "better than the best multi-task baseline in 1 of 4 task comparisons, worse in 2" in text
+    assert "Against the best multi-task baseline, EMM (paper's arg-max gate): better in 1 of 4 task comparisons, worse in 2" in text
     assert "not detectably different in 1" in text
     assert "worse on income (Table I, 2 tasks) vs PLE: \u22120.0030" in text
     assert "5 seeds" in text
