@@ -198,14 +198,15 @@ def _experiment_label(experiment: str, dataset: str) -> str:
     return f"{experiment_name(experiment)}, {task_count(dataset)} tasks"
 
 
-def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None):
+def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None,
+                     show_model: bool | None = None):
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
-    One row per experiment (with its task count) and task; the model column appears only when
-    ``cmp`` compares several models. The CI includes test-set error where recorded (``ci_*_test``),
+    One row per experiment (with its task count) and task; the model column appears when
+    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set error where recorded (``ci_*_test``),
     else it is the seed-level CI.
     """
-    several = cmp.model.nunique() > 1
+    several = cmp.model.nunique() > 1 if show_model is None else show_model
     rows = []
     for r in cmp.itertuples():
         lo_v, hi_v = r.ci_low, r.ci_high

@@ -162,3 +162,9 @@ def test_cost_table_one_row_per_model_dash_where_not_run():
     assert lines[0] == "| Model | s/run, 2 tasks | s/run, 3 tasks | Runs | Total (min) |"
     assert lines[2] == "| TM-1 (income) | 10 | \u2013 | 3 | 0.5 |"
     assert lines[3] == "| MMoE | 30 | 40 | 6 | 3.5 |"
+
+
+def test_comparison_table_can_name_the_model():
+    md = present.markdown_table(present.comparison_table(_cmp().assign(model="emm:soft"), show_model=True))
+    assert md.splitlines()[0].startswith("| Experiment | Task | Model | Comparator |")
+    assert "EMM (soft gate, ours)" in md
