@@ -203,8 +203,8 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
     One row per experiment (with its task count) and task; the model column appears when
-    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set error where recorded (``ci_*_test``),
-    else it is the seed-level CI.
+    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set
+    error where recorded (``ci_*_test``), else it is the seed-level CI.
     """
     several = cmp.model.nunique() > 1 if show_model is None else show_model
     rows = []
