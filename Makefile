@@ -45,12 +45,13 @@ data: setup
 	$(PY) -m emm_lib.data census
 
 # Run the study notebooks in order with papermill; executed copies are build outputs.
+# emm_lib.run_notebook checks the parameter names and values first (papermill alone only warns).
 notebooks: data
 	mkdir -p $(EXECUTED)
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
-	  $(PY) -m emm_lib.papermill_run --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
-	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-y "seeds: $(SEEDS)") --log-level WARNING --no-progress-bar; \
+	  $(PY) -m emm_lib.run_notebook --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
+	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds "$(SEEDS)") --log-level WARNING --no-progress-bar; \
 	done
 
 notebooks-tiny: setup
@@ -87,8 +88,9 @@ publish:
 	$(dir $(PY))ghp-import --no-jekyll --force --push --remote "$(GH_PAGES_REMOTE)" --branch gh-pages \
 	  --message "Publish the book from $$(git rev-parse --short HEAD)" _build/html
 
+# One table: rows/s of ours vs the published-like per-row path, ratios, peak RSS, targets (~2-3 min).
 bench: setup
-	$(PY) benchmarks/bench_train.py --models tm2,emm,mmoe,ple,aitm,adatt --epochs 1
+	$(PY) benchmarks/bench_train.py --models emm,mmoe,ple --passes 3 --batches 50
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

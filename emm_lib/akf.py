@@ -8,18 +8,21 @@ Per task ``t`` and level, with ``x_t`` the task's level input:
 * :class:`MultiTaskMerge`: attention pooling over the pair ``[h^t, h^s(t)]``  (Eqs. 4-6)
 
 Gates and attention of all tasks run as one batched matmul each (:class:`TaskLinear`).
-Frozen MLP components (Linear/BatchNorm/activation chains in eval mode) are folded and run
-as a few batched matmuls per level (:class:`_FrozenLevel`); other components run one by one.
+:meth:`AKF.forward` is the readable reference (batch-major, components one by one unless
+folded); :meth:`AKF.forward_fm` the fused feature-major level of :mod:`emm_lib.akf_fused`
+that EMM trains with (same values). Frozen MLP components (Linear/BatchNorm/activation
+chains in eval mode) are folded into one matmul per stage (:class:`FoldedComponents`).
 """
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .akf_fused import FoldedComponents, level_forward
 
 __all__ = ["TaskLinear", "TaskGate", "FusionGate", "MultiTaskMerge", "AKF", "FUSION_MODES"]
 
@@ -220,84 +223,6 @@ def _stage_key(stage: tuple) -> tuple:
     return (bn is not None, None if act is None else (type(act), act.extra_repr()))
 
 
-class _FrozenLevel:
-    """A level's frozen components folded into a few batched matmuls (same maths, fewer ops).
-
-    For frozen components in eval mode, Linear + BatchNorm is one affine map
-    (``W * s``, ``(b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``); Dropout is the
-    identity. Per task, stage 1 of all its components is one matmul (weights side by side),
-    later stages one block-diagonal matmul; tasks with equal widths share one ``bmm``. The
-    result equals evaluating the components one by one up to float rounding; the folded
-    weights are cached and refreshed whenever a component tensor changes (e.g. load_state_dict).
-    """
-
-    def __init__(self, plans: list[list[list[tuple]]], acts: list) -> None:
-        self.plans, self.acts = plans, acts
-        # Modules, not tensors: .to(device) replaces buffer tensors, so read them afresh each time.
-        self.sources = [m for task in plans for comp in task for st in comp for m in st[:2] if m is not None]
-        self.key: tuple | None = None
-
-    def _fold(self) -> None:
-        n_stages = len(self.plans[0][0])
-        per_task = []
-        for task in self.plans:
-            stages = []
-            for s in range(n_stages):
-                Ws, bs = [], []
-                for comp in task:
-                    lin, bn, _, _ = comp[s]
-                    W = lin.weight.detach().t()
-                    b = lin.bias.detach() if lin.bias is not None else torch.zeros(W.shape[1], dtype=W.dtype, device=W.device)
-                    if bn is not None:
-                        scale = torch.rsqrt(bn.running_var + bn.eps)
-                        if bn.affine:
-                            scale = scale * bn.weight.detach()
-                        shift = bn.bias.detach() if bn.affine else torch.zeros_like(scale)
-                        W, b = W * scale, (b - bn.running_mean) * scale + shift
-                    Ws.append(W)
-                    bs.append(b)
-                W = torch.cat(Ws, 1) if s == 0 else torch.block_diag(*Ws)
-                stages.append((W, torch.cat(bs)))
-            per_task.append(stages)
-        self.per_task = per_task
-        self.stacked = None
-        if all(len({pt[s][0].shape for pt in per_task}) == 1 for s in range(n_stages)):
-            self.stacked = [(torch.stack([pt[s][0] for pt in per_task]),
-                             torch.stack([pt[s][1] for pt in per_task]).unsqueeze(1)) for s in range(n_stages)]
-            W0, b0 = self.stacked[0]  # shared input: all tasks' first stage as one (in, T*W) matmul
-            self.shared0 = (W0.transpose(1, 2).reshape(-1, W0.shape[1]).t(), b0.reshape(-1))
-
-    def __call__(self, x: Tensor, M: int, d: int) -> Tensor:
-        """x: (B, in) shared or (T, B, in) -> component outputs (T, B, M, d)."""
-        key = tuple((t.data_ptr(), t._version) for m in self.sources
-                    for t in itertools.chain(m.parameters(recurse=False), m.buffers(recurse=False)))
-        if key != self.key:
-            self._fold()
-            self.key = key
-        B = x.shape[-2]
-        if self.stacked is not None:
-            T = len(self.per_task)
-            h = x
-            for s, ((W, b), act) in enumerate(zip(self.stacked, self.acts)):
-                if h.dim() == 2:
-                    h = torch.addmm(self.shared0[1], h, self.shared0[0]).view(B, T, -1).transpose(0, 1)
-                else:
-                    h = torch.baddbmm(b, h, W)
-                h = act(h) if act is not None else h
-            return h.reshape(T, B, M, d)
-        outs = []
-        for t, stages in enumerate(self.per_task):
-            h = x if x.dim() == 2 else x[t]
-            for (W, b), act in zip(stages, self.acts):
-                h = torch.addmm(b, h, W)
-                h = act(h) if act is not None else h
-            h = h.view(B, -1, d)
-            if h.shape[1] < M:
-                h = torch.cat([h, h.new_zeros(B, M - h.shape[1], d)], 1)
-            outs.append(h)
-        return torch.stack(outs)
-
-
 class AKF(nn.Module):
     """One AKF level: the level's components grouped by task, plus gates and MTM.
 
@@ -305,7 +230,7 @@ class AKF(nn.Module):
     level input to ``(B, out_features)``). ``use_mtm=False`` drops the fusion gate and MTM:
     the level output is the task-gated mixture ``H`` alone (Table II ablations).
     ``fast=True`` evaluates frozen Linear/BatchNorm/activation components folded and batched
-    (:class:`_FrozenLevel`); trainable or other components run one by one.
+    (:class:`~emm_lib.akf_fused.FoldedComponents`); trainable or other components run one by one.
     """
 
     def __init__(
@@ -337,13 +262,22 @@ class AKF(nn.Module):
         self.fast = fast
         self._make_plan()
 
-    def _frozen_path(self) -> _FrozenLevel | None:
+    def _frozen_path(self) -> FoldedComponents | None:
         """The folded fast path, when every component is a frozen Linear/BN/activation chain in eval mode."""
         if self._plan is None:
             return None
         if any(p.requires_grad for p in self._plan_params) or any(m.training for m in self._plan_modes):
             return None
         return self._plan
+
+    def _folded(self) -> FoldedComponents | None:
+        """The folded components when ``fast`` and every component is frozen and in eval mode."""
+        return self._frozen_path() if self.fast else None
+
+    def forward_fm(self, x: Tensor, component_input: Any = None) -> Tensor:
+        """The fused level (:func:`~emm_lib.akf_fused.level_forward`), feature-major: x (D, B) or
+        (T, d_in, B) -> Z (T, out_features, B); the same values as :meth:`forward` (transposed)."""
+        return level_forward(self, x, component_input)
 
     def _make_plan(self) -> None:
         plans = [[_stages(c) for c in comps] for comps in self.components]
@@ -355,7 +289,7 @@ class AKF(nn.Module):
         if len(keys) != 1:
             return
         acts = [st[2] for st in flat[0]]
-        self._plan = _FrozenLevel(plans, acts)
+        self._plan = FoldedComponents(plans, acts, max(self.n_components), self.out_features)
         self._plan_params = [p for c in self._all_components() for p in c.parameters()]
         self._plan_modes = [m for c in self._all_components() for m in c.modules()
                             if isinstance(m, (nn.BatchNorm1d, nn.Dropout))]
@@ -366,9 +300,9 @@ class AKF(nn.Module):
     def component_outputs(self, x: Tensor, component_input: Any = None) -> Tensor:
         """All component outputs stacked (T, B, M, d); padded slots are zeros."""
         M = max(self.n_components)
-        fast = self._frozen_path() if component_input is None and self.fast else None
-        if fast is not None:
-            return fast(x, M, self.out_features)
+        folded = self._folded() if component_input is None else None
+        if folded is not None:  # feature-major in, (T, M, d, B) out
+            return folded(x.t() if x.dim() == 2 else x.transpose(1, 2)).permute(0, 3, 1, 2)
         per_task: list[Tensor] = []
         for t, comps in enumerate(self.components):
             inp = component_input if component_input is not None else (x if x.dim() == 2 else x[t])

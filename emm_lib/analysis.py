@@ -25,6 +25,7 @@ def _load(out_dir: Path) -> list[dict]:
     for f in sorted((out_dir / "predictions").glob("*/*.npz")):
         key, seed, label = f.stem.split("__")
         with np.load(f) as z:
+            label = str(z["label"]) if "label" in z.files else label  # older files: the file-name slug
             found.append({"file": f, "key": key, "seed": int(seed[4:]),
                           "label": label, "logits": z["logits"], "y": z["y"], "tasks": list(z["tasks"])})
     return found
@@ -75,5 +76,7 @@ def read_pair_variances(out_dir: str | Path, results: pd.DataFrame) -> pd.DataFr
         return pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
     pv = pd.read_csv(path)
     names = {d.replace("/", "_"): d for d in results.dataset.unique()}
+    labels = {**{m.replace(":", "_"): m for m in results.model.unique()}, **{m: m for m in results.model.unique()}}
     pv["dataset"] = pv.key.map(names)
-    return pv.dropna(subset=["dataset"])
+    pv["model_a"], pv["model_b"] = pv.model_a.map(labels), pv.model_b.map(labels)
+    return pv.dropna(subset=["dataset", "model_a", "model_b"])

@@ -9,9 +9,9 @@ import copy
 from typing import Any
 
 __all__ = ["TRAINING", "MODEL_SIZES", "PROFILES", "model_settings", "profile", "DATASETS", "PAPER_TABLES",
-           "BASELINES", "VARIANTS", "TM_SHAPES", "EXPERIMENTS"]
+           "BASELINES", "VARIANTS", "TM_SHAPES", "EXPERIMENTS", "PROTOCOL_FLAGS", "PUBLISHED_CODE", "RUNGS"]
 
-DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic")
+DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic", "synthetic-ali")
 
 # Optimiser settings of the paper (Sec. IV-A): Adam.
 TRAINING: dict[str, dict[str, Any]] = {
@@ -230,3 +230,133 @@ SYNTHETIC_SWEEP: dict[str, Any] = {
                    }),
 }
 __all__ += ["SYNTHETIC_SWEEP"]
+
+# ---------------------------------------------------------------------------------------------
+# Protocol flags (issue 17): behaviours of the authors' published code (EMM-method.md Sec. 6)
+# and the paper's protocol, each switchable on its own. Our protocol is "no flags". Each flag
+# names what it touches: "data" (preprocessing: every model), "training" (the training loop:
+# every model), "model_init" (every model's initial weights), "single_task" (the trained models,
+# hence EMM's components), "emm" (EMM only).
+# emm_lib.protocol turns a set of flags into keyword arguments for the library.
+
+#: Numbers of the published code that the flags use (EMM-method.md Sec. 6).
+PUBLISHED_CODE: dict[str, Any] = {
+    "patience": 50,               # MTLTrainer(earlystop_patience=50), mean validation AUC
+    "frozen_features": ("sex",),  # the embedding table single2fus copies in and freezes
+    "round_decimals": 4,          # preprocess_census.py rounds the scaled dense columns
+    "embedding_std": 1e-4,        # torch-rechub's default embedding initializer, RandomNormal(0, 1e-4)
+}
+
+PROTOCOL_FLAGS: dict[str, dict[str, str]] = {
+    "tm_block3_skipped": dict(
+        touches="single_task",
+        doc="The trained model's forward applies block 2 twice and never block 3, so block 3 stays "
+            "at its initialisation and EMM's level-3 components are untrained."),
+    "bn_drift": dict(
+        touches="emm",
+        doc="The frozen (trained) components follow EMM's train/eval mode, so their BatchNorm "
+            "normalises with batch statistics in training and their running statistics keep moving."),
+    "hard_gate": dict(
+        touches="emm",
+        doc="The fusion gate's partner is the arg max over the other tasks (EMM fusion='hard'); "
+            "with two tasks it is the same function as our soft gate."),
+    "linear_mtm": dict(
+        touches="emm",
+        doc="MTM's Q, K, V are plain linear maps: no activation (EMM mtm_activation='none') and no "
+            "bias (the biases are zeroed and frozen by ProtocolSettings.prepare)."),
+    "frozen_sex_embedding": dict(
+        touches="emm",
+        doc="EMM's embedding table of the 'sex' feature is copied from the last-loaded trained model "
+            "(TM-2 of the last task) and frozen; every other table is new and trained."),
+    "published_embedding_init": dict(
+        touches="model_init",
+        doc="Every embedding table of every model starts from N(0, 1e-4), the published code's "
+            "initializer, instead of our N(0, 0.01) (applied by ProtocolSettings.prepare)."),
+    "published_training_loop": dict(
+        touches="training",
+        doc="Up to the profile's epochs (100 at the paper's settings), early stopping on the mean "
+            "validation AUC with patience 50, the best-mean checkpoint restored."),
+    "final_epoch_weights": dict(
+        touches="training",
+        doc="No early stopping: every epoch of the profile (100 at the paper's settings) is run and "
+            "the final weights are kept (our hypothesis about the paper's numbers, not what the "
+            "published code does). Takes precedence over published_training_loop."),
+    "published_preprocessing": dict(
+        touches="data",
+        doc="Census: label encoding and min-max scaling fitted on train and test together (no unseen "
+            "index, codes 0..K-1), scaled dense values rounded to 4 decimals."),
+}
+
+# The replay ladder, in order. "paper" and "published" first; then the published flags are
+# turned off one at a time, cumulatively, ending at our protocol ("ours", no flags).
+# Order: from the flags that touch the fewest models to those that touch the most --
+# EMM-only flags first (the trained models, MMoE and PLE stay the same, so each of these
+# rungs changes EMM alone, and the runner can reuse the rung before's trained models),
+# then the trained models' defect (TMs and EMM), then the initialisation and the training
+# loop (every model), then the preprocessing (every model, the data itself). Among the EMM-only flags, the
+# accidental frozen table goes first and BatchNorm drift last: the flag with the largest
+# expected effect is then measured next to the other EMM defects already removed.
+# hard_gate leaves with linear_mtm: with two tasks the hard and soft gates are the same
+# function (test_protocol checks it), so a rung of its own would only repeat a measurement.
+_PUBLISHED_FLAGS = ("bn_drift", "frozen_sex_embedding", "hard_gate", "linear_mtm", "published_embedding_init",
+                    "published_preprocessing", "published_training_loop", "tm_block3_skipped")
+_OFF_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("no_frozen_sex_embedding", ("frozen_sex_embedding",)),
+    ("no_linear_mtm", ("linear_mtm", "hard_gate")),
+    ("no_bn_drift", ("bn_drift",)),
+    ("no_tm_block3_skipped", ("tm_block3_skipped",)),
+    ("no_published_embedding_init", ("published_embedding_init",)),
+    ("no_published_training_loop", ("published_training_loop",)),
+    ("ours", ("published_preprocessing",)),
+)
+
+
+def _ladder() -> list[tuple[str, tuple[str, ...]]]:
+    rungs = [("paper", tuple(sorted(_PUBLISHED_FLAGS + ("final_epoch_weights",)))),
+             ("published", tuple(sorted(_PUBLISHED_FLAGS)))]
+    on = set(_PUBLISHED_FLAGS)
+    for name, off in _OFF_ORDER:
+        on -= set(off)
+        rungs.append((name, tuple(sorted(on))))
+    return rungs
+
+
+#: [(rung name, sorted flag names)], the replay experiment's rungs in order.
+RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
+
+# The sweep grid per run profile (emm_lib.sweep reads it; "paper" is SYNTHETIC_SWEEP above).
+# Per point, the generator's optimiser settings (TRAINING) apply, the grid's epochs are the
+# epoch budget (early stopping with the profile's patience), and the point's rows are the rows
+# (the profile's max_train_rows does not subsample them). "overrides" go to make_preset.
+# "tiny": seconds per run, for `make test` (the chapter at the tiny profile, ~1-2 min in all).
+# "default": a small version of the map; estimated from the per-model costs above (not run):
+#   relatedness ~50 s, task count ~60 s, shapes ~30 s, data size ~420 s, plus ~1 s per run of
+#   overhead (~250 runs): ~800 CPU s, i.e. ~7 min on 2 cores, ~13 min on one.
+# Check of the paper grid's estimate (2026-11-25, sweep branch, machine at load ~8 on 2 cores):
+#   one relatedness point (corr 0.5, seed 0: 4 TMs + shared_bottom, mmoe, ple, emm, 20 epochs,
+#   early stopping let 18-20 run) took 68.5 CPU s of the driver process (data, training,
+#   evaluation, parameter counts, inference timing, gate weights), 180 s wall; the estimate
+#   above gives 51 s (20 x 0.8 x 2.9 x 1.1). Read the relatedness/task-count/shape budgets as
+#   ~35 % higher (~1.4 h on 2 cores for everything but the 1e7 point, if the other axes agree).
+SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
+    "paper": SYNTHETIC_SWEEP,
+    "default": {
+        **SYNTHETIC_SWEEP,
+        "relatedness": {**SYNTHETIC_SWEEP["relatedness"], "n_rows": 20_000, "epochs": 5},
+        "task_count": {**SYNTHETIC_SWEEP["task_count"], "n_rows": 20_000, "epochs": 5},
+        "data_size": dict(dataset="synthetic-ali", n_train=(30_000, 100_000), epochs={30_000: 2, 100_000: 2},
+                          overrides=dict(n_val=50_000, n_test=50_000)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 20_000, "epochs": 5},
+    },
+    "tiny": {
+        **SYNTHETIC_SWEEP,
+        "seeds": (0,),
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=1, correlation=(0.0, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=1, correlation=1.0),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000,), epochs={2_000: 1},
+                          overrides=dict(n_val=4_000, n_test=4_000, pilot_rows=1 << 17)),
+        "shapes": {**SYNTHETIC_SWEEP["shapes"], "n_rows": 3_000, "epochs": 1, "correlation": (1.0,),
+                   "variants": {k: v for k, v in SYNTHETIC_SWEEP["shapes"]["variants"].items() if k != "identical"}},
+    },
+}
+__all__ += ["SYNTHETIC_SWEEPS"]

@@ -20,13 +20,16 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .akf import AKF, FUSION_MODES
+from .akf_fused import sequential_forward
+from .checks import check_trained_specs
 from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter, deconstruct
 from .features import FeatureEmbedding
 from .models.base import MultiTaskModel, mlp, register_model
+from .protocol import FrozenEmbeddings
 
 __all__ = ["EMM", "ABLATIONS", "DEFAULT_COMPONENT_SHAPES", "DEFAULT_FUSION"]
 
@@ -150,6 +153,10 @@ class EMM(MultiTaskModel):
             ``config`` records; alternative to ``component_shapes``).
         gate_batch_norm, mtm_activation, dropout: gate BatchNorm (authors: on), Q/K/V
             activation, tower/component dropout.
+        bn_drift, frozen_features: replays of the authors' code (protocol flags ``bn_drift``,
+            ``frozen_sex_embedding``; EMM-method.md Sec. 6): frozen components follow the
+            model's train/eval mode; these sparse features' embeddings are frozen tables
+            (:class:`~emm_lib.protocol.FrozenEmbeddings`, filled by :meth:`from_trained`).
     """
 
     def __init__(
@@ -168,6 +175,8 @@ class EMM(MultiTaskModel):
         gate_batch_norm: bool = True,
         mtm_activation: str = "relu",
         dropout: float = 0.0,
+        bn_drift: bool = False,
+        frozen_features: Sequence[str] = (),
         _prebuilt: tuple | None = None,
     ) -> None:
         super().__init__(spec, tasks)
@@ -179,6 +188,7 @@ class EMM(MultiTaskModel):
         if component_shapes is not None and component_layers is not None:
             raise ValueError("Give component_shapes or component_layers, not both.")
         self.embedding = FeatureEmbedding(spec, embedding_dim)
+        self.frozen_embedding = FrozenEmbeddings(spec, frozen_features, embedding_dim) if frozen_features else None
         if _prebuilt is not None:
             comps, widths = _prebuilt  # comps[t][k][l] modules, widths[l] = (in, out)
             component_layers = _UNDESCRIBED
@@ -202,6 +212,11 @@ class EMM(MultiTaskModel):
             reuse_embeddings=self.reuse_embeddings, gate_batch_norm=bool(gate_batch_norm),
             mtm_activation=mtm_activation, dropout=dropout,
         )
+        self.bn_drift = bool(bn_drift)
+        if bn_drift:
+            self.config["bn_drift"] = True
+        if frozen_features:
+            self.config["frozen_features"] = list(frozen_features)
         gate_in = self.embedding.out_features
         levels = []
         for lvl in range(n_levels):
@@ -306,16 +321,32 @@ class EMM(MultiTaskModel):
         """Like ``nn.Module.train``, but frozen trained components always stay in eval mode,
         so their BatchNorm running statistics (and Dropout) never change."""
         super().train(mode)
-        if self.pretrained:
+        if self.pretrained and not self.bn_drift:
             for comp in self._components():
                 comp.eval()
         return self
 
     # ---------------------------------------------------------------- forward
 
+    @property
+    def fast(self) -> bool:
+        """True (default): train and predict with the fused feature-major levels
+        (:mod:`emm_lib.akf_fused`); False: the readable reference, components one by one
+        (same values; the tests compare the two)."""
+        return all(level.fast for level in self.levels)
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        for level in self.levels:
+            level.fast = bool(value)
+
     def forward(self, batch: Batch, return_details: bool = False):
         """Logits (B, T); with ``return_details`` also per-level gate/attention weights."""
+        if not return_details and self.fast and not self.bn_drift:  # bn_drift: components in train mode
+            return self._forward_fused(batch)
         x = self.embedding(batch)
+        if self.frozen_embedding is not None:
+            x = self.frozen_embedding(x, batch)
         comp_in = batch if self.reuse_embeddings else None
         details = []
         z = x
@@ -330,6 +361,17 @@ class EMM(MultiTaskModel):
         if return_details:
             return logits, [self._readable(d, lvl) for lvl, d in enumerate(details)]
         return logits
+
+    def _forward_fused(self, batch: Batch) -> Tensor:
+        """:meth:`forward` with the fused levels: activations feature-major (width, B) throughout."""
+        comp_in = batch if self.reuse_embeddings else None
+        x = self.embedding(batch)
+        if self.frozen_embedding is not None:
+            x = self.frozen_embedding(x, batch)
+        z = x.t()
+        for lvl, level in enumerate(self.levels):
+            z = level.forward_fm(z, comp_in if lvl == 0 else None)
+        return torch.cat([sequential_forward(tower, z[t]) for t, tower in enumerate(self.towers)]).t()
 
     def _readable(self, d: dict, lvl: int) -> dict:
         n_comp = self.levels[lvl].n_components
@@ -432,11 +474,7 @@ class EMM(MultiTaskModel):
             spec = next((m.spec for m in models if isinstance(getattr(m, "spec", None), FeatureSpec)), None)
             if spec is None:
                 raise ValueError("Pass spec=<FeatureSpec>: the trained models do not carry one.")
-        for m, n in zip(models, names):
-            ms = getattr(m, "spec", None)
-            if isinstance(ms, FeatureSpec) and (ms.n_sparse, ms.n_dense) != (spec.n_sparse, spec.n_dense):
-                raise ValueError(f"Trained model {n} was built for {ms.n_sparse} sparse + {ms.n_dense} dense "
-                                 f"features but the spec has {spec.n_sparse} + {spec.n_dense}.")
+        check_trained_specs(models, names, spec)  # names, cardinalities, dense columns (emm_lib.checks)
         bodies = [m.body if isinstance(getattr(m, "body", None), nn.Module) else m for m in models]
         dec = deconstruct(bodies, n_levels=n_levels, cut_points=cut_points, adapters=adapters, names=names)
         in_shape = dec.input_shapes[0]
@@ -496,6 +534,8 @@ class EMM(MultiTaskModel):
             widths = [(dec.input_shapes[0][0] if lvl == 0 else dec.input_shapes[lvl][0], dec.output_shapes[lvl][0])
                       for lvl in range(dec.n_levels)]
             emm = cls(spec, tasks, n_levels=dec.n_levels, _prebuilt=(comps, widths), **common)
+        if emm.frozen_embedding is not None:  # the authors' load order ends with the last model
+            emm.frozen_embedding.copy_from(models[-1])
         emm.component_names = {t: [n for n, o in zip(names, owner) if o == t] for t in tasks}
         emm.decomposition_table = dec.describe()
         return emm

@@ -2,7 +2,8 @@
 
     python -m emm_lib.papermill_run IN.ipynb OUT.ipynb [any papermill option]
 
-The same command line as ``papermill``. Plain papermill starts the kernel on TCP without
+The same command line as ``papermill`` (``emm_lib.run_notebook``, which the Makefile uses, runs
+papermill with the same settings: :func:`engine_kwargs`). Plain papermill starts the kernel on TCP without
 transport encryption, and ipykernel (7.x) then warns "Kernel is running over TCP without
 encryption" on every run. This entry point asks jupyter_client's kernel manager to provision
 CurveZMQ keys (``KernelManager.transport_encryption = "auto"``, honoured when the kernelspec
@@ -16,7 +17,7 @@ from jupyter_client import AsyncKernelManager
 from papermill.engines import NBClientEngine, papermill_engines
 from traitlets.config import Config
 
-__all__ = ["transport_config", "QuietShutdownKernelManager", "EncryptedEngine", "main"]
+__all__ = ["transport_config", "QuietShutdownKernelManager", "engine_kwargs", "EncryptedEngine", "main"]
 
 
 def transport_config() -> Config:
@@ -42,22 +43,28 @@ class QuietShutdownKernelManager(AsyncKernelManager):
         await super()._async_interrupt_kernel()
 
 
+def engine_kwargs() -> dict:
+    """Keyword arguments for ``papermill.execute_notebook`` (passed on to nbclient): the encrypted
+    transport and the quiet shutdown. Also marks the kernels as batch runs (``EMM_NOTEBOOK_BATCH``)."""
+    import os
+
+    os.environ.setdefault("EMM_NOTEBOOK_BATCH", "1")  # kernels inherit it: notebooks draw static figures
+    return {"config": transport_config(), "kernel_manager_class": QuietShutdownKernelManager}
+
+
 class EncryptedEngine(NBClientEngine):
     """papermill's nbclient engine with :func:`transport_config` applied to the kernel manager."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
-        kwargs.setdefault("config", transport_config())
-        kwargs.setdefault("kernel_manager_class", QuietShutdownKernelManager)
+        for k, v in engine_kwargs().items():
+            kwargs.setdefault(k, v)
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
 
 def main() -> None:
-    import os
-
     from papermill.cli import papermill
 
-    os.environ.setdefault("EMM_NOTEBOOK_BATCH", "1")  # kernels inherit it: notebooks draw static figures
 
     papermill_engines.register(None, EncryptedEngine)
     papermill_engines.register("nbclient", EncryptedEngine)

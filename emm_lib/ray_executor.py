@@ -58,6 +58,7 @@ def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None 
 
 def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_seconds: float) -> int:
     pending: dict = {}
+    running: list[Run] = []
     trained_count = 0
     with ExitStack() as claims:
         while waiting or pending:
@@ -65,8 +66,9 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
                 if _done(run, st):
                     waiting.remove(run)
                     continue
-                trained = _trained(run, st)
+                trained, missing = _trained(run, st)
                 if trained is None:
+                    waiting += [m for m in missing if m not in waiting and m not in running]
                     continue
                 stack = ExitStack()
                 if not stack.enter_context(claim(st.out_dir, run, _key(run, st))):
@@ -78,6 +80,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
             if not pending:
                 time.sleep(poll_seconds)  # what is left is claimed by another process, or waits on it
                 continue
+            running = [r for r, _, _ in pending.values()]
             ready, _ = ray.wait(list(pending), num_returns=1)
             run, stack, t0 = pending.pop(ready[0])
             try:

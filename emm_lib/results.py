@@ -120,8 +120,17 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No results at {path}; run the notebook or script that writes them first.")
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read as a results table ({type(exc).__name__}: {exc}); it is damaged. "
+                         "Restore it (git checkout) or delete it and rerun the experiment.") from exc
     missing = set(COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"{path} is not a results table: columns {sorted(missing)} are missing.")
+    incomplete = df[["dataset", "model", "task", "seed", "metric", "value", "settings"]].isna().any(axis=1)
+    if incomplete.any():
+        raise ValueError(f"{path}: {int(incomplete.sum())} row(s) are incomplete (first at line "
+                         f"{int(incomplete.to_numpy().argmax()) + 2}); the file is truncated or damaged. "
+                         "Restore it (git checkout) or delete the broken rows and rerun the experiment.")
     return df

@@ -48,26 +48,44 @@ def plan(experiments: Sequence[str], st: "StudySettings", models: Sequence[str] 
     return runs
 
 
+def _point(run: Run, st: "StudySettings") -> "StudySettings":
+    """``st`` as a run sees it: a synthetic sweep point brings its own data and optimiser settings."""
+    if not run.data:
+        return st
+    from .sweep import point_settings
+
+    return point_settings(run, st)
+
+
 def identity(run: Run, st: "StudySettings") -> dict:
     """The settings that change what ``run`` measures (recorded with its rows, checked on resume)."""
+    st = _point(run, st)
     if run.is_trained_model:
         shape = run.label.split(":")[0]
         model = {"model": "single_task", "sizes": config.model_settings(st.dataset, shape)}
     else:
         kind, opts = config.VARIANTS[run.label]
         model = {"model": kind, "options": opts, "sizes": config.model_settings(st.dataset, kind)}
-    return {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
-            "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
-            "features": run.features, "n_tasks": run.n_tasks, **model}
+    out = {"epochs": st.epochs, "batch_size": st.batch_size, "lr": st.lr, "weight_decay": st.weight_decay,
+           "patience": st.patience, "max_train_rows": st.max_train_rows, "split_seed": split_seed(run.seed),
+           "features": run.features, "n_tasks": run.n_tasks, **model}
+    if run.data:
+        from . import sweep
+
+        out.update(sweep.identity(run, st))  # the point; a sweep trained model's own sizes
+    return out
 
 
 def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
     from .models import SingleTaskMLP, build_model
 
-    torch.manual_seed(run.seed)
+    from . import sweep
+
+    torch.manual_seed(sweep.init_seed(run, st) if run.data else run.seed)
     if run.is_trained_model:
         shape, task = run.label.split(":")
-        return SingleTaskMLP(ds.spec, task, **config.model_settings(st.dataset, shape))
+        sizes = sweep.trained_sizes(run, st) if run.data else config.model_settings(st.dataset, shape)
+        return SingleTaskMLP(ds.spec, task, **sizes)
     kind, opts = config.VARIANTS[run.label]
     if kind != "emm":
         return build_model(kind, ds.spec, ds.tasks, **{**config.model_settings(st.dataset, kind), **opts})
@@ -76,36 +94,44 @@ def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
     sizes = config.model_settings(st.dataset, "emm")
     for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
         sizes.pop(k)
-    return EMM.from_trained(trained, **sizes, **opts)
+    extra = sweep.emm_options(run, st) if run.data else {}
+    return EMM.from_trained(trained, **sizes, **opts, **extra)
 
 
 def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
     """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
     from . import results
+    from . import sweep
     from .study import dataset_key, load_dataset
     from .train import evaluate, fit, predict
 
     if st.threads:
         torch.set_num_threads(int(st.threads))
-    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed)
+    key, st = _key(run, st), _point(run, st)
+    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, data=run.data)
     model = _build(run, ds, st, trained)
-    res = fit(model, ds, seed=run.seed, **st.fit_kwargs())
+    res = fit(model, ds, seed=sweep.init_seed(run, st) if run.data else run.seed, **st.fit_kwargs())
     logits = predict(model, ds.test).cpu()
     y = ds.test.select_tasks(model.tasks).cpu()
     test = evaluate(model, ds.test)
+    eff, gates = sweep.measure(run, model, ds, st) if run.data else ({}, None)
     rows = results.make_rows(
-        dataset=dataset_key(ds), profile=st.profile, model=run.label, seed=run.seed,
+        dataset=key if run.data else dataset_key(ds), profile=st.profile, model=run.label, seed=run.seed,
         metrics={"test_auc": test, "val_auc": res.best_val_auc}, best_epoch=res.best_epoch,
         train_seconds=res.seconds, device=res.device,
         settings={**st.record(), **identity(run, st), "tasks": list(model.tasks), "epochs_run": len(res.history),
                   "n_features": ds.spec.n_sparse + ds.spec.n_dense, "experiment": run.experiment,
-                  "torch_threads": res.settings.get("threads")})
-    return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks))
+                  "torch_threads": res.settings.get("threads"), **eff})
+    return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks), gates)
 
 
 def _key(run: Run, st: "StudySettings") -> str:
     from .study import dataset_key_of
 
+    if run.data:
+        from .sweep import dataset_key
+
+        return dataset_key(run)
     return dataset_key_of(st.dataset, run.features, run.n_tasks)
 
 
@@ -114,23 +140,32 @@ def _done(run: Run, st: "StudySettings") -> bool:
                    identity(run, st), on_change=st.on_change)
 
 
-def _trained(run: Run, st: "StudySettings") -> dict | None:
-    """The trained models an EMM run needs, from their checkpoints; None while any is missing."""
-    from . import checkpoint
+def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
+    """The trained models an EMM run needs, from their checkpoints, and the ones still missing.
+
+    A damaged checkpoint loses its rows, so its run is trained again (it joins the missing).
+    """
+    from . import checkpoint, results
     from .study import checkpoint_path_of, experiment_tasks
 
     if run.is_trained_model or config.VARIANTS[run.label][0] != "emm":
-        return {}
+        return {}, []
     out: dict[str, list] = {}
-    for task in experiment_tasks(st.dataset, run.n_tasks):
+    missing: list[Run] = []
+    tm_experiment = "synthetic_single_task" if run.data else "single_task"
+    for task in experiment_tasks(_point(run, st).dataset, run.n_tasks):
         out[task] = []
         for shape in config.TM_SHAPES:
-            tm = Run("single_task", f"{shape}:{task}", run.seed, run.n_tasks, run.features)
+            tm = Run(tm_experiment, f"{shape}:{task}", run.seed, run.n_tasks, run.features, run.data)
             ck = checkpoint_path_of(st, tm.experiment, _key(tm, st), tm.seed, tm.label)
-            if not (_done(tm, st) and ck.with_suffix(".pt").exists()):
-                return None
-            out[task].append(checkpoint.load(ck))
-    return out
+            model = checkpoint.load_or_none(ck) if _done(tm, st) else None
+            if model is None:
+                if _done(tm, st):  # rows without a usable checkpoint: train it again
+                    results.remove(st.out_dir / f"{tm.experiment}.csv", dataset=_key(tm, st), model=tm.label,
+                                   seed=tm.seed)
+                missing.append(tm)
+            out[task].append(model)
+    return (None if missing else out), missing
 
 
 def _write(run: Run, st: "StudySettings", art: Artifacts) -> None:
@@ -168,9 +203,9 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
             if _done(run, st):
                 progressed = True
                 continue
-            trained = _trained(run, st)
+            trained, missing = _trained(run, st)
             if trained is None:
-                waiting.append(run)
+                waiting += [m for m in missing if m not in todo and m not in waiting] + [run]
                 continue
             with claim(st.out_dir, run, _key(run, st)) as mine:
                 if not mine or _done(run, st):
@@ -180,7 +215,7 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
                 _write(run, st, execute(run, st, trained))
                 trained_count += 1
                 progressed = True
-                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.features}) seed {run.seed} "
+                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.data or run.features}) seed {run.seed} "
                     f"in {time.perf_counter() - t0:.1f}s")
         todo = waiting
         if todo and not progressed:  # everything left is claimed by another process, or waits on it

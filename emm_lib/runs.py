@@ -26,13 +26,17 @@ import pandas as pd
 from . import results
 from .utils import atomic_write
 
-__all__ = ["Run", "Artifacts", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
-           "predictions_path", "split_seed"]
+__all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
+           "predictions_path", "split_seed", "write_gates"]
 
 
 def split_seed(seed: int) -> int:
     """The val/test split (and synthetic data) seed of a run: drawn anew per run seed."""
     return int(seed)
+
+
+#: Experiments whose runs are trained single-task models (the Census study's, the synthetic sweep's).
+TRAINED_EXPERIMENTS = ("single_task", "synthetic_single_task")
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,11 @@ class Run:
     seed: int
     n_tasks: int = 2
     features: str = "paper"
+    data: str = ""  # a synthetic sweep point (emm_lib.sweep), e.g. "synthetic/corr=0.5/rows=100000"
 
     @property
     def is_trained_model(self) -> bool:
-        return self.experiment == "single_task"
+        return self.experiment in TRAINED_EXPERIMENTS
 
     @property
     def slug(self) -> str:
@@ -64,6 +69,7 @@ class Artifacts:
     logits: np.ndarray
     y: np.ndarray
     tasks: tuple[str, ...]
+    gates: pd.DataFrame | None = None  # EMM gate weights of a sweep run (emm_lib.sweep.gate_weights)
 
 
 class SettingsChanged(RuntimeError):
@@ -163,5 +169,19 @@ def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Pat
     pred = predictions_path(out_dir, run, dataset)
     with atomic_write(pred, "wb") as fh:
         np.savez_compressed(fh, logits=art.logits.astype(np.float32), y=art.y.astype(np.uint8),
-                            tasks=np.array(art.tasks))
+                            tasks=np.array(art.tasks), label=np.array(run.label))
+    if art.gates is not None:
+        write_gates(out_dir / f"{run.experiment}_gates.csv", run, dataset, art.gates)
     results.append(out_dir / f"{run.experiment}.csv", art.rows)
+
+
+def write_gates(path: Path, run: Run, dataset: str, gates: pd.DataFrame) -> None:
+    """Put a run's gate weights into the table at ``path`` atomically, replacing earlier ones of the run."""
+    new = gates.assign(dataset=dataset, model=run.label, seed=int(run.seed))
+    new = new[["dataset", "model", "seed"] + [c for c in gates.columns]]
+    with results._locked(path):
+        old = pd.read_csv(path) if path.exists() else new.iloc[:0]
+        old = old[~((old.dataset == dataset) & (old.model == run.label) & (old.seed == int(run.seed)))]
+        out = pd.concat([old, new], ignore_index=True) if len(old) else new
+        with atomic_write(path, "w") as fh:
+            out.to_csv(fh, index=False)

@@ -8,6 +8,7 @@ where it stopped; rows made with other settings stop the run with the setting th
 
     python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
+    python -m emm_lib.study synthetic --profile paper --axes relatedness task_count   # emm_lib.sweep
 """
 from __future__ import annotations
 
@@ -85,7 +86,10 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
         if k not in StudySettings.__dataclass_fields__:
             raise ValueError(f"Unknown study setting {k!r}; known: {sorted(StudySettings.__dataclass_fields__)}.")
         if v is not None:
-            kw[k] = tuple(v) if k == "seeds" else v
+            kw[k] = v
+    from .params import coerce_settings
+
+    kw = coerce_settings(kw)  # "0", "[0,1]", 3.0 -> ints; batch_size=2.5 or an absent device -> clear errors
     st = StudySettings(dataset=dataset, profile=profile, **kw)
     if not st.seeds:
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
@@ -109,6 +113,11 @@ def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
     """The first ``k`` tasks of ``dataset`` (Census: income, marital, education, sex)."""
     if dataset == "synthetic":
         return tuple(f"t{i + 1}" for i in range(k))
+    if dataset == "synthetic-ali":
+        tasks = tuple(config.SYNTHETIC_PRESETS["synthetic-ali"]["tasks"])
+        if not 1 <= k <= len(tasks):
+            raise ValueError(f"The synthetic-ali preset defines tasks {list(tasks)}; {k} were asked for.")
+        return tasks[:k]
     if dataset != "census":
         if k != 2:
             raise ValueError(f"More than two tasks are defined for Census and synthetic data, not {dataset!r}.")
@@ -123,9 +132,18 @@ def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
 
 
 def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tasks: int | None = None,
-                 features: str = "paper", seed: int | None = None) -> Dataset:
+                 features: str = "paper", seed: int | None = None, data: str = "") -> Dataset:
     """The study's dataset for a run: ``tasks`` (or the first ``n_tasks``; default the paper's two),
-    feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed)."""
+    feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed).
+    ``data``: a synthetic sweep point (:mod:`emm_lib.sweep`), generated with the run's seed."""
+    if data:
+        from .sweep import load_point
+
+        if tasks is not None:
+            raise ValueError("A sweep point defines its tasks; pass n_tasks, not tasks.")
+        ds = load_point(data, st, n_tasks or 2, st.seeds[0] if seed is None else seed)
+        ds.info["feature_set"] = features
+        return ds
     if tasks is None:
         tasks = experiment_tasks(st.dataset, n_tasks or 2)
     sseed = split_seed(st.seeds[0] if seed is None else seed)
@@ -296,8 +314,9 @@ def compute_cost(df: pd.DataFrame) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze"],
-                    help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances")
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze", "synthetic"],
+                    help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances; "
+                         "'synthetic': the synthetic sweep (emm_lib.sweep; --axes, seeds from its grid)")
     ap.add_argument("--dataset", default="census")
     ap.add_argument("--profile", default="default")
     ap.add_argument("--seeds", type=int, nargs="+")
@@ -310,9 +329,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
     ap.add_argument("--on-change", choices=["error", "rerun"], default="error",
                     help="rows made with other settings: stop and name the change (default), or replace them")
+    ap.add_argument("--axes", nargs="+", help="synthetic sweep: only these axes (relatedness task_count "
+                                             "data_size shapes)")
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     a = ap.parse_args(argv)
+    if a.experiment == "synthetic":
+        from . import sweep
+
+        st = settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
+                      results_dir=a.results_dir, on_change=a.on_change, quiet=False)
+        sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address)
+        return
     st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
                   results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
     log = lambda m: print(m, flush=True)  # noqa: E731

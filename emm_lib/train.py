@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_device, check_fit_inputs, check_split
 from .data.types import Batch, Dataset, Split
 from .metrics import auc
 from .models.base import MultiTaskModel
@@ -35,21 +36,6 @@ class FitResult:
     settings: dict = field(default_factory=dict)
 
 
-def _check_model(model: MultiTaskModel, dataset: Dataset) -> None:
-    if not isinstance(model, MultiTaskModel):
-        raise TypeError(f"fit() needs an emm_lib MultiTaskModel, got {type(model).__name__}.")
-    missing = [t for t in model.tasks if t not in dataset.tasks]
-    if missing:
-        raise ValueError(f"The model predicts task(s) {missing} that dataset {dataset.name!r} does not have; "
-                         f"its tasks are {list(dataset.tasks)}. Load the dataset with tasks={list(model.tasks)}.")
-    spec = getattr(model, "spec", None)
-    if spec is not None and (spec.n_sparse, spec.n_dense) != (dataset.spec.n_sparse, dataset.spec.n_dense):
-        raise ValueError(
-            f"The model was built for {spec.n_sparse} sparse + {spec.n_dense} dense features but dataset "
-            f"{dataset.name!r} has {dataset.spec.n_sparse} + {dataset.spec.n_dense}; build it from dataset.spec."
-        )
-
-
 @torch.no_grad()
 def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tensor:
     """Logits (N, n_tasks) for a whole split, in eval mode, batched."""
@@ -64,6 +50,7 @@ def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tens
 
 def evaluate(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> dict[str, float]:
     """AUC per task of ``model`` on ``split``."""
+    check_split(model, split, "evaluate()")  # tasks, feature spec, index ranges, finite values
     logits = predict(model, split, batch_size)
     y = split.select_tasks(model.tasks)
     return {t: auc(y[:, i], logits[:, i].cpu(), task=t) for i, t in enumerate(model.tasks)}
@@ -93,6 +80,7 @@ def fit(
     max_train_rows: int | None = None,
     eval_batch_size: int = 8192,
     cpu_threads: int | None = 1,
+    restore_best: bool = True,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
 
@@ -100,10 +88,13 @@ def fit(
     CUDA only (ignored on CPU). ``max_train_rows`` subsamples the training split (seeded), for
     quick runs. ``cpu_threads`` (default 1) caps torch's threads while training on CPU: these
     models are small, and intra-op threads cost more than they give (and collapse when another
-    process holds the other core); ``None`` keeps torch's setting. Returns a
+    process holds the other core); ``None`` keeps torch's setting. ``restore_best=False`` keeps
+    the last epoch's weights instead (protocol flag ``final_epoch_weights``; ``best_epoch`` is
+    then the last epoch, the one returned). Returns a
     :class:`FitResult`; the test split is left for the caller.
     """
-    _check_model(model, dataset)
+    check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs)  # names the problem and the fix
+    check_device(device)
     if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
         raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
                          f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")
@@ -114,7 +105,8 @@ def fit(
         try:
             return fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                        patience=patience, seed=seed, device=dev, amp=amp, progress=progress,
-                       max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None)
+                       max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None,
+                       restore_best=restore_best)
         finally:
             torch.set_num_threads(old_threads)
     gen = seed_everything(seed)
@@ -175,7 +167,10 @@ def fit(
             break
     if bar is not None:
         bar.close()
-    model.load_state_dict(best_state)
+    if restore_best:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = rows[-1]["epoch"]
     history = pd.DataFrame(rows)
     best_row = history.loc[history.epoch == best_epoch].iloc[0]
     return FitResult(
@@ -186,5 +181,6 @@ def fit(
         device=str(dev),
         settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows,
-                      threads=torch.get_num_threads() if dev.type == "cpu" else None),
+                      threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                      **({} if restore_best else {"restore_best": False})),
     )

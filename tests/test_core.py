@@ -153,14 +153,16 @@ def test_results_append_is_tidy_and_atomic(tmp_path):
     rows = results.make_rows(dataset="tiny", profile="tiny", model="single_task", seed=0,
                              metrics={"test_auc": {"a": 0.9}, "val_auc": {"a": 0.8}}, best_epoch=3,
                              train_seconds=1.5, device="cpu", settings={"lr": 1e-3})
-    results.append(path, rows)
     results.append(path, rows[:1])
+    results.append(path, rows[1:])
     df = results.read(path)
-    assert list(df.columns) == results.COLUMNS and len(df) == 3
+    assert list(df.columns) == results.COLUMNS and len(df) == 2
     assert set(df.metric) == {"test_auc", "val_auc"}
     with pytest.raises(ValueError, match="make_rows"):
         results.append(path, [{"model": "x"}])
-    assert len(results.read(path)) == 3  # the failed append changed nothing
+    with pytest.raises(results.DuplicateRun):
+        results.append(path, rows[:1])
+    assert len(results.read(path)) == 2  # the failed appends changed nothing
 
 
 def test_atomic_write_leaves_old_content_on_failure(tmp_path):

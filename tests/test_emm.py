@@ -298,7 +298,7 @@ def test_empty_model_list_is_a_clear_error(trained2):
 def test_model_that_does_not_fit_the_spec_is_a_clear_error(ds2, trained2):
     other = make_tiny_dataset(2, 50, n_dense=5)
     wrong_spec = SingleTaskMLP(other.spec, "b", block=(8, 8))
-    with pytest.raises(ValueError, match="sparse .* dense features but the spec has"):
+    with pytest.raises(ValueError, match="feature spec does not match.*dense features differ"):
         EMM.from_trained({"a": trained2["a"], "b": [wrong_spec]})
     # a bare body whose input width cannot come from this spec's embedding
     with pytest.raises(ValueError, match="does not fit the feature spec"):

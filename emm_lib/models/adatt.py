@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from ..data.types import Batch, FeatureSpec
 from ..features import FeatureEmbedding
 from .base import MultiTaskModel, register_model
-from .experts import ExpertGroup, GroupedLinear, TaskTowers, check_sizes, mix, softmax, widths_of
+from .experts import (ExpertGroup, GroupedLinear, TaskTowers, check_sizes, fused_rows, mix, mix_fm, rows, softmax,
+                      widths_of)
 
 __all__ = ["AdaTT", "FusionLevel"]
 
@@ -98,6 +99,16 @@ class FusionLevel(nn.Module):
         # sum_e G_u,e E_e + v_u^T E_u in one weighted sum: add v_u on unit u's own experts.
         return mix(gates + self.native_matrix(), experts)
 
+    def forward_fm(self, h: Tensor) -> Tensor:
+        """:meth:`forward` feature-major: h (D, B) or (G, D, B) -> (G', d, B)."""
+        B = h.shape[-1]
+        if h.dim() == 2:  # level 1: the experts' first layer and the gates read h: one matmul
+            first, g = fused_rows(h, [rows(self.experts.linears[0]), rows(self.gates)])
+            experts, g = self.experts.forward_fm(h, first), g.view(self.n_units, self.n_experts, B)
+        else:
+            experts, g = self.experts.forward_fm(h.index_select(0, self.owner)), self.gates.forward_fm(h[: self.n_units])
+        return mix_fm(torch.softmax(g, dim=1) + self.native_matrix().unsqueeze(-1), experts)
+
 
 @register_model("adatt")
 class AdaTT(MultiTaskModel):
@@ -152,6 +163,11 @@ class AdaTT(MultiTaskModel):
         return "AdaTT-sp" if self.config["n_shared"] == 0 else "AdaTT (general, shared fusion unit)"
 
     def forward(self, batch: Batch) -> Tensor:
+        if self.fast:  # the same maths feature-major (FusionLevel.forward_fm)
+            h = self.embedding(batch).t()
+            for level in self.levels:
+                h = level.forward_fm(h)
+            return self.towers.forward_fm(h)
         h = self.embedding(batch)
         for level in self.levels:
             h = level(h)

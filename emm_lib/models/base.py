@@ -24,8 +24,25 @@ class MultiTaskModel(nn.Module):
     tasks: tuple[str, ...]
     name: str = "model"
 
+    @property
+    def fast(self) -> bool:
+        """True (default): the fused forward where a model has one (feature-major, experts
+        batched); False: the readable reference, one expert/component/task at a time as separate
+        modules would run (same values; ``tests/test_fast_paths.py`` compares the two)."""
+        return self.__dict__.get("_fast", True)
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        self.__dict__["_fast"] = bool(value)
+        for m in self.modules():
+            if hasattr(type(m), "batched"):
+                m.batched = bool(value)
+
     def __init__(self, spec: FeatureSpec, tasks: Sequence[str]) -> None:
         super().__init__()
+        if isinstance(tasks, str):
+            raise TypeError(f"tasks must be a list of task names such as ['income', 'marital'], got the string "
+                            f"{tasks!r} (a string would be split into characters).")
         tasks = tuple(tasks)
         if not tasks:
             raise ValueError("A model needs at least one task.")

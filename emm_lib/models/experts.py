@@ -18,9 +18,13 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+import torch.nn.functional as F
+
+from ..akf_fused import batch_norm_args, batch_norm_fm
 from .base import mlp
 
-__all__ = ["GroupedLinear", "ExpertGroup", "TaskTowers", "mix", "softmax", "check_sizes", "widths_of"]
+__all__ = ["GroupedLinear", "ExpertGroup", "TaskTowers", "mix", "softmax", "check_sizes", "widths_of",
+           "rows", "fused_rows", "mix_fm"]
 
 
 class GroupedLinear(nn.Module):
@@ -47,7 +51,14 @@ class GroupedLinear(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
+    # False: one map at a time (the reference path, ``model.fast = False``; same values).
+    batched: bool = True
+
     def forward(self, x: Tensor) -> Tensor:
+        if not self.batched and x.dim() in (2, 3):
+            outs = [(x if x.dim() == 2 else x[:, i]) @ self.weight[i] for i in range(self.n)]
+            out = torch.stack(outs, 1)
+            return out + self.bias if self.bias is not None else out
         if x.dim() == 2:  # one shared input: a single (in, n*out) matmul
             w = self.weight.permute(1, 0, 2).reshape(self.in_features, self.n * self.out_features)
             out = (x @ w).view(x.shape[0], self.n, self.out_features)
@@ -57,6 +68,15 @@ class GroupedLinear(nn.Module):
             raise ValueError(f"GroupedLinear of {self.n} maps needs input (B, {self.in_features}) or "
                              f"(B, {self.n}, {self.in_features}); got {tuple(x.shape)}.")
         return out + self.bias if self.bias is not None else out
+
+    def forward_fm(self, x: Tensor) -> Tensor:
+        """Feature-major: x (in, B) shared or (n, in, B) one per map -> (n, out, B)."""
+        if x.dim() == 2:
+            W, b = rows(self)
+            y = torch.mm(W, x) if b is None else torch.addmm(b.unsqueeze(1), W, x)
+            return y.view(self.n, self.out_features, -1)
+        Wt = self.weight.transpose(1, 2)
+        return torch.bmm(Wt, x) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(-1), Wt, x)
 
     def extra_repr(self) -> str:
         return (f"n={self.n}, in_features={self.in_features}, out_features={self.out_features}, "
@@ -86,12 +106,45 @@ class ExpertGroup(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.out_features = widths[-1]
 
+    batched: bool = True  # False: expert by expert (the reference path; same values)
+
     def forward(self, x: Tensor) -> Tensor:
+        if not self.batched:
+            return self._forward_per_expert(x)
         h = x
         for lin, bn in zip(self.linears, self.norms):
             h = lin(h)
             b, n, w = h.shape
             h = self.drop(torch.relu(bn(h.reshape(b, n * w)))).view(b, n, w)
+        return h
+
+    def _forward_per_expert(self, x: Tensor) -> Tensor:
+        """Each expert its own Linear -> BatchNorm -> ReLU chain, as separate modules would run
+        (dropout drawn over all experts at once, as the batched path draws it)."""
+        hs = [x if x.dim() == 2 else x[:, i] for i in range(self.n)]
+        for lin, bn in zip(self.linears, self.norms):
+            w = lin.out_features
+            use_batch, factor, track = batch_norm_args(bn)
+            outs = []
+            for i, h in enumerate(hs):
+                sl = slice(i * w, (i + 1) * w)
+                h = F.linear(h, lin.weight[i].t(), lin.bias[i])
+                h = F.batch_norm(h, bn.running_mean[sl] if track else None, bn.running_var[sl] if track else None,
+                                 bn.weight[sl], bn.bias[sl], use_batch, factor, bn.eps)
+                outs.append(torch.relu(h))
+            hs = list(self.drop(torch.cat(outs, 1)).split(w, 1))
+        return torch.stack(hs, 1)
+
+    def forward_fm(self, x: Tensor, first: Tensor | None = None) -> Tensor:
+        """Feature-major :meth:`forward`: x (in, B) or (n, in, B) -> (n, widths[-1], B). ``first``: the
+        first layer's pre-activations (n * widths[0], B) when already computed (see :func:`fused_rows`)."""
+        h = x
+        for i, (lin, bn) in enumerate(zip(self.linears, self.norms)):
+            y = first if i == 0 and first is not None else lin.forward_fm(h).reshape(-1, x.shape[-1])
+            y = torch.relu(batch_norm_fm(bn, y))
+            if self.dropout > 0 and self.training:  # drawn in the reference's (B, n*w) order
+                y = self.drop(y.t().contiguous()).t()
+            h = y.view(self.n, lin.out_features, -1)
         return h
 
     @torch.no_grad()
@@ -132,6 +185,37 @@ class TaskTowers(nn.Module):
         if self.hidden is not None:
             h = self.hidden(h)
         return self.out(h).squeeze(-1)
+
+    def forward_fm(self, h: Tensor) -> Tensor:
+        """Feature-major input (T, in, B) or (in, B) -> logits (B, T)."""
+        if self.hidden is not None:
+            h = self.hidden.forward_fm(h)
+        return self.out.forward_fm(h).view(self.out.n, -1).t()
+
+
+def rows(lin: nn.Module) -> tuple[Tensor, Tensor | None]:
+    """A :class:`GroupedLinear` or ``nn.Linear`` as (weight rows (n*out, in), bias (n*out,) or None)."""
+    if isinstance(lin, GroupedLinear):
+        W = lin.weight.transpose(1, 2).reshape(lin.n * lin.out_features, lin.in_features)
+        return W, None if lin.bias is None else lin.bias.reshape(-1)
+    return lin.weight, lin.bias
+
+
+def fused_rows(x: Tensor, maps: Sequence[tuple[Tensor, Tensor | None]]) -> list[Tensor]:
+    """Several affine maps of one feature-major input x (in, B) as one matmul: [(W_i x + b_i)]."""
+    W = torch.cat([w for w, _ in maps])
+    if all(b is None for _, b in maps):
+        y = torch.mm(W, x)
+    else:
+        b = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in maps])
+        y = torch.addmm(b.unsqueeze(1), W, x)
+    return list(y.split([w.shape[0] for w, _ in maps]))
+
+
+def mix_fm(gates: Tensor, experts: Tensor) -> Tensor:
+    """Feature-major :func:`mix`: gates (G, E, B), experts (E, d, B) -> (G, d, B). One
+    multiply-and-sum per gate: ~1.5x faster (forward + backward) than one 4-D broadcast."""
+    return torch.stack([(gates[i].unsqueeze(1) * experts).sum(0) for i in range(gates.shape[0])])
 
 
 def softmax(logits: Tensor) -> Tensor:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 from torch import Tensor
 
 from ..data.types import Batch, FeatureSpec
 from ..features import FeatureEmbedding
 from .base import MultiTaskModel, register_model
-from .experts import ExpertGroup, GroupedLinear, TaskTowers, check_sizes, mix, softmax, widths_of
+from .experts import (ExpertGroup, GroupedLinear, TaskTowers, check_sizes, fused_rows, mix, mix_fm, rows, softmax,
+                      widths_of)
 
 __all__ = ["MMoE"]
 
@@ -55,6 +57,15 @@ class MMoE(MultiTaskModel):
         return softmax(self.gates(x))
 
     def forward(self, batch: Batch) -> Tensor:
+        if self.fast:
+            return self._forward_fused(batch)
         x = self.embedding(batch)
         mixed = mix(self.gate_weights(x), self.experts(x))  # (B, T, E), (B, E, d) -> (B, T, d)
         return self.towers(mixed)
+
+    def _forward_fused(self, batch: Batch) -> Tensor:
+        """:meth:`forward` feature-major (width, B): the experts' first layer and the gates are one matmul."""
+        x = self.embedding(batch).t()
+        first, g = fused_rows(x, [rows(self.experts.linears[0]), rows(self.gates)])
+        gates = torch.softmax(g.view(len(self.tasks), self.experts.n, -1), dim=1)
+        return self.towers.forward_fm(mix_fm(gates, self.experts.forward_fm(x, first)))

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..data.types import Batch, FeatureSpec
 from ..features import FeatureEmbedding
 from .base import MultiTaskModel, register_model
-from .experts import ExpertGroup, GroupedLinear, TaskTowers, check_sizes, mix, softmax, widths_of
+from .experts import (ExpertGroup, GroupedLinear, TaskTowers, check_sizes, fused_rows, mix, mix_fm, rows, softmax,
+                      widths_of)
 
 __all__ = ["PLE", "ExtractionLevel"]
 
@@ -60,6 +61,28 @@ class ExtractionLevel(nn.Module):
             weights = torch.cat([weights, w_shared], dim=1)
         return mix(weights, experts)
 
+    def forward_fm(self, h: Tensor) -> Tensor:
+        """:meth:`forward` feature-major: h (D, B) or (T + 1, D, B) -> (T + 1 or T, d, B)."""
+        T, B = self.n_tasks, h.shape[-1]
+        if h.dim() == 2:  # level 1: the experts' first layer and all gates read h: one matmul
+            maps = [rows(self.experts.linears[0]), rows(self.task_gates)]
+            if self.shared_gate is not None:
+                maps.append(rows(self.shared_gate))
+            first, tg, *sg = fused_rows(h, maps)
+            experts = self.experts.forward_fm(h, first)
+            w_task = tg.view(T, -1, B)
+            shared = sg[0] if sg else None
+        else:
+            experts = self.experts.forward_fm(h.index_select(0, self.owner))
+            w_task = self.task_gates.forward_fm(h[:T])
+            shared = None if self.shared_gate is None else torch.mm(self.shared_gate.weight, h[T])
+        w_task = torch.softmax(w_task, dim=1)  # (T, n_specific + n_shared, B)
+        weights = w_task.new_zeros(T, experts.shape[0], B).scatter(
+            1, self.select.unsqueeze(-1).expand(-1, -1, B), w_task)
+        if shared is not None:
+            weights = torch.cat([weights, torch.softmax(shared, dim=0).unsqueeze(0)])
+        return mix_fm(weights, experts)
+
 
 @register_model("ple")
 class PLE(MultiTaskModel):
@@ -100,6 +123,11 @@ class PLE(MultiTaskModel):
         self.towers = TaskTowers(T, d, tower, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
+        if self.fast:  # the same maths feature-major (ExtractionLevel.forward_fm)
+            h = self.embedding(batch).t()
+            for level in self.levels:
+                h = level.forward_fm(h)
+            return self.towers.forward_fm(h)
         h = self.embedding(batch)
         for level in self.levels:
             h = level(h)

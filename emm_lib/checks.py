@@ -1,0 +1,178 @@
+"""Input checks at the library's public boundaries (``fit``, ``evaluate``, ``EMM.from_trained``).
+
+Each check raises a ``ValueError``/``TypeError`` that names what is wrong and what to do, so no
+public function returns a result computed from mismatched, empty or non-finite inputs.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data.types import Dataset, FeatureSpec, Split
+
+__all__ = ["spec_differences", "check_spec", "check_tasks", "check_split", "check_fit_inputs",
+           "check_device", "whole_number", "check_finite_columns"]
+
+
+def spec_differences(model_spec: FeatureSpec, data_spec: FeatureSpec) -> list[str]:
+    """Human-readable differences between two feature specs (names, cardinalities, dense names)."""
+    out: list[str] = []
+    m_names, d_names = [f.name for f in model_spec.sparse], [f.name for f in data_spec.sparse]
+    if m_names != d_names:
+        only_m = [n for n in m_names if n not in d_names]
+        only_d = [n for n in d_names if n not in m_names]
+        out.append(f"sparse features differ (model only: {only_m[:5]}, data only: {only_d[:5]}"
+                   + (", same names in another order" if not only_m and not only_d else "") + ")")
+    else:
+        cards = [(f.name, f.cardinality, g.cardinality) for f, g in zip(model_spec.sparse, data_spec.sparse)
+                 if f.cardinality != g.cardinality]
+        if cards:
+            out.append("cardinalities differ (feature: model vs data) "
+                       + ", ".join(f"{n}: {a} vs {b}" for n, a, b in cards[:5])
+                       + (f" and {len(cards) - 5} more" if len(cards) > 5 else ""))
+    if list(model_spec.dense) != list(data_spec.dense):
+        out.append(f"dense features differ (model {list(model_spec.dense)[:8]}, data {list(data_spec.dense)[:8]})")
+    return out
+
+
+def check_spec(model_spec: FeatureSpec | None, data_spec: FeatureSpec | None, what: str, fix: str) -> None:
+    """Raise a ValueError when two feature specs differ in any name or cardinality."""
+    if model_spec is None or data_spec is None:
+        return
+    diffs = spec_differences(model_spec, data_spec)
+    if diffs:
+        raise ValueError(f"{what}: the model's feature spec does not match the data's: {'; '.join(diffs)}. {fix}")
+
+
+def check_tasks(model_tasks: Sequence[str], data_tasks: Sequence[str], what: str) -> None:
+    missing = [t for t in model_tasks if t not in data_tasks]
+    if missing:
+        raise ValueError(f"{what}: the model predicts task(s) {missing} that the data does not have; "
+                         f"the data's tasks are {list(data_tasks)}. Load the data with tasks={list(model_tasks)}.")
+
+
+def check_split(model, split: Split, what: str) -> None:
+    """``model`` and ``split`` agree: tasks, feature spec (when the split carries one), column
+    counts, index ranges; the split is non-empty and finite."""
+    if not isinstance(split, Split):
+        raise TypeError(f"{what} needs a Split (e.g. dataset.test), got {type(split).__name__}.")
+    check_tasks(model.tasks, split.tasks, what)
+    spec = getattr(model, "spec", None)
+    check_spec(spec, split.spec, what, "Build (or load) the model for this dataset's spec.")
+    if len(split) == 0:
+        raise ValueError(f"{what}: the split has 0 rows; a metric of no rows means nothing.")
+    if spec is not None:
+        if (split.sparse.shape[1], split.dense.shape[1]) != (spec.n_sparse, spec.n_dense):
+            raise ValueError(f"{what}: the data has {split.sparse.shape[1]} sparse + {split.dense.shape[1]} dense "
+                             f"columns but the model was built for {spec.n_sparse} + {spec.n_dense}.")
+        if spec.n_sparse:
+            cards = torch.tensor([f.cardinality for f in spec.sparse], device=split.sparse.device)
+            bad = ((split.sparse < 0) | (split.sparse >= cards)).any(0)
+            if bool(bad.any()):
+                names = [spec.sparse[i].name for i in bad.nonzero().flatten().tolist()]
+                raise ValueError(f"{what}: sparse feature(s) {names[:5]} hold codes outside the model's "
+                                 "cardinality: the data was encoded with another spec than the model's.")
+    if not bool(torch.isfinite(split.dense).all()):
+        raise ValueError(f"{what}: the dense features hold NaN or inf; fix the data (loaders reject them).")
+
+
+def whole_number(name: str, value, minimum: int | None = None, allow_none: bool = False,
+                 strict: bool = False) -> int | None:
+    """``value`` as an int (ints, integral floats and digit strings; ``strict``: ints only); else a
+    ValueError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    v = value
+    if strict and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+        raise ValueError(f"{name} must be a whole number (int){' or None' if allow_none else ''}, got {value!r}.")
+    if isinstance(v, str):
+        try:
+            v = float(v.strip()) if v.strip() else v
+        except ValueError:
+            pass
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v).is_integer():
+        raise ValueError(f"{name} must be a whole number{' or None' if allow_none else ''}, got {value!r}.")
+    v = int(v)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"Need {name} >= {minimum}, got {value!r}.")
+    return v
+
+
+def check_device(device) -> torch.device:
+    """A device this machine has (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` when present)."""
+    from .utils import resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.") from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                             "use device='auto'.")
+        return dev
+    backend = getattr(torch.backends, dev.type, None)
+    available = getattr(backend, "is_available", lambda: False)()
+    if not available:
+        raise ValueError(f"device={device!r} is not available on this machine; use device='auto' "
+                         "(CUDA when present, else CPU) or 'cpu'.")
+    return dev
+
+
+def check_fit_inputs(model, dataset: Dataset, batch_size, max_train_rows, epochs) -> None:
+    """What ``fit`` needs: a model matching the data (tasks, spec), whole-number settings, and at
+    least one training batch of >= 2 rows (BatchNorm cannot train on one row)."""
+    from .models.base import MultiTaskModel
+
+    if not isinstance(model, MultiTaskModel):
+        raise TypeError(f"fit() needs an emm_lib MultiTaskModel, got {type(model).__name__}.")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"fit() needs a Dataset (from emm_lib.data.load), got {type(dataset).__name__}.")
+    check_tasks(model.tasks, dataset.tasks, f"fit() on dataset {dataset.name!r}")
+    check_spec(getattr(model, "spec", None), dataset.spec, f"fit() on dataset {dataset.name!r}",
+               "Build the model from dataset.spec.")
+    whole_number("epochs", epochs, minimum=1, strict=True)
+    whole_number("batch_size", batch_size, minimum=2, strict=True)
+    rows = whole_number("max_train_rows", max_train_rows, minimum=2, allow_none=True, strict=True)
+    n = len(dataset.train) if rows is None else min(rows, len(dataset.train))
+    if n < 2:
+        raise ValueError(f"fit(): the training split of {dataset.name!r} has {len(dataset.train)} rows"
+                         f"{f' (max_train_rows={rows})' if rows is not None else ''}; training needs at least 2.")
+    if len(dataset.val) == 0:
+        raise ValueError(f"fit(): the validation split of {dataset.name!r} is empty; the epoch cannot be selected.")
+
+
+def check_finite_columns(values: np.ndarray, columns: Sequence[str], where: str,
+                         max_abs: float | None = None) -> None:
+    """Raise naming ``where`` and the column when a dense column holds NaN/inf (or ``|x| > max_abs``)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        col = int(np.flatnonzero(bad.any(0))[0])
+        raise ValueError(f"{where}: dense column {columns[col]!r} holds {int(bad[:, col].sum())} non-finite "
+                         "value(s) (inf or NaN); fix or drop those rows before loading.")
+    if max_abs is not None:
+        big = np.abs(values) > max_abs
+        if big.any():
+            col = int(np.flatnonzero(big.any(0))[0])
+            raise ValueError(f"{where}: dense column {columns[col]!r} holds values up to "
+                             f"{float(np.abs(values[:, col]).max()):.3g}, beyond {max_abs:g}; these files should "
+                             "hold normalised values. Scale the column before loading.")
+
+
+def check_trained_specs(models: Sequence, names: Sequence[str], spec: FeatureSpec) -> None:
+    """``EMM.from_trained``: every trained model that carries a spec was built for exactly ``spec``
+    (same features, cardinalities and dense columns), else its components read other inputs."""
+    for m, n in zip(models, names):
+        ms = getattr(m, "spec", None)
+        if isinstance(ms, FeatureSpec):
+            check_spec(ms, spec, f"from_trained(): trained model {n}",
+                       "Train the single-task models on the same dataset (same tasks, hence same columns) "
+                       "as the EMM, or pass the spec they were trained with.")

@@ -1,0 +1,208 @@
+"""The synthetic sweep's findings as tables and words (chapter 09; no training here).
+
+* :func:`comparisons`: EMM (the paper's gate, and ours where it differs) against its best
+  baseline per sweep point and task, by the study's verdict rule (:func:`emm_lib.stats.compare`:
+  comparator chosen on validation AUC, paired seed differences, 95% CIs, Holm).
+* :func:`axis_view`: the comparison rows of one axis of the grid, with the axis value as ``x``.
+* :func:`efficiency`: parameters, inference rows/s and training time with and without the
+  trained single-task models (:func:`emm_lib.efficiency.training_wall_time`).
+* :func:`gate_recovery`: the gates' mean weights per run against the known ``correlation``.
+* :func:`recommendation`: a plain-words summary computed from those tables.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+from . import analysis, config, stats
+from .efficiency import training_wall_time
+from .runs import Run
+from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, points
+
+__all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "efficiency", "gate_recovery",
+           "recommendation"]
+
+#: Multi-task baselines of the sweep (besides the trained single-task models of each point).
+BASELINES = ("shared_bottom", "mmoe", "ple")
+_X = {"relatedness": "correlation", "task_count": "n_tasks", "data_size": "n_rows", "shapes": "shape"}
+
+
+def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True) -> pd.DataFrame:
+    """Paired DeLong variances of the sweep's runs (``synthetic_pair_variances.csv``).
+
+    With ``refresh`` and saved test logits present (``predictions/``, gitignored), they are
+    recomputed and written atomically; otherwise the committed file is read. Model names are
+    the results' labels (``emm:soft``), datasets the results' keys.
+    """
+    from .utils import atomic_write
+
+    out_dir = Path(out_dir)
+    path = out_dir / "synthetic_pair_variances.csv"
+    have = [p for e in (EXPERIMENT, TM_EXPERIMENT) for p in (out_dir / "predictions" / e).glob("*.npz")]
+    if refresh and have:
+        pv = analysis.pair_variances(out_dir)
+        pv = pv[pv.key.str.startswith("synthetic")]
+        with atomic_write(path) as fh:
+            pv.to_csv(fh, index=False)
+    if not path.exists():
+        return pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
+    pv = pd.read_csv(path)
+    names = {d.replace("/", "_"): d for d in runs.dataset.unique()}
+    labels = {m.replace(":", "_"): m for m in runs.model.unique()}
+    pv["dataset"] = pv.key.map(names)
+    pv["model_a"], pv["model_b"] = pv.model_a.map(labels), pv.model_b.map(labels)
+    return pv.dropna(subset=["dataset", "model_a", "model_b"])
+
+
+def comparisons(runs: pd.DataFrame, pair_var: pd.DataFrame | None = None,
+                models: Sequence[str] = ("emm", "emm:soft")) -> pd.DataFrame:
+    """Each EMM variant against its validation-chosen comparator (multi-task baselines and the
+    point's own trained models), per point and task; the point's columns added."""
+    tms = sorted(m for m in runs.model.unique() if m.split(":")[0] in config.TM_SHAPES)
+    out = []
+    for m in models:
+        if (runs.model == m).any():
+            out.append(stats.compare(runs, m, [*BASELINES, *tms], experiment=EXPERIMENT, pair_var=pair_var))
+    if not out:
+        return pd.DataFrame()
+    cmp = pd.concat(out, ignore_index=True)
+    point = runs.drop_duplicates("dataset").set_index("dataset")[["generator", "correlation", "n_rows", "n_tasks", "shape"]]
+    cmp = cmp.join(point, on="dataset")
+    cmp["comparator_kind"] = np.where(cmp.comparator.str.split(":").str[0].isin(config.TM_SHAPES),
+                                      "single-task", "multi-task")
+    # The CI that counts: with the test-set variance where it was computed, else over seeds.
+    test = cmp.ci_low_test.notna()
+    cmp["lo"] = cmp.ci_low_test.where(test, cmp.ci_low)
+    cmp["hi"] = cmp.ci_high_test.where(test, cmp.ci_high)
+    return cmp
+
+
+def axis_view(cmp: pd.DataFrame, g: dict, axis: str) -> pd.DataFrame:
+    """The rows of ``cmp`` on one axis of grid ``g``, with the axis value as column ``x``."""
+    keys = {dataset_key(Run(EXPERIMENT, "emm", 0, k, "paper", data)) for _, data, k, _ in points(g, [axis])}
+    view = cmp[cmp.dataset.isin(keys)].copy()
+    view["x"] = view[_X[axis]]
+    return view.sort_values(["x", "model", "task"]).reset_index(drop=True)
+
+
+def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
+    import json
+
+    return runs.settings.map(lambda s: json.loads(s).get(key, np.nan))
+
+
+def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (generator, rows, tasks, shape, model), means over seeds and correlations: trainable and
+    total parameters, inference rows/s, and seconds to obtain the model without and with the
+    trained single-task models (which EMM reuses)."""
+    r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").copy()
+    for k in ("params_total", "params_trainable", "inference_rows_per_s"):
+        r[k] = pd.to_numeric(_settings(r, k), errors="coerce")
+    single = r[r.model.str.split(":").str[0].isin(config.TM_SHAPES)]
+    multi = r[~r.index.isin(single.index)]
+    wall = training_wall_time(multi, single)
+    multi = multi.merge(wall, on=["dataset", "model", "seed"])
+    group = ["generator", "n_rows", "n_tasks", "shape", "model"]
+    out = multi.groupby(group, sort=True).agg(
+        params_trainable=("params_trainable", "mean"), params_total=("params_total", "mean"),
+        inference_rows_per_s=("inference_rows_per_s", "mean"), seconds_model=("seconds_model", "mean"),
+        seconds_with_single_task=("seconds_with_single_task", "mean"), runs=("seed", "count")).reset_index()
+    tm = (single.assign(model="single-task models (all)").groupby(["dataset", "seed"] + group[:-1] + ["model"])
+          .agg(params_trainable=("params_trainable", "sum"), params_total=("params_total", "sum"),
+               seconds_model=("train_seconds", "sum")).reset_index()
+          .groupby(group).agg(params_trainable=("params_trainable", "mean"), params_total=("params_total", "mean"),
+                              seconds_model=("seconds_model", "mean"), runs=("seed", "count")).reset_index())
+    tm["seconds_with_single_task"] = tm.seconds_model
+    return pd.concat([out, tm], ignore_index=True).sort_values(group, ignore_index=True)
+
+
+def gate_recovery(gates: pd.DataFrame) -> pd.DataFrame:
+    """Per EMM run: the mean over tasks (and levels, and a per-level column) of the MTM attention on
+    the partner, the task gate's weight on the first trained model, and the largest mean partner
+    weight of the fusion gate (1/(T-1) = no preference, 1 = one partner always)."""
+    if gates.empty:
+        return pd.DataFrame()
+    keys = ["dataset", "model", "seed", "generator", "correlation", "n_rows", "n_tasks", "shape"]
+    g = gates
+    mtm = g[(g.kind == "mtm") & (g.name == "partner")].groupby(keys + ["level"]).weight.mean().rename("mtm_partner")
+    tg = g[(g.kind == "task_gate") & (g["index"] == 0)].groupby(keys + ["level"]).weight.mean().rename("task_gate_model0")
+    pw = (g[g.kind == "partner"].groupby(keys + ["level", "task"]).weight.max().groupby(keys + ["level"]).mean()
+          .rename("partner_max"))
+    return pd.concat([mtm, tg, pw], axis=1).reset_index()
+
+
+def _fmt(xs: Sequence) -> str:
+    xs = [f"{x:g}" if isinstance(x, (int, float, np.integer, np.floating)) else str(x) for x in xs]
+    return ", ".join(xs) if xs else "none"
+
+
+def _regimes(view: pd.DataFrame, model: str) -> dict[str, list]:
+    """Axis values where ``model`` is better (some task better, none worse), worse (some task
+    worse, none better), mixed, or not detectably different from its comparator."""
+    out: dict[str, list] = {"better": [], "worse": [], "mixed": [], "no detectable difference": []}
+    for x, v in view[view.model == model].groupby("x", sort=True):
+        better, worse = (v.verdict == "better").any(), (v.verdict == "worse").any()
+        out["mixed" if better and worse else "better" if better else "worse" if worse
+            else "no detectable difference"].append(x)
+    return out
+
+
+def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: pd.DataFrame,
+                   model: str = "emm") -> str:
+    """Plain words, computed from the tables: where EMM beats its best baseline and where not,
+    what it costs, and whether its gates follow the known relatedness."""
+    what = {"relatedness": "task correlation", "task_count": "number of tasks", "data_size": "training rows",
+            "shapes": "trained-model shapes"}
+    lines = []
+    seeds = int(min((v.n_seeds.min() for v in views.values() if len(v)), default=0))
+    if seeds < 2:
+        lines.append(f"With {seeds} seed(s) per point there is no confidence interval, so no regime can be "
+                     "called better or worse: run the sweep with three or more seeds (the paper profile) "
+                     "before reading a recommendation from this page.")
+    worth, not_worth = [], []
+    for axis, view in views.items():
+        v = view[view.model == model]
+        if v.empty:
+            continue
+        r = _regimes(v, model)
+        mean = v.groupby("x").mean_diff.mean()
+        said = "; ".join(f"{k} at {_fmt(v)}" for k, v in
+                         (("better than its best baseline", r["better"]), ("worse", r["worse"]),
+                          ("better on some tasks and worse on others", r["mixed"]),
+                          ("not detectably different", r["no detectable difference"])) if v)
+        lines.append(f"Along {what[axis]}: {model} is {said} (mean test-AUC difference over tasks from "
+                     f"{mean.min():+.4f} to {mean.max():+.4f}).")
+        worth += [f"{what[axis]} = {x:g}" if not isinstance(x, str) else f"{what[axis]} = {x}" for x in r["better"]]
+        not_worth += [f"{what[axis]} = {x:g}" if not isinstance(x, str) else f"{what[axis]} = {x}" for x in r["worse"]]
+    if worth:
+        lines.append("Use EMM for accuracy where it was better: " + "; ".join(worth) + ".")
+    if not_worth:
+        lines.append("Do not use EMM for accuracy where it was worse: " + "; ".join(not_worth) + ".")
+    if not worth and not not_worth and seeds >= 2:
+        lines.append("Nowhere on this grid was EMM detectably better or worse than the best baseline: its case "
+                     "rests on cost, not accuracy.")
+    e = eff[(eff.model == model)].merge(eff[eff.model.isin(BASELINES)], on=["generator", "n_rows", "n_tasks", "shape"],
+                                        suffixes=("", "_b"))
+    if len(e):
+        ratio_p = float(np.median(e.params_trainable / e.params_trainable_b))
+        ratio_t = float(np.median(e.seconds_model / e.seconds_model_b))
+        ratio_tt = float(np.median(e.seconds_with_single_task / e.seconds_model_b))
+        ratio_i = float(np.median(e.inference_rows_per_s / e.inference_rows_per_s_b))
+        lines.append(f"Cost (median over points and baselines): {model} trains {ratio_p:.2g}x the baselines' trainable "
+                     f"parameters and takes {ratio_t:.2g}x their training time when the trained models are given "
+                     f"(reuse), {ratio_tt:.2g}x when their training is counted; it serves {ratio_i:.2g}x their "
+                     "inference rows/s.")
+    rel = gate_rec[(gate_rec.model == model) & (gate_rec.n_tasks == 2) & (gate_rec["shape"] == "widths")
+                   & (gate_rec.generator == "synthetic")] if len(gate_rec) else gate_rec
+    if len(rel) and rel.correlation.nunique() >= 3:
+        per_run = rel.groupby(["dataset", "seed", "correlation"]).mtm_partner.mean().reset_index()
+        rho, p = _st.spearmanr(per_run.correlation, per_run.mtm_partner)
+        lines.append(f"Gates: the Multi-Task Merge attention on the partner task {'rises' if rho > 0 else 'falls'} "
+                     f"with the known correlation (Spearman {rho:+.2f}, p = {p:.2g}, {len(per_run)} runs)"
+                     + (" — the gate follows the structure." if p < 0.05 and rho > 0 else
+                        " — no evidence that the gate follows the structure."))
+    return "\n\n".join(lines)

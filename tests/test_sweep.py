@@ -1,0 +1,196 @@
+"""The synthetic sweep (issue 12): points as data variants, resume, identity, gates, the report."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from emm_lib import config, runner, study, sweep, sweep_report
+from emm_lib.runs import Run, SettingsChanged
+
+# A micro grid with every axis (seconds on a shared 2-core CPU).
+MICRO = {
+    **config.SYNTHETIC_SWEEP,
+    "seeds": (0,),
+    "models": ("tm1", "tm2", "mmoe", "emm", "emm:soft"),
+    "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=1_000, epochs=1, correlation=(0.0, 1.0)),
+    "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=1_000, epochs=1, correlation=1.0),
+    "data_size": dict(dataset="synthetic-ali", n_train=(1_000,), epochs={1_000: 1},
+                      overrides=dict(n_val=2_000, n_test=2_000, pilot_rows=1 << 14)),
+    "shapes": {**config.SYNTHETIC_SWEEP["shapes"], "n_rows": 1_000, "epochs": 1, "correlation": (1.0,)},
+}
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setitem(config.SYNTHETIC_SWEEPS, "micro", MICRO)
+    mp.setitem(config.PROFILES, "micro", dict(config.PROFILES["tiny"]))
+    st = study.settings("synthetic", "micro", results_dir=str(tmp_path_factory.mktemp("sweep")))
+    log: list[str] = []
+    tables = sweep.run_sweep(st, log=log.append)
+    yield st, tables, log
+    mp.undo()
+
+
+def _settings(df):
+    return [json.loads(s) for s in df.settings]
+
+
+def test_points_have_their_own_dataset_keys(micro):
+    st, _, _ = micro
+    runs = sweep.plan(st)
+    keys = {(r.data, r.n_tasks): runner._key(r, st) for r in runs}
+    assert len(set(keys.values())) == len(keys)  # one key per point
+    assert keys[("synthetic/corr=0/rows=1000", 2)] == "synthetic/corr=0/rows=1000"
+    assert keys[("synthetic/corr=1/rows=1000", 3)] == "synthetic/3-tasks/corr=1/rows=1000"
+    assert keys[("synthetic-ali/rows=1000", 2)] == "synthetic-ali/rows=1000"
+    # a run without a point keeps the Census-era key
+    assert runner._key(Run("synthetic_tasks", "mmoe", 0, 2, "paper"), st) == "synthetic"
+    assert len(runs) == len(set(runs))  # shared points (corr=1 at 2 tasks) are planned once
+
+
+def test_sweep_runs_every_point_end_to_end(micro):
+    st, tables, log = micro
+    runs = tables["runs"]
+    assert len(log) == len(sweep.plan(st))  # each planned run trained once
+    have = runs.groupby("dataset").model.apply(set).to_dict()
+    assert have["synthetic/corr=0/rows=1000"] >= {"mmoe", "emm", "tm1:t1", "tm2:t2"}
+    assert "emm:soft" not in have["synthetic/corr=0/rows=1000"]  # the gates are one function at 2 tasks
+    assert have["synthetic/3-tasks/corr=1/rows=1000"] >= {"emm", "emm:soft", "tm1:t3"}
+    assert have["synthetic-ali/rows=1000"] >= {"mmoe", "emm", "tm1:click", "tm2:conversion"}
+    assert have["synthetic/corr=1/rows=1000/shape=depth_width"] == {"emm", "tm1:t1", "tm2:t1", "tm1:t2", "tm2:t2"}
+    # the data really differ between points (correlation reaches the generator)
+    ds0 = study.load_dataset(st, n_tasks=2, seed=0, data="synthetic/corr=0/rows=1000")
+    ds1 = study.load_dataset(st, n_tasks=2, seed=0, data="synthetic/corr=1/rows=1000")
+    assert ds0.info["correlation"] == 0.0 and ds1.info["correlation"] == 1.0
+    assert abs(ds1.info["weight_cosine"][0][1] - 1.0) < 1e-6 and abs(ds0.info["weight_cosine"][0][1]) < 1e-6
+    ali = study.load_dataset(st, n_tasks=2, seed=0, data="synthetic-ali/rows=1000")
+    assert (len(ali.train), len(ali.test), ali.spec.n_sparse, ali.spec.n_dense) == (1000, 2000, 16, 63)
+
+
+def test_identity_records_the_point_and_its_models(micro):
+    st, tables, _ = micro
+    r = tables["runs"]
+    s = {(x["data"], row.model): x for x, row in zip(_settings(r), r.itertuples())}
+    emm = s[("synthetic/corr=0/rows=1000", "emm")]
+    assert (emm["correlation"], emm["n_rows"], emm["generator"], emm["dataset"]) == (0.0, 1000, "synthetic", "synthetic")
+    assert emm["adapters"] is False and emm["shape"] == "widths"
+    assert emm["sizes"]["component_shapes"] == [[8, 8], [16, 8]]  # Census sizes for `synthetic`
+    ali = s[("synthetic-ali/rows=1000", "mmoe")]
+    assert ali["batch_size"] == 32768 and ali["weight_decay"] == 1e-5 and ali["sizes"]["expert"] == [128, 64]
+    assert ali["sizes"]["embedding_dim"] == 5 and ali["overrides"]["n_test"] == 2000
+    dw = "synthetic/corr=1/rows=1000/shape=depth_width"
+    assert s[(dw, "emm")]["adapters"] is True
+    assert s[(dw, "tm1:t1")]["sizes"]["n_blocks"] == 2 and s[(dw, "tm2:t1")]["sizes"]["n_blocks"] == 4
+    # efficiency on the same runs
+    assert emm["params_trainable"] < emm["params_total"] and emm["inference_rows_per_s"] > 0
+    # the runner's identity is what was recorded
+    run = Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=0/rows=1000")
+    assert not runs_mismatch(emm, runner.identity(run, st))
+
+
+def runs_mismatch(recorded, identity):
+    from emm_lib.runs import identity_mismatch
+
+    return identity_mismatch(recorded, identity)
+
+
+def test_identical_models_differ_only_by_seed(micro):
+    st, _, _ = micro
+    from emm_lib import checkpoint
+
+    key = "synthetic/corr=1/rows=1000/shape=identical"
+    a, b = (checkpoint.load(study.checkpoint_path_of(st, sweep.TM_EXPERIMENT, key, 0, f"{s}:t1")) for s in ("tm1", "tm2"))
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    assert pa.keys() == pb.keys() and all(pa[k].shape == pb[k].shape for k in pa)
+    assert not all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_gate_table_has_each_emm_run_once(micro):
+    st, tables, _ = micro
+    g = pd.read_csv(st.out_dir / sweep.GATES)
+    emm_runs = tables["runs"][tables["runs"].model.isin(["emm", "emm:soft"])].drop_duplicates(["dataset", "model", "seed"])
+    assert set(zip(g.dataset, g.model, g.seed)) == set(zip(emm_runs.dataset, emm_runs.model, emm_runs.seed))
+    assert not g.duplicated(["dataset", "model", "seed", "level", "task", "kind", "index"]).any()
+    one = g[(g.dataset == "synthetic/corr=0/rows=1000") & (g.model == "emm")]
+    assert len(one) == 3 * 2 * (2 + 2 + 2 + 2)  # levels x tasks x (task gate, partner, scores, mtm) x 2
+    sums = one.groupby(["level", "task", "kind"]).weight.sum()
+    assert ((sums - 1).abs() < 1e-5).all()  # every gate is a distribution
+    partner = one[(one.kind == "partner") & (one.task == "t1")].set_index(["level", "name"]).weight
+    assert (partner.xs("t2", level="name") == 1).all()  # with two tasks the partner is the other task
+
+
+def test_resume_skips_done_points_and_only_those(micro, monkeypatch):
+    st, tables, _ = micro
+    before = pd.read_csv(st.out_dir / "synthetic.csv")
+    log: list[str] = []
+    sweep.run_sweep(st, log=log.append)
+    assert log == []  # everything done
+    wider = {**MICRO, "relatedness": {**MICRO["relatedness"], "correlation": (0.0, 0.5, 1.0)}}
+    monkeypatch.setitem(config.SYNTHETIC_SWEEPS, "micro", wider)
+    sweep.run_sweep(st, ["relatedness"], log=log.append)
+    assert log and all("corr=0.5/" in m for m in log)
+    assert len(log) == 4 + 2  # the new point's trained models, mmoe and emm
+    after = pd.read_csv(st.out_dir / "synthetic.csv")
+    assert after.iloc[:len(before)].equals(before)  # done points untouched
+    assert pd.read_csv(st.out_dir / sweep.GATES).groupby(["dataset", "model", "seed"]).ngroups == \
+        before[before.model.str.startswith("emm")].groupby(["dataset", "model", "seed"]).ngroups + 1
+
+
+def test_a_changed_point_setting_is_named(micro, monkeypatch):
+    st, _, _ = micro
+    more = {**MICRO, "relatedness": {**MICRO["relatedness"], "epochs": 2},
+            "task_count": {**MICRO["task_count"], "epochs": 2}}
+    monkeypatch.setitem(config.SYNTHETIC_SWEEPS, "micro", more)
+    with pytest.raises(SettingsChanged, match="epochs: recorded 1, now 2"):
+        sweep.run_sweep(st, ["relatedness"])
+    # replaced, not appended: results and gates keep each run once
+    again = study.settings("synthetic", "micro", results_dir=str(st.out_dir.parent), on_change="rerun")
+    sweep.run_sweep(again, ["relatedness"])
+    g = pd.read_csv(st.out_dir / sweep.GATES)
+    assert not g.duplicated(["dataset", "model", "seed", "level", "task", "kind", "index"]).any()
+    r = pd.read_csv(st.out_dir / "synthetic.csv")
+    assert not r.duplicated(["dataset", "model", "task", "seed", "metric"]).any()
+    assert {json.loads(x)["epochs"] for x in r[r.dataset == "synthetic/corr=0/rows=1000"].settings} == {2}
+
+
+def test_report_tables_and_recommendation(micro):
+    st, tables, _ = micro
+    runs = tables["runs"]
+    cmp = sweep_report.comparisons(runs, sweep_report.pair_variances(st.out_dir, runs))
+    rel = sweep_report.axis_view(cmp, MICRO, "relatedness")
+    assert set(rel.x) == {0.0, 1.0} and set(rel.task) == {"t1", "t2"}
+    chosen = cmp.set_index(["dataset", "model", "task"]).comparator
+    val = runs[(runs.metric == "val_auc") & (runs.dataset == "synthetic/corr=0/rows=1000") & (runs.task == "t1")
+               & ~runs.model.str.startswith("emm")].groupby("model").value.mean()
+    assert chosen[("synthetic/corr=0/rows=1000", "emm", "t1")] == val.idxmax()  # chosen on validation
+    emm = runs[(runs.metric == "test_auc") & (runs.dataset == "synthetic/corr=0/rows=1000") & (runs.task == "t1")]
+    diff = emm.set_index("model").value
+    got = rel[(rel.x == 0.0) & (rel.task == "t1") & (rel.model == "emm")].mean_diff.iloc[0]
+    assert got == pytest.approx(diff["emm"] - diff[val.idxmax()])
+    eff = sweep_report.efficiency(runs)
+    e = eff[(eff.model == "emm") & (eff.generator == "synthetic") & (eff.n_tasks == 2) & (eff["shape"] == "widths")]
+    assert (e.seconds_with_single_task > e.seconds_model).all()  # the trained models' time counted
+    rec = sweep_report.gate_recovery(tables["gates"])
+    assert {"mtm_partner", "task_gate_model0", "partner_max"} <= set(rec.columns)
+    text = sweep_report.recommendation({"relatedness": rel}, eff, rec)
+    assert "1 seed" in text and "task correlation" in text and "inference rows/s" in text
+
+
+def test_bad_grids_and_points_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="SYNTHETIC_SWEEPS"):
+        sweep.grid("huge")
+    with pytest.raises(ValueError, match="Unknown sweep axis 'colour'"):
+        sweep.points(MICRO, ["colour"])
+    with pytest.raises(ValueError, match="Not a sweep point"):
+        sweep.parse("census/corr=1")
+    with pytest.raises(ValueError, match="Unknown sweep point field 'depth'"):
+        sweep.parse("synthetic/depth=3")
+    assert sweep.parse(sweep.point_data("synthetic", 1000, 0.25, "identical")) == \
+        {"generator": "synthetic", "correlation": 0.25, "n_rows": 1000, "shape": "identical"}
+    monkeypatch.setitem(config.SYNTHETIC_SWEEPS, "micro", {**MICRO, "task_count": {**MICRO["task_count"], "epochs": 3}})
+    monkeypatch.setitem(config.PROFILES, "micro", dict(config.PROFILES["tiny"]))
+    st = study.settings("synthetic", "micro")
+    with pytest.raises(ValueError, match="same epochs"):
+        sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=1/rows=1000"), st)
