@@ -20,13 +20,14 @@ export EMM_DATA_MIRROR
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 EXECUTED := book/notebooks
 
-.PHONY: help setup data notebooks notebooks-tiny html book test test-unit test-notebooks test-book bench lab clean
+.PHONY: help setup data notebooks notebooks-tiny html book publish test test-unit test-notebooks test-book bench lab clean
 
 help:
 	@echo "make book   - set up, fetch data, run the study notebooks (PROFILE=$(PROFILE)), build the book"
 	@echo "make test   - set up, run unit tests, run every notebook at a tiny size, build and check the book"
 	@echo "make bench  - training throughput and memory (benchmarks/)"
 	@echo "make lab    - open the notebooks in JupyterLab"
+	@echo "make publish - push the built book (_build/html) to the gh-pages branch (GH_PAGES_REMOTE=$(GH_PAGES_REMOTE))"
 
 .venv/.installed: pyproject.toml
 	python3.11 -m venv .venv
@@ -65,8 +66,10 @@ book: notebooks
 	$(MAKE) html
 	@echo "The book is at _build/html/index.html"
 
-test-unit: setup
-	$(PY) -m pytest -q -m "not book"
+# The data first: real-data tests then run on a fresh machine (no mirror needed), and a failed
+# download stops `make test` with the data error instead of skipping those tests.
+test-unit: data
+	EMM_REQUIRE_DATA=1 $(PY) -m pytest -q -m "not book"
 
 test-notebooks: notebooks-tiny
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider $(EXECUTED)
@@ -76,6 +79,14 @@ test-book: test-notebooks
 	EMM_REQUIRE_BOOK=1 $(PY) -m pytest -q -m book tests/test_book.py
 
 test: test-unit test-book
+
+# Publish the built book to GitHub Pages without Actions: ghp-import commits _build/html to the
+# gh-pages branch (with .nojekyll) and pushes it to GH_PAGES_REMOTE (a remote name or a path/URL).
+GH_PAGES_REMOTE ?= origin
+publish:
+	@test -f _build/html/index.html || { echo "no book in _build/html: run 'make book' (or 'make html') first" >&2; exit 1; }
+	$(dir $(PY))ghp-import --no-jekyll --force --push --remote "$(GH_PAGES_REMOTE)" --branch gh-pages \
+	  --message "Publish the book from $$(git rev-parse --short HEAD)" _build/html
 
 # One table: rows/s of ours vs the published-like per-row path, ratios, peak RSS, targets (~2-3 min).
 bench: setup

@@ -1,11 +1,13 @@
 """Figures for the book (matplotlib/seaborn), readable at book width. Notebooks call these."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-__all__ = ["learning_curves", "auc_bars", "heatmap", "style"]
+__all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
+           "task_gate_heatmaps", "task_gate_spread", "partner_heatmaps", "mtm_heatmap", "row_path", "save"]
 
 
 def style() -> None:
@@ -21,43 +23,213 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation
     """One line per run: mean validation AUC against epoch (from ``FitResult.history``)."""
     import matplotlib.pyplot as plt
 
+    from . import present
+
     fig, ax = plt.subplots()
+    styles = ["-", "--", ":", "-."]
+    suffixes = list(dict.fromkeys(n.split(":", 1)[-1] for n in histories))
     for name, h in histories.items():
-        ax.plot(h.epoch, h.val_auc_mean, marker="o", ms=3, label=name)
+        ls = styles[suffixes.index(name.split(":", 1)[-1]) % len(styles)] if ":" in name else "-"
+        ax.plot(h.epoch, h.val_auc_mean, marker="o", ms=3, ls=ls, color=present.colour(name),
+                label=present.display_name(name))
     ax.set(xlabel="epoch", ylabel="validation AUC (mean over tasks)", title=title)
     ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return fig
 
 
-def auc_bars(summary: pd.DataFrame, order: Sequence[str] | None = None, title: str = "Test AUC per task",
-             col: str | None = None):
-    """Bars of mean test AUC per model and task, with the std over seeds as error bars.
+def _ci(summary: pd.DataFrame) -> pd.DataFrame:
+    from .present import with_ci
 
-    ``summary`` has columns model, task, mean, std (see :func:`emm_lib.study.summarize`);
-    ``col`` facets by another column (e.g. the number of tasks).
+    return with_ci(summary) if "ci_low" not in summary else summary
+
+
+def _panels(n: int, width: float = 3.6, height: float = 3.2, sharey: bool = True, ncols: int = 2):
+    """A grid of ``n`` panels, at most ``ncols`` per row (unused cells hidden)."""
+    import matplotlib.pyplot as plt
+
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(7.5, width * ncols), height * nrows), squeeze=False,
+                             sharey=sharey)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def task_panels(summary: pd.DataFrame, order: Sequence[str] | None = None, title: str = "Test AUC per task"):
+    """Mean test AUC with its 95% CI over seeds, one panel per task with its own AUC axis.
+
+    ``summary``: columns model, task, mean, std, n (:func:`emm_lib.study.summarize`). Models run
+    down the shared vertical axis in the book's order and colours; a model without a score for
+    a task is simply absent from that panel.
+    """
+    from . import present
+
+    s = _ci(summary)
+    models = [m for m in (order or present.sort_models(s.model)) if m in set(s.model)]
+    tasks = list(dict.fromkeys(s.task))
+    fig, axes = _panels(len(tasks), height=0.9 + 0.38 * len(models))
+    y = {m: i for i, m in enumerate(models)}
+    for ax, t in zip(axes, tasks):
+        d = s[(s.task == t) & s.model.isin(models)]
+        for r in d.itertuples():
+            lo = r.mean - r.ci_low if pd.notna(r.ci_low) else 0.0
+            ax.errorbar(r.mean, y[r.model], xerr=[[lo], [lo]], fmt="o", color=present.colour(r.model),
+                        capsize=3, ms=6)
+        ax.set_title(present.task_name(t))
+        ax.set_xlabel("test AUC")
+        _plain_ticks(ax.xaxis, 3)
+    for ax in axes[::2]:
+        ax.set_yticks(range(len(models)), [present.display_name(m) for m in models])
+    axes[0].set_ylim(len(models) - 0.5, -0.5)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
+                     title: str = "Test AUC over the number of tasks"):
+    """Figure 3 as lines: mean test AUC (95% CI over seeds) against the number of tasks, one panel per task.
+
+    ``summary``: columns dataset (``census``, ``census/3-tasks``, ...), model, task, mean, std, n.
+    """
+    from . import present
+
+    s = _ci(summary).copy()
+    s["k"] = s.dataset.map(present.task_count)
+    models = [m for m in (order or present.sort_models(s.model)) if m in set(s.model)]
+    tasks = list(dict.fromkeys(s.task))
+    counts = sorted(int(k) for k in s.k.unique())
+    fig, axes = _panels(len(tasks), width=4.6, height=3.3, sharey=False)
+    for ax, t in zip(axes, tasks):
+        for j, m in enumerate(models):
+            d = s[(s.task == t) & (s.model == m)].sort_values("k")
+            if d.empty:
+                continue
+            x = d.k + (j - (len(models) - 1) / 2) * 0.04  # a small dodge so CIs do not overlap
+            err = (d["mean"] - d.ci_low).fillna(0.0)
+            ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, lw=1.4,
+                        color=present.colour(m), label=present.display_name(m))
+        ax.set_xticks(counts, [str(k) for k in counts])
+        ax.set_xlim(counts[0] - 0.3, counts[-1] + 0.3)
+        ax.set(title=present.task_name(t), xlabel="number of tasks")
+        _plain_ticks(ax.yaxis)
+    axes[0].set_ylabel("test AUC (mean, 95% CI)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small",
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.suptitle(title, fontweight="bold")
+    nrows = -(-len(tasks) // 2)
+    fig.tight_layout(rect=(0, (0.05 + 0.035 * ((len(labels) - 1) // 4)) / nrows, 1, 1))
+    return fig
+
+
+def _row_label(experiment: str, dataset: str, model: str, several_models: bool) -> str:
+    from . import present
+
+    lab = f"{present.experiment_name(experiment)}, {present.task_count(dataset)} tasks"
+    return f"{lab}: {present.display_name(model)}" if several_models else lab
+
+
+def forest(cmp: pd.DataFrame, title: str = "EMM \u2212 best baseline (test AUC)", ncols: int = 2):
+    """The study's main figure: each model's difference to its comparator with 95% CIs.
+
+    ``cmp`` has the columns of :func:`emm_lib.stats.compare` (one row per experiment, dataset,
+    task, model). One panel per task with its own axis; one row per experiment (and model), the
+    comparator named above its marker. A thick bar is the seed-level CI, a thin bar the CI that
+    adds test-set sampling error (when recorded). Filled markers: a detectable difference under
+    the study's verdict rule; hollow: none.
     """
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    facets = [None] if col is None else list(dict.fromkeys(summary[col]))
-    fig, axes = plt.subplots(1, len(facets), figsize=(max(7.5, 4.2 * len(facets)), 4.2), squeeze=False)
-    for ax, f in zip(axes[0], facets):
-        d = summary if f is None else summary[summary[col] == f]
-        models = [m for m in (order or dict.fromkeys(d.model)) if m in set(d.model)]
-        tasks = list(dict.fromkeys(d.task))
-        w = 0.8 / max(len(models), 1)
-        x = np.arange(len(tasks))
-        for i, m in enumerate(models):
-            r = d[d.model == m].set_index("task").reindex(tasks)
-            ax.bar(x + i * w - 0.4 + w / 2, r["mean"], w, yerr=r["std"].fillna(0), label=m, capsize=2)
-        lo = np.nanmin(d["mean"] - d["std"].fillna(0))
-        ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(d["mean"] + d["std"].fillna(0)) + 0.01))
-        ax.set_xticks(x, tasks)
-        ax.set(xlabel="task", ylabel="test AUC (mean ± std over seeds)",
-               title=title if f is None else f"{title}: {f}")
-    axes[0][-1].legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    from . import present
+
+    c = cmp.copy()
+    several = c.model.nunique() > 1
+    c["row"] = [_row_label(e, d, m, several) for e, d, m in zip(c.experiment, c.dataset, c.model)]
+    rows = list(dict.fromkeys(c.row))
+    tasks = list(dict.fromkeys(c.task))
+    ncols = min(ncols, len(tasks))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(10.5, nrows * (1.2 + 0.55 * len(rows))), squeeze=False,
+                             sharey=True)
+    axes = list(axes.flat)
+    for ax in axes[len(tasks):]:
+        ax.set_visible(False)
+    for ax, t in zip(axes, tasks):
+        ax.axvline(0, color="0.3", lw=1, ls="--")
+        for r in c[c.task == t].itertuples():
+            y, col = rows.index(r.row), present.colour(r.comparator)
+            if pd.notna(r.ci_low_test):
+                ax.plot([r.ci_low_test, r.ci_high_test], [y, y], color=col, lw=1.2)
+            if pd.notna(r.ci_low):
+                ax.plot([r.ci_low, r.ci_high], [y, y], color=col, lw=3.5, solid_capstyle="butt")
+            detect = r.verdict in ("better", "worse")
+            ax.plot(r.mean_diff, y, "o", ms=7, color=col, mfc=col if detect else "white", mew=1.8, zorder=3)
+            ax.annotate(f"vs {present.display_name(r.comparator)}", (r.mean_diff, y), xytext=(0, 7),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8, color="0.25")
+        ax.set_title(present.task_name(t))
+        ax.set_xlabel("difference in test AUC")
+        _plain_ticks(ax.xaxis)
+    for ax in axes[::ncols]:
+        ax.set_yticks(range(len(rows)), rows)
+    axes[0].set_ylim(len(rows) - 0.4, -0.75)
+    fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
+    return fig
+
+
+def _plain_ticks(axis, nbins: int = 4) -> None:
+    """At most ``nbins`` ticks, plain decimals with a real minus sign, no offset."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=nbins))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: "0" if abs(v) < 1e-12 else
+                                           f"{v:.6f}".rstrip("0").rstrip(".").replace("-", "\u2212")))
+
+
+def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
+                  title: str = "The paper's single runs beside our mean and 95% CI"):
+    """Per task: the paper's value (diamond) beside our mean with its 95% CI over seeds (dot).
+
+    ``paper_table`` names a table of ``config.PAPER_TABLES``; its rows map to our models through
+    :data:`emm_lib.present.PAPER_MODEL_IDS` (TM-1 on task t is our ``tm1:t``).
+    """
+    from . import config, present
+
+    s = _ci(summary)
+    table = config.PAPER_TABLES[paper_table]
+    tasks = list(dict.fromkeys(t for v in table.values() for t in v))
+    names = list(table)
+    fig, axes = _panels(len(tasks), width=3.6, height=1.0 + 0.42 * len(names))
+    for ax, t in zip(axes, tasks):
+        for y, name in enumerate(names):
+            mid = present.PAPER_MODEL_IDS.get(name, name)
+            model = f"{mid}:{t}" if mid in ("tm1", "tm2") else mid
+            col = present.colour(model)
+            if t in table[name]:
+                ax.plot(table[name][t], y, "D", ms=6, mfc="white", mec=col, mew=1.6,
+                        label="paper (single run)" if y == 0 else None)
+            r = s[(s.model == model) & (s.task == t)]
+            if len(r):
+                r = r.iloc[0]
+                err = r["mean"] - r.ci_low if pd.notna(r.ci_low) else 0.0
+                ax.errorbar(r["mean"], y, xerr=[[err], [err]], fmt="o", color=col, capsize=3, ms=6,
+                            label="ours (mean, 95% CI)" if y == 0 else None)
+        ax.set(title=present.task_name(t), xlabel="test AUC")
+        _plain_ticks(ax.xaxis, 3)
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].set_ylim(len(names) - 0.5, -0.5)
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], marker="D", ls="", mfc="white", mec="0.3"),
+                Line2D([], [], marker="o", ls="", color="0.3")],
+               ["paper (single run)", "ours (mean, 95% CI over seeds)"], loc="lower center", ncol=2,
+               fontsize="small", frameon=False)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
@@ -145,3 +317,22 @@ def row_path(details: dict, row: int, component_names: Sequence[str] = ("TM-1", 
                 r["attention on own"] = round(float(lv["mtm"][t][row, 0]), 4)
             out.append(r)
     return pd.DataFrame(out)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG atomically (a temporary file renamed into place); returns the path."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -63,8 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import papermill as pm
 
     logging.basicConfig(level=getattr(logging, str(a.log_level).upper(), logging.WARNING))
+    from .papermill_run import engine_kwargs
+
+    # engine_kwargs: encrypted kernel transport (no "running over TCP without encryption" warning)
+    # and no interrupt before the final shutdown (no "KeyboardInterrupt caught in kernel").
     pm.execute_notebook(a.input, a.output, parameters=params, cwd=a.cwd, kernel_name=a.kernel,
-                        progress_bar=not a.no_progress_bar)
+                        progress_bar=not a.no_progress_bar, **engine_kwargs())
     return 0
 
 

@@ -10,14 +10,16 @@ Two kinds of checks, both run by :func:`check_book` (tests/test_book.py calls it
    No page may load a script, style sheet or image from the network (links to external
    pages are fine).
 2. **Pages in headless Chromium** (Debian package ``chromium``): the site is served on
-   127.0.0.1 (random free port, ``http.server`` in a thread). For the index, the method page and
-   one notebook page, a small probe page loads the page in a same-origin iframe, waits for
-   MathJax and the images, and writes what it measured into its own DOM, which Chromium prints
-   with ``--dump-dom``: every ``<img>`` loaded (``naturalWidth > 0``), MathJax output
-   (``mjx-container``) present wherever the page has maths, no MathJax error (``mjx-merror``), no
-   raw TeX delimiters left in the body text, and no resource fetched from another origin. The
-   method page is also opened over ``file://`` (maths must render there too), and a screenshot
-   of every checked page is saved as PNG.
+   127.0.0.1 (random free port, ``http.server`` in a thread). For **every page** of the book
+   (the index redirect, each chapter), a small probe page loads the page in a same-origin
+   iframe, waits for MathJax and the images, and writes what it measured into its own DOM,
+   which Chromium prints with ``--dump-dom``: every ``<img>`` loaded (``naturalWidth > 0``),
+   MathJax output (``mjx-container``) present wherever the page has maths, no MathJax error
+   (``mjx-merror``), no raw TeX delimiters left in the body text, no resource fetched from
+   another origin, no rendered table cell showing ``NaN`` or ``e-0`` notation, every
+   ``<figure>`` numbered and every content image inside a numbered figure. The method page is
+   also opened over ``file://`` (maths must render there too), and a full-page screenshot of
+   every checked page is saved as PNG (``_build/screenshots/<page>.png``).
 
 Returns a list of problems (empty means the book passed); the script exits 1 when any.
 """
@@ -292,6 +294,23 @@ async function measure() {
   const origin = frame.contentWindow.location.origin;
   const external = w.performance.getEntriesByType("resource").map((e) => e.name)
       .filter((n) => !n.startsWith(origin) && !n.startsWith("data:") && !n.startsWith("blob:"));
+  // Tables: cells that show NaN or scientific notation (the presentation layer never does).
+  const tableProblems = [];
+  d.querySelectorAll("table").forEach((t, ti) => {
+    t.querySelectorAll("td, th").forEach((c) => {
+      const v = c.textContent.trim();
+      if (/^(nan|NaN|<NA>|None|NaT)$/.test(v) || /\bNaN\b/.test(v)) tableProblems.push(`table ${ti + 1}: cell "${v}" (NaN)`);
+      else if (/\de-0\d/i.test(v)) tableProblems.push(`table ${ti + 1}: cell "${v}" (e-0 notation)`);
+    });
+  });
+  // Figures: every <figure> carries a number; every content image sits in a numbered figure.
+  const main = d.querySelector("article.bd-article") || d.querySelector("main") || d.body;
+  const figures = Array.from(main.querySelectorAll("figure")).map((f) => ({
+    id: f.id || (f.querySelector("[id]") || {}).id || "",
+    number: (f.querySelector(".caption-number") || {textContent: ""}).textContent.trim()}));
+  const looseImages = Array.from(main.querySelectorAll("img")).filter((im) => !im.closest("figure"))
+      .map((im) => im.getAttribute("src"));
+  const height = Math.max(d.documentElement.scrollHeight, d.body.scrollHeight);
   const fonts = [];
   if (d.fonts) { await d.fonts.ready; d.fonts.forEach((f) => { if (f.family.includes("MJX")) fonts.push(f.family + ":" + f.status); }); }
   out.textContent = JSON.stringify({
@@ -301,7 +320,7 @@ async function measure() {
     mathNodes: d.querySelectorAll(".math").length,
     images: imgs.map((im) => ({src: im.getAttribute("src"), w: im.naturalWidth, h: im.naturalHeight})),
     rawTex, rawTexSample: rawTex ? text.slice(Math.max(0, text.search(/\\\(|\\\[|\$\$/) - 60), text.search(/\\\(|\\\[|\$\$/) + 60) : "",
-    external, fonts,
+    external, fonts, tableProblems, figures, looseImages, height,
   });
 }
 frame.addEventListener("load", () => { measure().catch((e) => { out.textContent = JSON.stringify({fatal: String(e)}); }); });
@@ -357,6 +376,13 @@ def probe_page(chromium: str, base: str, page: str) -> PageReport:
                             f"e.g. …{data['rawTexSample']}…")
     if data["external"]:
         rep.problems.append(f"{page}: fetched resources from other origins: {data['external'][:5]}")
+    for tp in data.get("tableProblems", [])[:10]:
+        rep.problems.append(f"{page}: rendered {tp}")
+    for fig in data.get("figures", []):
+        if not fig["number"]:
+            rep.problems.append(f"{page}: figure {fig['id'] or '(no id)'} has no number (give it a caption and a name)")
+    for src in data.get("looseImages", []):
+        rep.problems.append(f"{page}: image {src!r} is not in a numbered figure")
     failed_fonts = [f for f in data.get("fonts", []) if f.endswith(":error")]
     if failed_fonts:
         rep.problems.append(f"{page}: MathJax fonts failed to load: {failed_fonts[:5]}")
@@ -388,17 +414,17 @@ def check_file_url(chromium: str, path: Path) -> list[str]:
     return problems
 
 
+SKIP_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
+
+
 def default_pages(site: Path) -> list[str]:
-    """index, the method page and one notebook page (one with a figure when possible)."""
+    """Every page of the book: index (the landing redirect) first, then each built page."""
     pages = ["index.html"]
-    method = next(iter(sorted(site.glob("**/method.html"))), None)
-    if method:
-        pages.append(method.relative_to(site).as_posix())
-    notebooks = sorted(site.glob("book/notebooks/*.html"))
-    with_img = [p for p in notebooks if "<img" in p.read_text(encoding="utf-8", errors="replace")]
-    preferred = [p for p in with_img if p.name.startswith("03-")] or with_img or notebooks
-    if preferred:
-        pages.append(preferred[0].relative_to(site).as_posix())
+    for p in sorted(site.rglob("*.html")):
+        rel = p.relative_to(site)
+        if rel.parts[0] in ("_static", "_sources", "_images") or rel.name in SKIP_PAGES or rel.as_posix() == "index.html":
+            continue
+        pages.append(rel.as_posix())
     return pages
 
 
@@ -431,8 +457,9 @@ def check_book(site: Path | str = REPO / "_build" / "html", shots: Path | str | 
                     f"{len(rep.problems)} problem(s)")
             problems += rep.problems
             png = shots / (Path(page).stem + ".png")
+            height = min(max(int(d.get("height") or 2000), 800), 16000) if d else 2000
             try:
-                screenshot(chromium, base + page, png)
+                screenshot(chromium, base + page, png, window=f"1280,{height}")  # the full page
                 log(f"  screenshot: {png}")
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 problems.append(f"{page}: screenshot failed: {e}")

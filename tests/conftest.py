@@ -17,14 +17,22 @@ def tiny_dataset():
 
 @pytest.fixture(scope="session")
 def census_mirror() -> Path:
-    """The local Census mirror (EMM_DATA_MIRROR, else ../shared/data beside the repo)."""
+    """The Census raw files: EMM_DATA_MIRROR, else ../shared/data beside the repo, else the
+    verified copies `make data` (``python -m emm_lib.data census``) fetched into data/raw/.
+
+    Skips when none exists, unless EMM_REQUIRE_DATA is set (``make test`` sets it after
+    fetching the data): then a missing copy is an error, never a silent skip.
+    """
     env = os.environ.get("EMM_DATA_MIRROR")
     cands = [Path(env)] if env else []
-    cands.append(REPO.parent / "shared" / "data" / "census-income-kdd")
+    cands += [REPO.parent / "shared" / "data" / "census-income-kdd", REPO / "data" / "raw"]
     for c in cands:
         if (c / "census-income.data.gz").exists() or (c / "census-income.data").exists():
             return c
-    pytest.skip("no Census mirror found (set EMM_DATA_MIRROR)")
+    msg = "no Census data found (set EMM_DATA_MIRROR, or run `make data` to fetch it into data/raw/)"
+    if os.environ.get("EMM_REQUIRE_DATA", "").strip() not in ("", "0", "false", "no"):
+        pytest.fail(f"EMM_REQUIRE_DATA is set but {msg}")
+    pytest.skip(msg)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,6 +7,7 @@ unset; CI sets EMM_REQUIRE_BOOK=1 so that a missing site or browser fails instea
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -71,8 +72,18 @@ def test_pages_in_headless_chromium(site: Path) -> None:
     lines: list[str] = []
     problems = check_book(site, SHOTS, log=lines.append)
     assert not problems, "\n".join(problems + ["", "log:"] + lines)
-    for name in ("index", "method", "method-file-url"):
+    for name in ("index", "intro", "method", "method-file-url", "07-results", "06-inside-akf"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000, f"screenshot {name}.png is empty"
+
+
+def test_landing_page_states_the_computed_findings(site: Path) -> None:
+    """The "What we found" box is filled by glue from the results chapter, with the headline figure."""
+    page = (site / "book" / "intro.html").read_text(encoding="utf-8")
+    box = page[page.index("What we found"):]
+    box = box[:box.index("</div>")]
+    assert 'class="pasted-text"' in box, "the findings box has no glued text"
+    assert re.search(r"Against the best multi-task baseline, .*: better in \d+ of \d+ task comparisons", box), box[:2000]
+    assert "headline-forest.png" in page and 'caption-number' in page
 
 
 # --- the checker itself must be able to fail (no built book needed) ---------------------------
@@ -111,3 +122,30 @@ def test_browser_probe_finds_broken_image_and_raw_tex(tmp_path: Path) -> None:
     assert "missing.png" in joined, rep.problems
     assert "MathJax did not run" in joined, rep.problems
     assert "raw TeX" in joined, rep.problems
+
+
+def test_browser_probe_finds_nan_tables_and_unnumbered_figures(tmp_path: Path) -> None:
+    chromium = find_chromium()
+    if not chromium:
+        if _require():
+            pytest.fail("headless Chromium not found (apt-get install chromium, or set EMM_CHROMIUM)")
+        pytest.skip("headless Chromium not found")
+    import base64
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    (tmp_path / "dot.png").write_bytes(png)
+    (tmp_path / "page.html").write_text(
+        '<html><head><title>t</title></head><body><article class="bd-article">'
+        '<table><tr><th>Model</th><th>AUC</th></tr><tr><td>EMM</td><td>NaN</td></tr>'
+        '<tr><td>PLE</td><td>1.3857e-03</td></tr><tr><td>ok</td><td>0.950</td></tr></table>'
+        '<figure id="fig-a"><img src="dot.png"><figcaption><span class="caption-number">Fig. 1 </span>ok'
+        '</figcaption></figure>'
+        '<figure id="fig-b"><img src="dot.png"><figcaption>no number</figcaption></figure>'
+        '<div class="cell_output"><img src="dot.png"></div></article></body></html>')
+    with serve(tmp_path) as base:
+        rep = probe_page(chromium, base, "page.html")
+    joined = "\n".join(rep.problems)
+    assert "NaN" in joined and "e-0" in joined, rep.problems
+    assert "fig-b has no number" in joined and "fig-a" not in joined, rep.problems
+    assert joined.count("not in a numbered figure") == 1, rep.problems
+    assert rep.data["height"] > 0

@@ -1,0 +1,304 @@
+"""The book's presentation layer for tables: display names, one colour per model, number formats.
+
+Every table and figure of the book names models through :func:`display_name` and colours them
+through :func:`colour`, so "EMM (soft gate, ours)" is the same words and the same colour
+everywhere. Tables are pandas Stylers with no index column, an en dash where a model has no score
+(the caption says so), a precision fitted to the spread over seeds and p-values as ``0.048`` or
+``< 0.001``. :func:`markdown_table` renders the same table as MyST so that a ``{table}`` directive
+can number and caption it.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+__all__ = ["DISPLAY_NAMES", "MODEL_ORDER", "MISSING", "display_name", "colour", "palette", "task_name",
+           "experiment_name", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
+           "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS",
+           "sort_models", "verdict_summary", "cost_table"]
+
+MISSING = "\u2013"  # en dash: "no score for this model and task"
+
+# Fixed display names; ``tm1:<task>`` and ``tm2:<task>`` are derived in display_name().
+DISPLAY_NAMES: dict[str, str] = {
+    "shared_bottom": "SharedBottom",
+    "mmoe": "MMoE",
+    "ple": "PLE",
+    "aitm": "AITM",
+    "aitm:calibrated": "AITM (calibrated)",
+    "adatt": "AdaTT",
+    "emm": "EMM (paper's arg-max gate)",
+    "emm:soft": "EMM (soft gate, ours)",
+    "emm:hard-gate": "EMM (hard gate)",
+    "emm:baseline": "EMM baseline",
+    "emm:+mtm": "EMM +MTM",
+    "emm:+p": "EMM +p",
+    "emm:reused-embeddings": "EMM (reused embeddings)",
+}
+# The order models appear in tables and legends; unknown models follow, in their own order.
+MODEL_ORDER: tuple[str, ...] = (
+    "tm1", "tm2", "shared_bottom", "mmoe", "ple", "aitm", "aitm:calibrated", "adatt",
+    "emm:baseline", "emm:+mtm", "emm:+p", "emm", "emm:hard-gate", "emm:soft", "emm:reused-embeddings",
+)
+# The paper's row names (config.PAPER_TABLES) -> our model ids; TM-1/TM-2 are per task.
+PAPER_MODEL_IDS: dict[str, str] = {
+    "TM-1": "tm1", "TM-2": "tm2", "PLE": "ple", "MMoE": "mmoe", "AITM": "aitm", "AdaTT": "adatt",
+    "EMM": "emm", "baseline": "emm:baseline", "baseline+MTM": "emm:+mtm", "baseline+p": "emm:+p",
+}
+TASK_NAMES = {"income": "income", "marital": "marital status", "education": "education", "sex": "sex"}
+EXPERIMENT_NAMES = {"table1": "Table I", "table2": "Table II", "figure3": "Figure 3",
+                    "leak_free": "Table I leak-free", "single_task": "single-task",
+                    "synthetic_tasks": "synthetic"}
+
+
+def _base(model: str) -> str:
+    """``tm1:income`` -> ``tm1``; other ids unchanged."""
+    return model.split(":")[0] if re.match(r"^tm\d+:", model) else model
+
+
+def display_name(model: str) -> str:
+    """The reader's name for a model id (``tm1:income`` -> "TM-1 (income)")."""
+    m = re.match(r"^tm(\d+):(.+)$", model)
+    if m:
+        return f"TM-{m.group(1)} ({m.group(2)})"
+    return DISPLAY_NAMES.get(model, model)
+
+
+def task_name(task: str) -> str:
+    return TASK_NAMES.get(task, task)
+
+
+def experiment_name(experiment: str) -> str:
+    return EXPERIMENT_NAMES.get(experiment, experiment)
+
+
+def task_count(dataset: str) -> int:
+    """Number of tasks a dataset key stands for (``emm_lib.study.dataset_key_of``): ``census`` and
+    ``census/leak-free`` -> 2, ``census/fixed-features/3-tasks`` -> 3."""
+    m = re.search(r"/(\d+)-tasks$", dataset)
+    return int(m.group(1)) if m else 2
+
+
+def _order_key(model: str) -> tuple[int, str]:
+    base = _base(model)
+    return (MODEL_ORDER.index(base) if base in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
+def sort_models(models: Iterable[str]) -> list[str]:
+    """Models in the book's order (MODEL_ORDER), unknown ones last."""
+    return sorted(dict.fromkeys(models), key=_order_key)
+
+
+def palette() -> dict[str, str]:
+    """One colour per model family (seaborn's colour-blind palette, fixed order)."""
+    import seaborn as sns
+
+    cols = sns.color_palette("colorblind", 10).as_hex() + sns.color_palette("dark", 10).as_hex()
+    return {m: cols[i % len(cols)] for i, m in enumerate(MODEL_ORDER)}
+
+
+def colour(model: str) -> str:
+    """The model's colour in every figure (TM-1 models share one colour across tasks)."""
+    pal = palette()
+    base = _base(model)
+    if base in pal:
+        return pal[base]
+    return "#555555"
+
+
+# ------------------------------------------------------------------ numbers
+
+def decimals_for(spread: float, lo: int = 3, hi: int = 6) -> int:
+    """Decimals that show two significant digits of ``spread`` (clamped to [lo, hi])."""
+    if spread is None or not math.isfinite(spread) or spread <= 0:
+        return 4
+    return int(min(hi, max(lo, 1 - math.floor(math.log10(spread)))))
+
+
+def fmt_mean_spread(mean: float, spread: float | None, n: int | None = None) -> str:
+    """"0.9503 ± 0.0012" with a precision fitted to the spread; a single run shows no ±."""
+    if mean is None or not math.isfinite(mean):
+        return MISSING
+    if spread is None or not math.isfinite(spread) or (n is not None and n <= 1):
+        return f"{mean:.4f}"
+    d = decimals_for(spread)
+    return f"{mean:.{d}f} ± {spread:.{d}f}"
+
+
+def fmt_diff(x: float, d: int = 4) -> str:
+    """A signed difference with a real minus sign."""
+    if x is None or not math.isfinite(x):
+        return MISSING
+    return f"{x:+.{d}f}".replace("-", "\u2212")
+
+
+def fmt_p(p: float) -> str:
+    """p-values as ``0.048``, ``< 0.001``; missing as an en dash."""
+    if p is None or not math.isfinite(p):
+        return MISSING
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def with_ci(summary: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Add ``ci_low``/``ci_high``: a t-based CI of the mean over seeds (columns mean, std, n)."""
+    from scipy import stats
+
+    s = summary.copy()
+    n = s["n"].astype(float)
+    half = stats.t.ppf(0.5 + level / 2, (n - 1).where(n > 1)) * s["std"] / n.pow(0.5)
+    s["ci_low"], s["ci_high"] = s["mean"] - half, s["mean"] + half
+    return s
+
+
+# ------------------------------------------------------------------ tables
+
+def _styler(df: pd.DataFrame, caption: str | None):
+    st = df.style.hide(axis="index")
+    if caption:
+        st = st.set_caption(caption)
+    return st.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; text-align: left;"},
+                                {"selector": "th, td", "props": "padding: 0.25em 0.9em; text-align: left;"},
+                                {"selector": "thead th", "props": "border-bottom: 1px solid #999;"}])
+
+
+def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+              gain: bool = False, caption: str | None = None):
+    """Model x task table of test AUC "mean ± std over seeds" (a Styler, no index column).
+
+    ``summary``: columns model, task, mean, std, n (and gain when ``gain``), as from
+    :func:`emm_lib.study.summarize` / ``table_with_gain``. A model without a score for a task
+    shows an en dash. ``order`` picks and orders models (missing ones are left out).
+    """
+    s = summary
+    models = [m for m in (order or sort_models(s.model)) if m in set(s.model)]
+    tasks = list(tasks or dict.fromkeys(s.task))
+    rows = []
+    for m in models:
+        d = s[s.model == m].set_index("task")
+        row = {"Model": display_name(m)}
+        for t in tasks:
+            if t not in d.index:
+                row[task_name(t)] = MISSING
+                continue
+            r = d.loc[t]
+            cell = fmt_mean_spread(r["mean"], r["std"], r["n"])
+            if gain and "gain" in d.columns and math.isfinite(r["gain"]):
+                ok = r["n"] > 1 and math.isfinite(r["std"])
+                cell += f" ({fmt_diff(r['gain'], decimals_for(r['std']) if ok else 4)})"
+            row[task_name(t)] = cell
+        row["Seeds"] = int(d["n"].min()) if len(d) else 0
+        rows.append(row)
+    return _styler(pd.DataFrame(rows), caption)
+
+
+def _experiment_label(experiment: str, dataset: str) -> str:
+    return f"{experiment_name(experiment)}, {task_count(dataset)} tasks"
+
+
+def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None,
+                     show_model: bool | None = None):
+    """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
+
+    One row per experiment (with its task count) and task; the model column appears when
+    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set
+    error where recorded (``ci_*_test``), else it is the seed-level CI.
+    """
+    several = cmp.model.nunique() > 1 if show_model is None else show_model
+    rows = []
+    for r in cmp.itertuples():
+        lo_v, hi_v = r.ci_low, r.ci_high
+        if test_ci and "ci_low_test" in cmp and math.isfinite(r.ci_low_test):
+            lo_v, hi_v = r.ci_low_test, r.ci_high_test
+        d = decimals_for((hi_v - lo_v) / 2 if math.isfinite(lo_v) else float("nan"))
+        ci = f" [{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else ""
+        row = {"Experiment": _experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
+        if several:
+            row["Model"] = display_name(r.model)
+        row.update({"Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
+                    "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
+                    "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})
+        rows.append(row)
+    return _styler(pd.DataFrame(rows), caption)
+
+
+def paper_table(name: str, caption: str | None = None):
+    """The paper's single-run numbers (``config.PAPER_TABLES[name]``) with our display names."""
+    from . import config
+
+    if name not in config.PAPER_TABLES:
+        raise ValueError(f"Unknown paper table {name!r}; known: {sorted(config.PAPER_TABLES)}.")
+    rows = []
+    for model, by_task in config.PAPER_TABLES[name].items():
+        row = {"Model (paper, single run)": model}
+        row.update({task_name(t): f"{v:.5f}" for t, v in by_task.items()})
+        rows.append(row)
+    return _styler(pd.DataFrame(rows), caption)
+
+
+def cost_table(cost: pd.DataFrame, caption: str | None = None):
+    """Training time (``emm_lib.study.compute_cost``): one row per model, mean seconds per run for
+    each task count (over all feature sets; an en dash where the model was not run), runs and
+    total minutes."""
+    c = cost.assign(k=cost.dataset.map(task_count))
+    counts = sorted(int(k) for k in c.k.dropna().unique())
+    rows = []
+    for m in sort_models(c.model):
+        d = c[c.model == m]
+        row = {"Model": display_name(m)}
+        for k in counts:
+            got = d[d.k == k]
+            row[f"s/run, {k} tasks"] = f"{got.seconds_total.sum() / got.runs.sum():.0f}" if len(got) else MISSING
+        row["Runs"] = int(d.runs.sum())
+        row["Total (min)"] = f"{d.seconds_total.sum() / 60:.1f}"
+        rows.append(row)
+    return _styler(pd.DataFrame(rows), caption)
+
+
+def markdown_table(table) -> str:
+    """A Styler or DataFrame as a MyST pipe table (header + rows, index hidden, cells as shown)."""
+    if hasattr(table, "data"):  # a Styler: take the displayed strings
+        df = table.data.copy()
+        df = df.astype(str)
+    else:
+        df = table.astype(str)
+
+    def esc(x: str) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+# ------------------------------------------------------------------ findings (glued into the landing page)
+
+def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
+    """A few short sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
+
+    ``setting`` says where the numbers come from (e.g. "Census-Income, the paper's settings").
+    Every number is computed from ``cmp``; nothing is typed by hand.
+    """
+    if cmp.empty:
+        return f"{setting}: no comparison could be computed (no runs with both models)."
+    n = len(cmp)
+    seeds = sorted(set(int(s) for s in cmp.n_seeds))
+    seeds_txt = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]} seeds"
+    models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
+    d = decimals_for(float(cmp.mean_diff.abs().median()))
+    lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
+    counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
+    text = (f"Against the best multi-task baseline, {models}: better in {counts['better']} of {n} task "
+            f"comparisons, worse in {counts['worse']}, not detectably different in "
+            f"{counts['no detectable difference']}. The differences range from {fmt_diff(lo, d)} to "
+            f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
+            f"Holm-corrected, α = 0.05).")
+    detected = cmp[cmp.verdict.isin(["better", "worse"])]
+    if len(detected):
+        parts = [f"{r.verdict} on {task_name(r.task)} ({_experiment_label(r.experiment, r.dataset)}) vs "
+                 f"{display_name(r.comparator)}: {fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
+        text += " Detected: " + "; ".join(parts) + "."
+    return text
