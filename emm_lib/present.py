@@ -286,14 +286,18 @@ def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
         return f"{setting}: no comparison could be computed (no runs with both models)."
     n = len(cmp)
     seeds = sorted(set(int(s) for s in cmp.n_seeds))
-    seeds_txt = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]} seeds"
+    seeds_txt = (f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
+                 else f"{seeds[0]}–{seeds[-1]} seeds")
     models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
     d = decimals_for(float(cmp.mean_diff.abs().median()))
     lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
     counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
+    untested = n - sum(counts.values())
     text = (f"Against the best multi-task baseline, {models}: better in {counts['better']} of {n} task "
             f"comparisons, worse in {counts['worse']}, not detectably different in "
-            f"{counts['no detectable difference']}. The differences range from {fmt_diff(lo, d)} to "
+            f"{counts['no detectable difference']}"
+            + (f", not tested in {untested} (fewer than 2 seeds so far)" if untested else "")
+            + f". The differences range from {fmt_diff(lo, d)} to "
             f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
             f"Holm-corrected, α = 0.05).")
     detected = cmp[cmp.verdict.isin(["better", "worse"])]

@@ -13,7 +13,7 @@ The verdict rule (one rule, used everywhere and stated in the book):
    ``mean ± t_{n-1} sqrt(s^2/n + v)``.
 4. **Test.** ``p`` from ``t = mean / sqrt(s^2/n + v)`` with ``n-1`` degrees of freedom, Holm-
    corrected across the tasks of one comparison. Verdict: "better"/"worse" when the Holm
-   p-value is below 0.05, else "no detectable difference".
+   p-value is below 0.05, else "no detectable difference"; with one seed, "not tested".
 
 DeLong et al. (1988) with the fast midrank algorithm of Sun & Xu (2014).
 """
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-__all__ = ["ALPHA", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
+__all__ = ["ALPHA", "UNTESTED", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
            "compare", "VERDICT_RULE"]
 
 ALPHA = 0.05
@@ -168,11 +168,16 @@ def compare(df: pd.DataFrame, model: str, candidates: Sequence[str], *, experime
         return out
     for _, idx in out.groupby("dataset").groups.items():
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p_value"].to_numpy(dtype=float))
-    out["verdict"] = [_verdict(m, p, alpha) for m, p in zip(out.mean_diff, out.p_holm)]
+    out["verdict"] = [_verdict(m, p, alpha, n) for m, p, n in zip(out.mean_diff, out.p_holm, out.n_seeds)]
     return out
 
 
-def _verdict(mean: float, p: float, alpha: float) -> str:
+UNTESTED = "not tested (fewer than 2 seeds)"
+
+
+def _verdict(mean: float, p: float, alpha: float, n_seeds: int = 2) -> str:
+    if n_seeds < 2:
+        return UNTESTED
     if not np.isfinite(p) or p >= alpha:
         return "no detectable difference"
     return "better" if mean > 0 else "worse"

@@ -106,3 +106,9 @@ def test_missing_validation_rows_raise_a_clear_error():
     df = pd.DataFrame([{"dataset": "d", "model": "a", "task": "x", "seed": 0, "metric": "test_auc", "value": 0.5}])
     with pytest.raises(ValueError, match="No validation AUC"):
         stats.choose_comparator(df, ["a"], "d", "x")
+
+
+def test_one_seed_is_not_tested():
+    df = pd.DataFrame(_rows("emm", "x", [0.90], [0.9]) + _rows("mmoe", "x", [0.91], [0.91]))
+    r = stats.compare(df, "emm", ["mmoe"]).iloc[0]
+    assert r.n_seeds == 1 and r.verdict == stats.UNTESTED

@@ -1,0 +1,99 @@
+"""The results chapter's discussion, computed from the result rows (never typed by hand).
+
+Each function returns one Markdown sentence or bullet built from the numbers; notebooks display
+them and glue the headline. A hypothesis is labelled as one and points to the chapter that tests it.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import config, stats
+from .present import display_name, fmt_diff
+
+__all__ = ["emm_vs_own_models", "ablation_baseline", "paper_gaps_vs_spread", "trained_models_vs_paper",
+           "leakage", "discussion"]
+
+
+def _test(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    d = runs[(runs.metric == "test_auc") & (runs.dataset == dataset)]
+    return d.drop_duplicates(["model", "task", "seed"], keep="last")
+
+
+def emm_vs_own_models(runs: pd.DataFrame, dataset: str = "census", task: str = "income",
+                      model: str = "emm") -> str:
+    """In how many seeds EMM is below both of its own trained models on ``task``."""
+    t = _test(runs, dataset).pivot_table(index="seed", columns="model", values="value", aggfunc="first")
+    t = t.loc[:, ~t.columns.isna()]
+    need = [model, f"tm1:{task}", f"tm2:{task}"]
+    if not set(need) <= set(t.columns):
+        return f"EMM and both trained {task} models are not all in the runs yet."
+    e = _test(runs, dataset)
+    e = e[e.task == task].pivot_table(index="seed", columns="model", values="value", aggfunc="first")[need].dropna()
+    below = int((e[model] < e[need[1:]].min(axis=1)).sum())
+    gap = (e[model] - e[need[1:]].max(axis=1))
+    return (f"**{display_name(model)} against its own trained models ({task}).** It is below both of "
+            f"the trained models it is built from in {below} of {len(e)} seeds; its difference to the "
+            f"better of the two ranges from {fmt_diff(gap.min())} to {fmt_diff(gap.max())} test AUC.")
+
+
+def ablation_baseline(runs: pd.DataFrame, dataset: str = "census", pair_var: pd.DataFrame | None = None) -> str:
+    """Full EMM against the same structure trained from scratch (Table II's "baseline")."""
+    cmp = stats.compare(runs[runs.dataset == dataset], "emm", ["emm:baseline"], experiment="table2",
+                        pair_var=pair_var)
+    if cmp.empty:
+        return "Table II's baseline (the EMM structure trained from scratch) is not in the runs yet."
+    parts = [f"{r.task} {fmt_diff(r.mean_diff)} ({r.verdict}, {r.n_seeds} seeds)" for r in cmp.itertuples()]
+    return ("**Trained components against none.** Full EMM minus the same structure trained from scratch "
+            "(Table II's \"baseline\"): " + "; ".join(parts) + ".")
+
+
+def paper_gaps_vs_spread(runs: pd.DataFrame, dataset: str = "census", task: str = "income") -> str:
+    """The paper's gaps between EMM and each Table I model, against our seed spread per model."""
+    paper = config.PAPER_TABLES["table1_census"]
+    gaps = [abs(paper["EMM"][task] - v[task]) for k, v in paper.items() if k != "EMM"]
+    sd = _test(runs, dataset)
+    sd = sd[sd.task == task].groupby("model").value.std().dropna()
+    if sd.empty:
+        return "Our seed spread needs at least two seeds per model."
+    return (f"**The paper's differences and our spread ({task}).** The paper's Table I puts EMM "
+            f"{min(gaps):.4f}–{max(gaps):.4f} test AUC away from the other models (single runs); our "
+            f"standard deviation over seeds is {sd.min():.4f}–{sd.max():.4f} per model. "
+            + ("The paper's gaps are larger than our spread: if they were real, several seeds would show them."
+               if min(gaps) > sd.max() else
+               "Some of the paper's gaps are within our spread: those cannot be ranked by single runs."))
+
+
+def trained_models_vs_paper(runs: pd.DataFrame, dataset: str = "census", task: str = "income") -> str:
+    """Our trained models against the paper's (Table I)."""
+    paper = config.PAPER_TABLES["table1_census"]
+    t = _test(runs, dataset)
+    t = t[t.task == task].groupby("model").value.mean()
+    cells = [f"TM-{k} {t.get(f'tm{k}:{task}', float('nan')):.4f} (paper {paper[f'TM-{k}'][task]:.4f})"
+             for k in (1, 2)]
+    return (f"**Our trained models against the paper's ({task}).** " + ", ".join(cells) + ". "
+            "*Hypothesis:* the paper's weak trained models come from its protocol (final-epoch weights, "
+            "or a defect of the published code); {doc}`08-why-the-numbers-differ` tests it rung by rung. "
+            "Note that the published code's untrained level-3 component affects its EMM, not its "
+            "single-task models, which never run that block.")
+
+
+def leakage(runs: pd.DataFrame, task: str = "marital") -> str:
+    """Marital AUC with and without the leaking household-role columns."""
+    t = runs[(runs.metric == "test_auc") & (runs.task == task)]
+    a = t[t.dataset == "census"].groupby("model").value.mean()
+    b = t[t.dataset == "census/leak-free"].groupby("model").value.mean()
+    common = sorted(set(a.index) & set(b.index))
+    if not common:
+        return "The leak-free runs are not in the results yet."
+    drop = (a[common] - b[common])
+    return (f"**Marital status leaks.** With the two household-role columns in the features every model "
+            f"reaches {a[common].min():.4f}–{a[common].max():.4f} {task} AUC; without them "
+            f"{b[common].min():.4f}–{b[common].max():.4f} (a drop of {drop.min():.4f}–{drop.max():.4f}). "
+            "The leak-free rows are the fairer test of this task.")
+
+
+def discussion(runs: pd.DataFrame, pair_var: pd.DataFrame | None = None, dataset: str = "census") -> str:
+    """The chapter's discussion: one computed bullet per finding, the main one first."""
+    items = [emm_vs_own_models(runs, dataset), ablation_baseline(runs, dataset, pair_var),
+             trained_models_vs_paper(runs, dataset), paper_gaps_vs_spread(runs, dataset), leakage(runs)]
+    return "\n".join(f"- {s}" for s in items)
