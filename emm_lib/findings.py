@@ -42,7 +42,8 @@ def ablation_baseline(runs: pd.DataFrame, dataset: str = "census", pair_var: pd.
                         pair_var=pair_var)
     if cmp.empty:
         return "Table II's baseline (the EMM structure trained from scratch) is not in the runs yet."
-    parts = [f"{r.task} {fmt_diff(r.mean_diff)} ({r.verdict}, {r.n_seeds} seeds)" for r in cmp.itertuples()]
+    parts = [f"{r.task} {fmt_diff(r.mean_diff)} ({r.verdict}; {r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})"
+             for r in cmp.itertuples()]
     return ("**Trained components against none.** Full EMM minus the same structure trained from scratch "
             "(Table II's \"baseline\"): " + "; ".join(parts) + ".")
 
@@ -72,7 +73,8 @@ def trained_models_vs_paper(runs: pd.DataFrame, dataset: str = "census", task: s
              for k in (1, 2)]
     return (f"**Our trained models against the paper's ({task}).** " + ", ".join(cells) + ". "
             "*Hypothesis:* the paper's weak trained models come from its protocol (final-epoch weights, "
-            "or a defect of the published code); {doc}`08-why-the-numbers-differ` tests it rung by rung. "
+            "or a defect of the published code); chapter 8, *Why the paper's numbers differ from ours*, tests it "
+            "rung by rung. "
             "Note that the published code's untrained level-3 component affects its EMM, not its "
             "single-task models, which never run that block.")
 
