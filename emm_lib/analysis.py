@@ -17,7 +17,7 @@ from .utils import atomic_write
 
 __all__ = ["PAIR_VARIANCES", "pair_variances", "write_pair_variances", "read_pair_variances"]
 
-PAIR_VARIANCES = "pair_variances.csv"
+PAIR_VARIANCES = "analysis/pair_variances.csv"  # derived tables live apart from the run tables
 
 
 def _load(out_dir: Path) -> list[dict]:
@@ -60,7 +60,7 @@ def pair_variances(out_dir: str | Path) -> pd.DataFrame:
 
 
 def write_pair_variances(out_dir: str | Path) -> Path:
-    """Compute :func:`pair_variances` and write them atomically to ``<out_dir>/pair_variances.csv``."""
+    """Compute :func:`pair_variances` and write them atomically to ``<out_dir>/analysis/pair_variances.csv``."""
     out_dir = Path(out_dir)
     df = pair_variances(out_dir)
     path = out_dir / PAIR_VARIANCES

@@ -33,7 +33,7 @@ __all__ = ["EXPERIMENT", "PAIR_VARIANCES", "rungs_for", "owner", "plan", "tm_run
            "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances", "read_pair_variances"]
 
 EXPERIMENT = AUTHORS_EXPERIMENT
-PAIR_VARIANCES = "authors_pair_variances.csv"
+PAIR_VARIANCES = "analysis/authors_pair_variances.csv"
 PARTS = ("trained_model", "baseline", "emm")
 
 

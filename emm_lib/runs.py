@@ -185,7 +185,7 @@ def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Pat
         np.savez_compressed(fh, logits=art.logits.astype(np.float32), y=art.y.astype(np.uint8),
                             tasks=np.array(art.tasks), label=np.array(run.label))
     if art.gates is not None:
-        write_gates(out_dir / f"{run.experiment}_gates.csv", run, dataset, art.gates)
+        write_gates(out_dir / "analysis" / f"{run.experiment}_gates.csv", run, dataset, art.gates)
     results.append(out_dir / f"{run.experiment}.csv", art.rows)
 
 

@@ -41,7 +41,7 @@ __all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "GATES", "grid", "point_data",
 AXES = ("relatedness", "task_count", "data_size", "shapes")
 EXPERIMENT = "synthetic"                 # results/<profile>/synthetic.csv
 TM_EXPERIMENT = "synthetic_single_task"  # the sweep's trained single-task models
-GATES = "synthetic_gates.csv"            # per-run gate weights of the EMM runs
+GATES = "analysis/synthetic_gates.csv"           # per-run gate weights of the EMM runs
 _EVAL_ROWS = 32_768                      # rows for the inference timing and the gate averages
 
 

@@ -41,7 +41,7 @@ def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True
     from .utils import atomic_write
 
     out_dir = Path(out_dir)
-    path = out_dir / "synthetic_pair_variances.csv"
+    path = out_dir / "analysis" / "synthetic_pair_variances.csv"
     have = [p for e in (EXPERIMENT, TM_EXPERIMENT) for p in (out_dir / "predictions" / e).glob("*.npz")]
     if refresh and have:
         pv = analysis.pair_variances(out_dir)
