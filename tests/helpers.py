@@ -27,3 +27,27 @@ def make_tiny_dataset(n_tasks: int = 2, n_rows: int = 600, seed: int = 0, n_dens
         return Split(sparse, dense, torch.stack(ys, 1), tasks)
 
     return Dataset("tiny", tasks, spec, split(n_rows), split(n_rows // 3), split(n_rows // 3))
+
+
+def train_tiny_models(ds, blocks=((8, 8), (16, 8)), seed=0, **kw):
+    """Single-task models per task with non-trivial weights and BatchNorm statistics (a few Adam steps each)."""
+    import torch
+    import torch.nn.functional as F
+
+    from emm_lib.models import SingleTaskMLP
+
+    torch.manual_seed(seed)
+    out = {}
+    for i, t in enumerate(ds.tasks):
+        out[t] = []
+        for block in blocks:
+            m = SingleTaskMLP(ds.spec, t, block=block, n_blocks=3, **kw)
+            opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+            m.train()
+            for b in ds.train.batches(100):
+                opt.zero_grad()
+                F.binary_cross_entropy_with_logits(m(b)[:, 0], b.y[:, i]).backward()
+                opt.step()
+            m.eval()
+            out[t].append(m)
+    return out

@@ -15,26 +15,11 @@ from emm_lib.features import FeatureEmbedding
 from emm_lib.models import SingleTaskMLP, build_model, mlp
 from emm_lib.train import fit
 
-from helpers import make_tiny_dataset
+from helpers import train_tiny_models, make_tiny_dataset
 
 
 def _trained(ds, blocks=((8, 8), (16, 8)), seed=0):
-    """Single-task models with non-trivial weights and BatchNorm statistics (a few steps each)."""
-    torch.manual_seed(seed)
-    out = {}
-    for i, t in enumerate(ds.tasks):
-        out[t] = []
-        for block in blocks:
-            m = SingleTaskMLP(ds.spec, t, block=block, n_blocks=3)
-            opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-            m.train()
-            for b in ds.train.batches(100):
-                opt.zero_grad()
-                F.binary_cross_entropy_with_logits(m(b)[:, 0], b.y[:, i]).backward()
-                opt.step()
-            m.eval()
-            out[t].append(m)
-    return out
+    return train_tiny_models(ds, blocks, seed)
 
 
 def _batch(ds, n=64):

@@ -3,7 +3,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from sklearn.preprocessing import LabelEncoder, MinMaxScaler
 
 from emm_lib import checkpoint, config, protocol
@@ -12,7 +11,7 @@ from emm_lib.emm import EMM
 from emm_lib.models import SingleTaskMLP
 from emm_lib.train import evaluate, fit
 
-from helpers import make_tiny_dataset
+from helpers import train_tiny_models, make_tiny_dataset
 
 FIT = dict(batch_size=64, lr=1e-2, seed=0)
 
@@ -23,22 +22,7 @@ def ds():
 
 
 def _trained(ds, **kw):
-    """TM-1/TM-2 per task, a few Adam steps each (non-trivial weights and BatchNorm stats)."""
-    torch.manual_seed(0)
-    out = {}
-    for i, t in enumerate(ds.tasks):
-        out[t] = []
-        for block in ((8, 8), (16, 8)):
-            m = SingleTaskMLP(ds.spec, t, block=block, n_blocks=3, **kw)
-            opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-            m.train()
-            for b in ds.train.batches(100):
-                opt.zero_grad()
-                F.binary_cross_entropy_with_logits(m(b)[:, 0], b.y[:, i]).backward()
-                opt.step()
-            m.eval()
-            out[t].append(m)
-    return out
+    return train_tiny_models(ds, **kw)
 
 
 def _state(module):
