@@ -18,10 +18,13 @@ PY=${PYTHON:-/work/main/.venv/bin/python}; THREADS=${THREADS:-1}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 COMMIT=$(git --git-dir="$SNAP" rev-parse "${COMMIT:-HEAD}")
 D=$WORK/${COMMIT:0:7}-seed$SEED-ep$EPOCHS
+case "$OUT_CSV" in /*) ;; *) OUT_CSV=$PWD/$OUT_CSV ;; esac
+# Resumable: a seed's work folder keeps every finished model (its results file and weights), so a
+# rerun of the same command after an interruption trains only what is missing. RESTART=1 starts over.
+if [ "${RESTART:-0}" = 1 ] || [ ! -f "$D/.prepared" ]; then
 rm -rf "$D"; mkdir -p "$D"; cd "$D"
 git --git-dir="$SNAP" archive "$COMMIT" | tar -x
 mkdir -p save_dir out
-case "$OUT_CSV" in /*) ;; *) OUT_CSV=$OLDPWD/$OUT_CSV ;; esac
 
 # ---- fix 1 (import): trainers/__init__.py imports two trainer modules the snapshot lacks.
 sed -i '/ctr_trainer\|match_trainer/d' torch_rechub/trainers/__init__.py
@@ -35,6 +38,11 @@ for f in census-income.data census-income.test; do
   if [ -f "$RAW/$f.gz" ]; then gunzip -c "$RAW/$f.gz" > "data/census-income/$f"; else cp "$RAW/$f" data/census-income/; fi
 done
 (cd data/census-income && "$PY" preprocess_census.py)
+touch .prepared
+else
+  cd "$D"; echo "resuming $D: $(ls out/result_*.txt 2>/dev/null | wc -l) of 5 models done"
+fi
+done_run() { [ -f "out/result_$1.txt" ] && grep -q '^test_result' "out/result_$1.txt"; }
 
 # Notebook code cells -> a script (the notebooks are run top to bottom, as published).
 nb2py() { "$PY" - "$1" "$2" <<'PYEOF'
@@ -54,6 +62,8 @@ common_edits() {  # settings shared by both notebooks: seed, epochs, where resul
 # name  task_select(0 income, 1 marital)  hidden dims  fused slot file (single2fus order 1..4)
 run_tm() {
   local name=$1 task=$2 dims=$3 slot=$4
+  if done_run "$name" && [ -f "save_dir/single_model_name_$slot.pth" ]; then echo "$name: done"; return; fi
+  rm -f "out/result_$name.txt"  # the notebook appends to it: an interrupted run's epochs go first
   nb2py single_census.ipynb "tm_$name.py"
   common_edits "tm_$name.py"
   sed -i -e "s/^task_select = 0/task_select = $task/" -e "s/\"dims\": \[16,8\]}/\"dims\": $dims}/" \
@@ -74,6 +84,8 @@ run_tm tm2_income  0 '[16,8]' 3
 run_tm tm2_marital 1 '[16,8]' 4
 
 # ---- EMM: multi_task_census.ipynb with model_name = 'fus_moe_add' (the notebook says so).
+if ! done_run emm; then
+rm -f out/result_emm.txt
 nb2py multi_task_census.ipynb emm.py
 common_edits emm.py
 sed -i "s/^model_name = 'AdaTTSp'/model_name = 'fus_moe_add'/" emm.py
@@ -82,13 +94,14 @@ sed -i "s/result_{}_{}.txt'.format(model_name)/result_emm.txt'/" emm.py
 t0=$SECONDS
 "$PY" emm.py > out/emm.log 2>&1
 echo "emm $((SECONDS - t0))" >> out/seconds.txt
+fi
 
 # ---- collect: the last 'test_result' line of every results file -> tidy CSV rows
 mkdir -p "$(dirname "$OUT_CSV")"
 flock "/tmp/$(basename "$OUT_CSV").lock" "$PY" - "$D/out" "$OUT_CSV" "$COMMIT" "$SEED" "$EPOCHS" <<'PYEOF'  # seeds may run in parallel
 import csv, os, re, statistics, sys
 out, path, commit, seed, epochs = sys.argv[1:]
-secs = dict(l.split() for l in open(os.path.join(out, "seconds.txt")))
+secs = dict(l.split() for l in open(os.path.join(out, "seconds.txt")))  # the last time of each
 runs = {"tm1_income": ("TM-1", ["income"]), "tm1_marital": ("TM-1", ["marital"]),
         "tm2_income": ("TM-2", ["income"]), "tm2_marital": ("TM-2", ["marital"]),
         "emm": ("EMM", ["income", "marital"])}
@@ -102,6 +115,9 @@ def rows_per_s(name):
     return round(statistics.median(r * n_train / n for n, r in rates)) if rates else ""
 
 
+if os.path.exists(path) and any(r["commit"] == commit and r["seed"] == seed and r["max_epochs"] == epochs
+                                for r in csv.DictReader(open(path))):
+    sys.exit(f"{path} already holds commit {commit[:7]} seed {seed} ({epochs} epochs): not written twice.")
 rows = []
 for name, (model, tasks) in runs.items():
     lines = [l.strip() for l in open(os.path.join(out, f"result_{name}.txt")) if l.strip()]
