@@ -87,7 +87,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
 
     from emm_lib.data import load
     from emm_lib.data.types import Batch, Split
-    from emm_lib.train import predict
+    from emm_lib.train import predict, train_step
 
     torch.set_num_threads(threads)
     ds = load("census")
@@ -96,16 +96,19 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     model = build(name, ds.spec, tasks)
     fast_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
-                           fused=True)  # as emm_lib.train.fit
+                           fused=True)  # as emm_lib.train.fit; both paths step it
     tr = ds.train
     split = Split(tr.sparse, tr.dense, tr.select_tasks(tasks), tasks)
     n_rows = min(n_batches * batch_size, len(split))
     lossf = torch.nn.BCEWithLogitsLoss()
 
-    def step(m, b: Batch) -> None:
+    def step(m, b: Batch) -> None:  # the published training step
         opt.zero_grad(set_to_none=True)
         lossf(m(b), b.y).backward()
         opt.step()
+
+    def our_step(m, b: Batch) -> None:  # fit()'s step
+        train_step(m, opt, b)
 
     def set_fast(flag: bool) -> None:
         if hasattr(model, "fast"):
@@ -114,7 +117,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     gen = torch.Generator().manual_seed(0)
     warm = 2  # untimed steps at the start of every pass (allocator, caches after the other path ran)
 
-    def timed_steps(batches, m, to_batch=lambda b: b) -> float:
+    def timed_steps(batches, m, to_batch=lambda b: b, step=step) -> float:
         gc.collect()
         t0 = None
         for i, b in enumerate(batches):
@@ -128,7 +131,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     def ours() -> tuple[float, float]:
         set_fast(True)
         model.train()
-        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model)
+        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
         rows = split.subset(torch.arange(n_rows))
         predict(fast_model, split.subset(torch.arange(batch_size)))  # warm-up
         t0 = clock()
@@ -191,7 +194,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     set_fast(True)
     model.train()
     for b in list(split.subset(torch.arange(4 * batch_size)).batches(batch_size)):
-        step(fast_model, b)
+        our_step(fast_model, b)
     out = []
     for p in range(passes):
         for path, fn in (("ours", ours), ("per_row", per_row))[: 1 if only_ours else 2]:
