@@ -3,7 +3,8 @@
 Two paths train the same model (same weights, same Adam, batch 1024, same rows):
 
 * ``ours``: the split held as tensors, batches sliced by a shuffled index
-  (:meth:`emm_lib.data.types.Split.batches`), the fused model (``model.fast = True``);
+  (:meth:`emm_lib.data.types.Split.batches`), the fused model (``model.fast = True``), and
+  :func:`emm_lib.train.fit`'s step (:func:`emm_lib.train.train_step`);
   inference as :func:`emm_lib.train.predict` (batches of 8192, no per-row work).
 * ``per_row``: mimics the authors' published pipeline (torch-rechub): a dict of numpy
   columns -> a per-row ``Dataset`` -> ``DataLoader`` default collate; the published input layer
@@ -27,6 +28,28 @@ torch itself. The machine is shared: compare ratios within one run.
 
 torch.compile on CPU (torch 2.13, measured 2026-11-25 on the fused EMM, batch 1024): 0.59x the
 eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off.
+
+Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
+settings; three runs each of the code before and after commit "Fused input", alternated;
+median of the three ratios, targets of issue 9 in brackets; inference varies most run to run):
+
+    model  training ratio              inference ratio
+    EMM    5.8x -> 6.7x  [10x]         13.3x -> 14.4x  [30x]
+    MMoE   5.8x -> 6.4x  [8x]           7.3x -> 12.6x
+    PLE    6.2x -> 6.6x  [8x]          13.7x -> 14.0x
+
+What a step costs and what was done (EMM, profiled with torch.profiler and cProfile): forward
+and backward ~45% each, the optimizer ~7%, gathering a batch ~7%. Kept, all bit-identical
+(the same weights after training for every model; ``tests/test_fast_paths.py``): the split held
+row-major (the Census dense block was column-major: gathering a batch 3x slower; +5% per step),
+the embedding lookup and the first matmul as one autograd Function whose backward adds the
+table gradient without copying a column slice (+2.5%), Adam's fused kernel called directly
+(+2%). Measured and dropped: a hand-written backward for the MTM attention (the same kernels
+without the autograd engine: no faster, so the engine is not the cost; the kernels are, and in
+a step they run 3-8x slower than alone, from cache misses), ReLU in place (+-1%), pre-shuffling
+the split once per epoch (slower than gathering per batch), a uint8 copy of the sparse columns
+(+0.3%), ``torch.inference_mode`` in predict (3x slower than ``no_grad`` here), other predict
+batch sizes (4096-8192 best). No per-batch host synchronisation remains (tested).
 """
 from __future__ import annotations
 
