@@ -48,8 +48,8 @@ table gradient without copying a column slice (+2.5%), Adam's fused kernel calle
 without the autograd engine: no faster, so the engine is not the cost; the kernels are, and in
 a step they run 3-8x slower than alone, from cache misses), ReLU in place (+-1%), pre-shuffling
 the split once per epoch (slower than gathering per batch), a uint8 copy of the sparse columns
-(+0.3%), ``torch.inference_mode`` in predict (3x slower than ``no_grad`` here), other predict
-batch sizes (4096-8192 best). No per-batch host synchronisation remains (tested).
+(+0.3%), ``torch.inference_mode`` in predict (0.9x of ``no_grad``), other predict batch
+sizes (4096-8192 best). No per-batch host synchronisation remains (tested).
 """
 from __future__ import annotations
 

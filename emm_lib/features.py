@@ -145,6 +145,7 @@ class EmbeddedAffine(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d = ctx.dim
             gx = torch.mm(gy.t(), W[:, : S * d])  # the embedded columns only, (B, S*d) contiguous
+            gx = gx.to(x.dtype)  # under CUDA autocast: summed in the table's precision, as autograd would
             g_table = torch.zeros(ctx.n_rows, d, dtype=gx.dtype, device=gx.device)
             g_table.t().index_add_(1, idx.flatten(), gx.view(B * S, d).t())  # per table row, in batch order
         g1 = gy[ctx.n0:]
