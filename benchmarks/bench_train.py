@@ -3,7 +3,8 @@
 Two paths train the same model (same weights, same Adam, batch 1024, same rows):
 
 * ``ours``: the split held as tensors, batches sliced by a shuffled index
-  (:meth:`emm_lib.data.types.Split.batches`), the fused model (``model.fast = True``);
+  (:meth:`emm_lib.data.types.Split.batches`), the fused model (``model.fast = True``), and
+  :func:`emm_lib.train.fit`'s step (:func:`emm_lib.train.train_step`);
   inference as :func:`emm_lib.train.predict` (batches of 8192, no per-row work).
 * ``per_row``: mimics the authors' published pipeline (torch-rechub): a dict of numpy
   columns -> a per-row ``Dataset`` -> ``DataLoader`` default collate; the published input layer
@@ -27,6 +28,28 @@ torch itself. The machine is shared: compare ratios within one run.
 
 torch.compile on CPU (torch 2.13, measured 2026-11-25 on the fused EMM, batch 1024): 0.59x the
 eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off.
+
+Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
+settings; three runs each of the code before and after commit "Fused input", alternated;
+median of the three ratios, targets of issue 9 in brackets; inference varies most run to run):
+
+    model  training ratio              inference ratio
+    EMM    5.8x -> 6.7x  [10x]         13.3x -> 14.4x  [30x]
+    MMoE   5.8x -> 6.4x  [8x]           7.3x -> 12.6x
+    PLE    6.2x -> 6.6x  [8x]          13.7x -> 14.0x
+
+What a step costs and what was done (EMM, profiled with torch.profiler and cProfile): forward
+and backward ~45% each, the optimizer ~7%, gathering a batch ~7%. Kept, all bit-identical
+(the same weights after training for every model; ``tests/test_fast_paths.py``): the split held
+row-major (the Census dense block was column-major: gathering a batch 3x slower; +5% per step),
+the embedding lookup and the first matmul as one autograd Function whose backward adds the
+table gradient without copying a column slice (+2.5%), Adam's fused kernel called directly
+(+2%). Measured and dropped: a hand-written backward for the MTM attention (the same kernels
+without the autograd engine: no faster, so the engine is not the cost; the kernels are, and in
+a step they run 3-8x slower than alone, from cache misses), ReLU in place (+-1%), pre-shuffling
+the split once per epoch (slower than gathering per batch), a uint8 copy of the sparse columns
+(+0.3%), ``torch.inference_mode`` in predict (0.9x of ``no_grad``), other predict batch
+sizes (4096-8192 best). No per-batch host synchronisation remains (tested).
 """
 from __future__ import annotations
 
@@ -87,7 +110,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
 
     from emm_lib.data import load
     from emm_lib.data.types import Batch, Split
-    from emm_lib.train import predict
+    from emm_lib.train import predict, train_step
 
     torch.set_num_threads(threads)
     ds = load("census")
@@ -96,16 +119,19 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     model = build(name, ds.spec, tasks)
     fast_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
-                           fused=True)  # as emm_lib.train.fit
+                           fused=True)  # as emm_lib.train.fit; both paths step it
     tr = ds.train
     split = Split(tr.sparse, tr.dense, tr.select_tasks(tasks), tasks)
     n_rows = min(n_batches * batch_size, len(split))
     lossf = torch.nn.BCEWithLogitsLoss()
 
-    def step(m, b: Batch) -> None:
+    def step(m, b: Batch) -> None:  # the published training step
         opt.zero_grad(set_to_none=True)
         lossf(m(b), b.y).backward()
         opt.step()
+
+    def our_step(m, b: Batch) -> None:  # fit()'s step
+        train_step(m, opt, b)
 
     def set_fast(flag: bool) -> None:
         if hasattr(model, "fast"):
@@ -114,7 +140,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     gen = torch.Generator().manual_seed(0)
     warm = 2  # untimed steps at the start of every pass (allocator, caches after the other path ran)
 
-    def timed_steps(batches, m, to_batch=lambda b: b) -> float:
+    def timed_steps(batches, m, to_batch=lambda b: b, step=step) -> float:
         gc.collect()
         t0 = None
         for i, b in enumerate(batches):
@@ -128,7 +154,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     def ours() -> tuple[float, float]:
         set_fast(True)
         model.train()
-        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model)
+        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
         rows = split.subset(torch.arange(n_rows))
         predict(fast_model, split.subset(torch.arange(batch_size)))  # warm-up
         t0 = clock()
@@ -191,7 +217,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     set_fast(True)
     model.train()
     for b in list(split.subset(torch.arange(4 * batch_size)).batches(batch_size)):
-        step(fast_model, b)
+        our_step(fast_model, b)
     out = []
     for p in range(passes):
         for path, fn in (("ours", ours), ("per_row", per_row))[: 1 if only_ours else 2]:

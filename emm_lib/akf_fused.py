@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .features import EmbeddedBatch
+
 __all__ = ["FoldedComponents", "FrozenAndTrainableLinear", "level_forward", "sequential_forward", "batch_norm_fm",
            "batch_norm_args"]
 
@@ -183,7 +185,12 @@ class FoldedComponents:
         h = x if shared else x.reshape(-1, B)
         out_extra = None
         for s, ((W, b), act) in enumerate(zip(stages, self.acts)):
-            if s == 0 and extra is not None:
+            if s == 0 and isinstance(h, EmbeddedBatch):  # the embedding lookup fused with this matmul
+                if extra is None:
+                    h = h.affine(W, b)
+                else:
+                    h, out_extra = h.affine(*extra, W0=W, b0=b).split([W.shape[0], extra[0].shape[0]])
+            elif s == 0 and extra is not None:
                 h, out_extra = FrozenAndTrainableLinear.apply(h, W, b, *extra).split([W.shape[0], extra[0].shape[0]])
             else:
                 h = torch.addmm(b, W, h)
@@ -220,6 +227,8 @@ def level_forward(akf: Any, x: Tensor, component_input: Any = None) -> Tensor:
     T, M, B = akf.n_tasks, max(akf.n_components), x.shape[-1]
     tg = akf.task_gate
     folded = akf._folded() if component_input is None else None
+    if isinstance(x, EmbeddedBatch) and (folded is None or (akf.use_mtm and T > 2)):
+        x = x.tensor()  # read by more than the first matmul (level 1 unfolded, or the fusion gate)
     if folded is not None and x.dim() == 2:  # level 1: components and task gate in one matmul
         W, b = tg.linear.weight, tg.linear.bias
         h, logits = folded(x, (W.view(T * M, -1), b.view(-1, 1)))  # (T, M, d, B), (T*M, B)

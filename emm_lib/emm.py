@@ -365,10 +365,10 @@ class EMM(MultiTaskModel):
     def _forward_fused(self, batch: Batch) -> Tensor:
         """:meth:`forward` with the fused levels: activations feature-major (width, B) throughout."""
         comp_in = batch if self.reuse_embeddings else None
-        x = self.embedding(batch)
-        if self.frozen_embedding is not None:
-            x = self.frozen_embedding(x, batch)
-        z = x.t()
+        if self.frozen_embedding is None:  # level 1 fuses the lookup with its first matmul
+            z = self.embedding.feature_major(batch)
+        else:
+            z = self.frozen_embedding(self.embedding(batch), batch).t()
         for lvl, level in enumerate(self.levels):
             z = level.forward_fm(z, comp_in if lvl == 0 else None)
         return torch.cat([sequential_forward(tower, z[t]) for t, tower in enumerate(self.towers)]).t()

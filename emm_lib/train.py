@@ -21,7 +21,7 @@ from .metrics import auc
 from .models.base import MultiTaskModel
 from .utils import resolve_device, seed_everything
 
-__all__ = ["FitResult", "fit", "evaluate", "predict"]
+__all__ = ["FitResult", "fit", "evaluate", "predict", "train_step"]
 
 
 @dataclass
@@ -62,6 +62,40 @@ def _loss(model: MultiTaskModel, batch: Batch, y: Tensor) -> Tensor:
     loss = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(0).sum()
     extra = model.auxiliary_loss(logits, batch)
     return loss + extra if extra is not None else loss
+
+
+def _adam_step(opt: torch.optim.Adam) -> None:
+    """``opt.step()`` for fit()'s fused Adam: the same ``torch._fused_adam_`` call with the same
+    arguments as ``Adam.step`` (one device and dtype, no AMSGrad, no hooks), without its per-step
+    Python (option checks, grouping tensors by device and dtype): ~0.1 ms less per step on CPU,
+    bit-identical. Falls back to ``opt.step()`` on the first step (state not yet created) and
+    for any other setting."""
+    (group,) = opt.param_groups
+    params = [p for p in group["params"] if p.grad is not None]
+    states = [opt.state.get(p) for p in params]
+    plain = group["fused"] and not (group["amsgrad"] or group["maximize"] or group["capturable"]
+                                    or group["differentiable"] or group["decoupled_weight_decay"])
+    if not (params and plain and all(states) and isinstance(group["lr"], float)
+            and len({(p.device, p.dtype) for p in params}) == 1 and not any(p.is_complex() for p in params)):
+        opt.step()
+        return
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                       [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=group["lr"],
+                       beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
+                       eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+
+def train_step(model: MultiTaskModel, opt: torch.optim.Adam, batch: Batch, amp: bool = False) -> Tensor:
+    """One optimisation step of :func:`fit` on ``batch`` (``amp``: bfloat16 autocast, CUDA); returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        loss = _loss(model, batch, batch.y)
+    loss.backward()
+    _adam_step(opt)
+    return loss
 
 
 def fit(
@@ -139,11 +173,7 @@ def fit(
         for batch in train.batches(batch_size, shuffle=True, generator=gen):
             if batch.y.shape[0] < 2:  # BatchNorm cannot train on a single row
                 continue
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = _loss(model, batch, batch.y)
-            loss.backward()
-            opt.step()
+            loss = train_step(model, opt, batch, use_amp)
             total += loss.detach()
             n_batches += 1
         train_loss = float(total) / max(n_batches, 1)

@@ -225,6 +225,112 @@ def test_shuffled_batches_are_the_rows_of_one_permutation():
     assert sum(len(b.y) for b in s.batches(50, shuffle=True, drop_last=True)) == 200
 
 
+# ----------------------------------------------------------------- fused input, optimizer step (bit for bit)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_dense", [3, 0])
+@pytest.mark.parametrize("const_rows,bias", [(False, True), (True, True), (False, False)])
+def test_embedded_affine_equals_lookup_then_addmm_bit_for_bit(dtype, n_dense, const_rows, bias):
+    """EmbeddedAffine: the values and gradients of FeatureEmbedding + addmm, exactly in float32."""
+    from emm_lib.data.types import FeatureSpec
+    from emm_lib.features import EmbeddedBatch, FeatureEmbedding
+
+    ds = make_tiny_dataset(2, 300)
+    b = next(ds.train.batches(128, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    b = type(b)(b.sparse, b.dense[:, :n_dense].to(dtype), b.y)
+    torch.manual_seed(0)
+    emb = FeatureEmbedding(FeatureSpec(ds.spec.sparse, ds.spec.dense[:n_dense]), 4).to(dtype)
+    g = torch.Generator().manual_seed(1)
+    D = emb.out_features
+    W1 = torch.randn(6, D, generator=g, dtype=dtype, requires_grad=True)
+    b1 = torch.randn(6, 1, generator=g, dtype=dtype, requires_grad=True) if bias else None
+    W0 = torch.randn(5, D, generator=g, dtype=dtype) if const_rows else None
+    b0 = torch.randn(5, 1, generator=g, dtype=dtype) if const_rows and bias else None
+    gy = torch.randn(6 + (5 if const_rows else 0), 128, generator=g, dtype=dtype)
+    lazy = emb.feature_major(b)
+    assert isinstance(lazy, EmbeddedBatch) and lazy.shape == (D, 128) and lazy.dim() == 2
+
+    def grads(y):
+        emb.zero_grad(set_to_none=True)
+        W1.grad = None
+        if b1 is not None:
+            b1.grad = None
+        y.backward(gy)
+        return [t.grad.clone() for t in (emb.table.weight, W1, b1) if t is not None]
+
+    y_new = lazy.affine(W1, b1, W0, b0)
+    g_new = grads(y_new)
+    x = emb(b).t()
+    W = W1 if W0 is None else torch.cat([W0, W1])
+    bb = None if b1 is None else (b1 if b0 is None else torch.cat([b0, b1]))
+    y_ref = torch.mm(W, x) if bb is None else torch.addmm(bb, W, x)
+    g_ref = grads(y_ref)
+    assert torch.equal(y_new, y_ref)
+    if dtype == torch.float32:  # the training dtype: the same sums, bit for bit (MKL sgemm)
+        assert [torch.equal(a, r) for a, r in zip(g_new, g_ref)] == [True] * len(g_ref)
+    else:  # dgemm may round a column/row subset's dot products in another order
+        assert all(torch.allclose(a, r, rtol=0, atol=1e-12) for a, r in zip(g_new, g_ref))
+    if dtype == torch.float64:
+        table = emb.table.weight.detach().clone().requires_grad_()
+        idx = b.sparse + emb.offsets
+        f = lambda t, w, c: EmbeddedAffine_apply(t, idx, b.dense, W0, b0, w, c)  # noqa: E731
+        assert torch.autograd.gradcheck(f, (table, W1, b1))
+
+
+def EmbeddedAffine_apply(*args):
+    from emm_lib.features import EmbeddedAffine
+
+    return EmbeddedAffine.apply(*args)
+
+
+def _fit_state(model, ds, **kw):
+    fit(model, ds, epochs=2, batch_size=64, patience=None, **kw)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["emm", "mmoe", "ple", "adatt"])
+def test_fused_input_trains_bit_identically(monkeypatch, name):
+    """The fused lookup + first matmul changes no trained number: fit() with and without it gives
+    the same weights and BatchNorm statistics, bit for bit."""
+    from emm_lib.features import FeatureEmbedding
+
+    ds = make_tiny_dataset(2, 500)
+    torch.manual_seed(3)
+    model = EMM.from_trained(_trained(ds, ((8, 8), (16, 8)))) if name == "emm" else build_model(name, ds.spec, ds.tasks)
+    other = copy.deepcopy(model)
+    new = _fit_state(model, ds)
+    monkeypatch.setattr(FeatureEmbedding, "feature_major", lambda self, batch: self(batch).t())
+    old = _fit_state(other, ds)
+    assert new.keys() == old.keys() and all(torch.equal(new[k], old[k]) for k in new)
+
+
+def test_adam_step_equals_adam_step_bit_for_bit():
+    from emm_lib.train import _adam_step
+
+    ds = make_tiny_dataset(2, 400)
+    torch.manual_seed(0)
+    models = [build_model("mmoe", ds.spec, ds.tasks, n_experts=3)]
+    models.append(copy.deepcopy(models[0]))
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2, weight_decay=1e-4, fused=True) for m in models]
+    for b in ds.train.batches(64):
+        for m, o, step in zip(models, opts, (lambda o: o.step(), _adam_step)):
+            o.zero_grad(set_to_none=True)
+            F.binary_cross_entropy_with_logits(m(b), b.y).backward()
+            step(o)
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(p, q)
+        s, t = opts[0].state[p], opts[1].state[q]
+        assert all(torch.equal(s[k], t[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+
+
+def test_split_is_row_major():
+    s = make_tiny_dataset(2, 50).train
+    col_major = Split(s.sparse, s.dense.t().contiguous().t(), s.y, s.tasks)
+    assert not s.dense.t().contiguous().t().is_contiguous() and col_major.dense.is_contiguous()
+    assert torch.equal(col_major.dense, s.dense)
+
+
 # ----------------------------------------------------------------- GPU
 
 

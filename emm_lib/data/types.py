@@ -63,7 +63,7 @@ class Batch(NamedTuple):
 
 @dataclass
 class Split:
-    """One split (train, val or test) held as tensors.
+    """One split (train, val or test) held as tensors, row-major (made contiguous).
 
     ``y`` holds one column per task, in the order of ``tasks``.
     """
@@ -76,6 +76,9 @@ class Split:
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
+        # Row-major: a batch gathers whole rows (a column-major split, as from a Fortran-ordered
+        # numpy array, made each shuffled batch ~3x slower to gather). Same values.
+        self.sparse, self.dense, self.y = (t.contiguous() for t in (self.sparse, self.dense, self.y))
         n = self.sparse.shape[0]
         if self.sparse.dim() != 2 or self.dense.dim() != 2 or self.y.dim() != 2:
             raise ValueError("Split tensors must be 2-D: sparse (N, S), dense (N, D), y (N, T).")

@@ -164,7 +164,7 @@ class AdaTT(MultiTaskModel):
 
     def forward(self, batch: Batch) -> Tensor:
         if self.fast:  # the same maths feature-major (FusionLevel.forward_fm)
-            h = self.embedding(batch).t()
+            h = self.embedding.feature_major(batch)
             for level in self.levels:
                 h = level.forward_fm(h)
             return self.towers.forward_fm(h)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 
 from ..akf_fused import batch_norm_args, batch_norm_fm
+from ..features import EmbeddedBatch
 from .base import mlp
 
 __all__ = ["GroupedLinear", "ExpertGroup", "TaskTowers", "mix", "softmax", "check_sizes", "widths_of",
@@ -201,14 +202,17 @@ def rows(lin: nn.Module) -> tuple[Tensor, Tensor | None]:
     return lin.weight, lin.bias
 
 
-def fused_rows(x: Tensor, maps: Sequence[tuple[Tensor, Tensor | None]]) -> list[Tensor]:
-    """Several affine maps of one feature-major input x (in, B) as one matmul: [(W_i x + b_i)]."""
+def fused_rows(x: Tensor | EmbeddedBatch, maps: Sequence[tuple[Tensor, Tensor | None]]) -> list[Tensor]:
+    """Several affine maps of one feature-major input x (in, B) as one matmul: [(W_i x + b_i)].
+    ``x`` may be an :class:`~emm_lib.features.EmbeddedBatch` (the lookup fused with the matmul)."""
     W = torch.cat([w for w, _ in maps])
-    if all(b is None for _, b in maps):
-        y = torch.mm(W, x)
+    b = None
+    if any(b is not None for _, b in maps):
+        b = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in maps]).unsqueeze(1)
+    if isinstance(x, EmbeddedBatch):
+        y = x.affine(W, b)
     else:
-        b = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for w, b in maps])
-        y = torch.addmm(b.unsqueeze(1), W, x)
+        y = torch.mm(W, x) if b is None else torch.addmm(b, W, x)
     return list(y.split([w.shape[0] for w, _ in maps]))
 
 

@@ -65,7 +65,7 @@ class MMoE(MultiTaskModel):
 
     def _forward_fused(self, batch: Batch) -> Tensor:
         """:meth:`forward` feature-major (width, B): the experts' first layer and the gates are one matmul."""
-        x = self.embedding(batch).t()
+        x = self.embedding.feature_major(batch)
         first, g = fused_rows(x, [rows(self.experts.linears[0]), rows(self.gates)])
         gates = torch.softmax(g.view(len(self.tasks), self.experts.n, -1), dim=1)
         return self.towers.forward_fm(mix_fm(gates, self.experts.forward_fm(x, first)))

@@ -124,7 +124,7 @@ class PLE(MultiTaskModel):
 
     def forward(self, batch: Batch) -> Tensor:
         if self.fast:  # the same maths feature-major (ExtractionLevel.forward_fm)
-            h = self.embedding(batch).t()
+            h = self.embedding.feature_major(batch)
             for level in self.levels:
                 h = level.forward_fm(h)
             return self.towers.forward_fm(h)
