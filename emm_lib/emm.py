@@ -243,7 +243,7 @@ class EMM(MultiTaskModel):
         """One row per (task, model, level): layers, parameters, trainable or frozen."""
         import pandas as pd
 
-        from .deconstruct import _short
+        from .deconstruct.decomposition import short_name as _short
 
         rows = []
         for lvl, level in enumerate(self.levels):
