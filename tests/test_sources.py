@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emm_lib.data import sources
+from emm_lib.data import fetching as sources  # the machinery behind emm_lib.data.sources
 from emm_lib.data.sources import (
     SOURCES, ChecksumError, DataSource, DataSourceError, RawFile, Remote, fetch, sha256_of, verify_file,
 )
