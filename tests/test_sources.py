@@ -1,4 +1,4 @@
-"""Fetching and verifying raw files (emm_lib/data/sources.py), all offline: fake files,
+"""Fetching and verifying raw files (emm_lib/data/sources.py, emm_lib/data/fetching.py), all offline: fake files,
 fake archives and file:// URLs built in tmp_path."""
 import gzip
 import hashlib
