@@ -285,7 +285,7 @@ class EMM(MultiTaskModel):
         ``reuse_embeddings=True`` each level-1 component starts with its own model's frozen
         embedding instead. ``pretrained=False`` keeps only the structure (random, trainable).
         Other keyword arguments go to :class:`EMM` (``gate_batch_norm``, ``mtm_activation``,
-        ``dropout``).
+        ``dropout``). Each step below is a function of :mod:`emm_lib.assemble`.
         """
         tasks, models, names, owner = assemble.gather_trained(trained, tasks)
         spec = spec if spec is not None else assemble.spec_of(models)
