@@ -27,7 +27,7 @@ from .runs import AUTHORS_EXPERIMENT, Run
 from .utils import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .study import StudySettings
+    from .run_settings import StudySettings
 
 __all__ = ["EXPERIMENT", "PAIR_VARIANCES", "rungs_for", "owner", "plan", "tm_run", "identity", "build",
            "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances", "read_pair_variances"]
@@ -79,7 +79,7 @@ def _part_of(label: str) -> str:
 
 
 def _labels(dataset: str, n_tasks: int) -> list[str]:
-    from .study import experiment_tasks
+    from .run_settings import experiment_tasks
 
     tms = [f"{shape}:{t}" for t in experiment_tasks(dataset, n_tasks) for shape in config.TM_SHAPES]
     return tms + list(config.AUTHORS_PROTOCOL["baselines"]) + ["emm"]
@@ -148,7 +148,7 @@ def run(st: "StudySettings", rungs: Sequence[str] | None = None, *, executor: st
         address: str | None = None, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Run (or resume) the replay at ``st`` (its dataset, profile and seeds); returns its results table."""
     from .runner import execute_plan
-    from .study import _logger
+    from .run_settings import logger as _logger
 
     execute_plan(plan(st, rungs), st, executor=executor, address=address, log=_logger(st, log))
     return read(st)
@@ -164,7 +164,7 @@ def read(st: "StudySettings") -> pd.DataFrame:
 
 
 def _key(dataset: str, rung: str) -> str:
-    from .study import dataset_key_of
+    from .run_settings import dataset_key_of
 
     return dataset_key_of(dataset, rung=rung)
 

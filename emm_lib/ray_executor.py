@@ -19,7 +19,7 @@ from .runner import _done, _key, _trained, _write, execute
 from .runs import Run, claim
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .study import StudySettings
+    from .run_settings import StudySettings
 
 __all__ = ["GPU_PER_RUN", "run_on_ray"]
 

@@ -20,7 +20,7 @@ from . import config
 from .runs import Artifacts, Run, claim, is_done, split_seed, write
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .study import StudySettings
+    from .run_settings import StudySettings
 
 __all__ = ["plan", "identity", "execute", "execute_plan"]
 
@@ -32,7 +32,7 @@ def _tm_labels(tasks: Sequence[str]) -> list[str]:
 def plan(experiments: Sequence[str], st: "StudySettings", models: Sequence[str] | None = None,
          task_counts: Sequence[int] | None = None) -> list[Run]:
     """Every run of ``experiments`` over ``st.seeds``, trained models first within each seed."""
-    from .study import experiment_tasks
+    from .run_settings import experiment_tasks
 
     runs: list[Run] = []
     for seed in st.seeds:
@@ -136,7 +136,7 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
 
 
 def _key(run: Run, st: "StudySettings") -> str:
-    from .study import dataset_key_of
+    from .run_settings import dataset_key_of
 
     if run.data:
         from .sweep import dataset_key
@@ -156,7 +156,7 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
     A damaged checkpoint loses its rows, so its run is trained again (it joins the missing).
     """
     from . import checkpoint, results
-    from .study import checkpoint_path_of, experiment_tasks
+    from .run_settings import checkpoint_path_of, experiment_tasks
 
     if run.is_trained_model or config.VARIANTS[run.label][0] != "emm":
         return {}, []
@@ -183,7 +183,7 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
 
 
 def _write(run: Run, st: "StudySettings", art: Artifacts) -> None:
-    from .study import checkpoint_path_of, history_path_of
+    from .run_settings import checkpoint_path_of, history_path_of
 
     key = _key(run, st)
     write(st.out_dir, run, key, art, history=history_path_of(st, run.experiment, key, run.seed, run.label),

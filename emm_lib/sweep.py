@@ -32,7 +32,7 @@ from .runs import Run, split_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
-    from .study import StudySettings
+    from .run_settings import StudySettings
 
 __all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "GATES", "grid", "point_data", "parse", "dataset_key",
            "points", "plan", "point_settings", "load_point", "trained_sizes", "init_seed", "identity",
@@ -116,7 +116,7 @@ def points(g: dict, axes: Sequence[str] = AXES) -> list[tuple[str, str, int, lis
 
 def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None) -> list[Run]:
     """Every run of the sweep on ``axes`` (seed-major; trained models before the runs that fuse them)."""
-    from .study import experiment_tasks
+    from .run_settings import experiment_tasks
 
     g = grid(st.profile)
     runs: list[Run] = []
@@ -159,7 +159,7 @@ def _overrides(st: "StudySettings", p: dict) -> dict:
 @functools.lru_cache(maxsize=1)  # the runs of one point follow each other in the plan
 def _generate(data: str, n_tasks: int, seed: int, overrides: tuple) -> "Dataset":
     from .data import load
-    from .study import experiment_tasks
+    from .run_settings import experiment_tasks
 
     p = parse(data)
     tasks = experiment_tasks(p["generator"], n_tasks)
@@ -278,7 +278,7 @@ def run_sweep(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[i
               executor: str = "local", address: str | None = None, log=None) -> dict[str, pd.DataFrame]:
     """Run (or resume) the sweep; returns :func:`read` of its results."""
     from .runner import execute_plan
-    from .study import _logger
+    from .run_settings import logger as _logger
 
     execute_plan(plan(st, axes, seeds), st, executor=executor, address=address, log=_logger(st, log))
     return read(st.out_dir)

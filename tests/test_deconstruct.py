@@ -286,3 +286,23 @@ def test_describe_census_table():
     assert row.layers == "Linear(139->16) -> BatchNorm1d(16) -> ReLU -> Linear(16->8) -> BatchNorm1d(8) -> ReLU"
     assert row.parameters == 139 * 16 + 16 + 2 * 16 + 16 * 8 + 8 + 2 * 8
     assert row.input_shape == (139,) and row.output_shape == (8,)
+
+
+def test_the_cut_rule_finds_a_local_optimum_not_always_the_global_one():
+    """As documented (emm_lib.deconstruct.cuts): two models with block boundaries at k/6 and k/5,
+    two cuts each. The alternating minimisation starts at the even spread (1/3, 2/3) and stays at
+    (2/6, 4/6) and (2/5, 3/5); cutting at (1/6, 5/6) and (1/5, 4/5) would spread less."""
+    import itertools
+
+    from emm_lib.deconstruct.cuts import choose
+
+    depths = [[k / 6 for k in range(1, 6)], [k / 5 for k in range(1, 5)]]
+
+    def spread(chosen):
+        targets = [sum(d[c[j]] for d, c in zip(depths, chosen)) / 2 for j in range(2)]
+        return sum((d[c[j]] - targets[j]) ** 2 for d, c in zip(depths, chosen) for j in range(2))
+
+    (local, _), chosen = choose(depths, None, None, 2)
+    assert chosen == [(1, 3), (1, 2)] and local == pytest.approx(spread(chosen))
+    best = min(itertools.product(*[itertools.combinations(range(len(d)), 2) for d in depths]), key=spread)
+    assert best == ((0, 4), (0, 3)) and spread(best) < local / 3

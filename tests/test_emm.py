@@ -326,3 +326,82 @@ def test_emm_from_four_census_models_trains_end_to_end(tmp_path, census_mirror):
     assert auc["income"] > 0.75 and auc["marital"] > 0.98, auc
     for k, v in _component_state(emm).items():
         assert torch.equal(v, frozen[k]), k
+
+
+# ----------------------------------------------------------------- from_trained, step by step (emm_lib.assemble)
+
+
+def test_gather_trained_flattens_in_task_order(trained2):
+    from emm_lib import assemble
+
+    tasks, models, names, owner = assemble.gather_trained(trained2, tasks=("b", "a"))
+    assert tasks == ("b", "a") and names == ["b/0", "b/1", "a/0", "a/1"] and owner == ["b", "b", "a", "a"]
+    assert models[0] is trained2["b"][0] and models[3] is trained2["a"][1]
+    with pytest.raises(ValueError, match="trained for task"):
+        assemble.gather_trained({"a": trained2["b"], "b": trained2["a"]})
+
+
+def test_deconstruct_trained_cuts_every_body_into_the_same_levels(trained2):
+    from emm_lib import assemble
+
+    _, models, names, _ = assemble.gather_trained(trained2)
+    dec = assemble.deconstruct_trained(models, names)  # Algorithm 1
+    assert dec.n_levels == 3 and dec.names == names
+    first_linear = [next(x for x in m.body.modules() if isinstance(x, nn.Linear)) for m in models]
+    assert all(c[0][0] is f for c, f in zip(dec.components, first_linear))  # the models' own layers
+    assert [s[0] for s in dec.output_shapes] == [8, 8, 8]
+
+
+def test_embedding_dim_is_what_the_bodies_input_implies(ds2, trained2):
+    from emm_lib import assemble
+
+    _, models, names, _ = assemble.gather_trained(trained2)
+    dec = assemble.deconstruct_trained(models, names)
+    dim = models[0].embedding.dim
+    assert assemble.embedding_dim_for(dec, ds2.spec, models, names) == dim
+    assert assemble.embedding_dim_for(dec, ds2.spec, models, names, reuse_embeddings=True) == dim
+    with pytest.raises(ValueError, match="pass the embedding_dim"):
+        assemble.embedding_dim_for(dec, ds2.spec, models, names, embedding_dim=dim + 1)
+
+
+def test_align_levels_groups_components_by_task_and_level(trained2):
+    from emm_lib import assemble
+
+    tasks, models, names, owner = assemble.gather_trained(trained2)
+    dec = assemble.deconstruct_trained(models, names)
+    sources = assemble.align_levels(dec, models, owner, tasks)
+    assert list(sources) == list(tasks) and all(len(sources[t]) == 2 for t in tasks)
+    assert sources["b"][1][2] is dec.components[3][2]
+    with_emb = assemble.align_levels(dec, models, owner, tasks, reuse_embeddings=True)
+    assert with_emb["a"][0][0][0] is models[0].embedding and with_emb["a"][0][1] is sources["a"][0][1]
+
+
+def test_build_levels_copies_the_trained_weights_into_akf_levels(ds2, trained2):
+    from emm_lib import assemble
+
+    tasks, models, names, owner = assemble.gather_trained(trained2)
+    dec = assemble.deconstruct_trained(models, names)
+    sources = assemble.align_levels(dec, models, owner, tasks)
+    emm = assemble.build_levels(EMM, ds2.spec, tasks, sources, dec, embedding_dim=models[0].embedding.dim)
+    assert len(emm.levels) == 3
+    for lvl, level in enumerate(emm.levels):
+        for ti, t in enumerate(tasks):
+            for k, comp in enumerate(level.components[ti]):
+                want = nn.Sequential(*sources[t][k][lvl]).state_dict()
+                got = comp.state_dict()
+                assert all(torch.equal(got[n], want[n]) for n in want)
+                assert all(p.data_ptr() != q.data_ptr() for p, q in zip(comp.parameters(),
+                                                                      sources[t][k][lvl].parameters()))
+    scratch = assemble.build_levels(EMM, ds2.spec, tasks, sources, dec, pretrained=False,
+                                    embedding_dim=models[0].embedding.dim)
+    assert all(p.requires_grad for c in scratch._components() for p in c.parameters())
+
+
+def test_freeze_stops_gradients_and_keeps_components_in_eval_mode(ds2):
+    emm = EMM(ds2.spec, ds2.tasks, n_levels=2)
+    assert all(p.requires_grad for c in emm._components() for p in c.parameters())
+    emm.train()
+    emm.freeze()
+    assert not any(p.requires_grad for c in emm._components() for p in c.parameters())
+    assert not any(c.training for c in emm._components())
+    assert any(p.requires_grad for p in emm.towers.parameters())

@@ -1,4 +1,5 @@
-"""environment.yml must pin exactly what pyproject.toml pins (pyproject is the source of truth)."""
+"""Packaging facts: environment.yml pins exactly what pyproject.toml pins (pyproject is the source of
+truth), and the README's map of the code names every module."""
 import re
 import tomllib
 from pathlib import Path
@@ -35,3 +36,14 @@ def test_python_version_agrees():
     env = (REPO / "environment.yml").read_text()
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert "python=3.11" in env and "3.11" in meta["requires-python"]
+
+
+def test_the_readme_map_names_every_module():
+    """README's "A map of the code" lists every module of emm_lib (a new module gets its line)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## A map of the code")
+    section = text[start:text.index("\n## ", start + 1)]
+    modules = [p for p in (REPO / "emm_lib").rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    missing = [str(p.relative_to(REPO / "emm_lib")) for p in modules
+               if f"`{p.stem}`" not in section and f"`{p.parent.name}/{p.stem}`" not in section]
+    assert not missing, f"README's map of the code does not name {missing}"

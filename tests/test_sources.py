@@ -1,4 +1,4 @@
-"""Fetching and verifying raw files (emm_lib/data/sources.py), all offline: fake files,
+"""Fetching and verifying raw files (emm_lib/data/sources.py, emm_lib/data/fetching.py), all offline: fake files,
 fake archives and file:// URLs built in tmp_path."""
 import gzip
 import hashlib
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emm_lib.data import sources
+from emm_lib.data import fetching as sources  # the machinery behind emm_lib.data.sources
 from emm_lib.data.sources import (
     SOURCES, ChecksumError, DataSource, DataSourceError, RawFile, Remote, fetch, sha256_of, verify_file,
 )

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import check_finite_columns, whole_number
-from .census import label_encode
+from .encoding import label_encode
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["load_aliexpress", "load_ali_ccp", "Layout", "ALIEXPRESS", "ALI_CCP"]

@@ -1,4 +1,5 @@
-"""Census-Income (KDD): fetch, check, preprocess and cache (paper Sec. IV, "Datasets").
+"""Census-Income (KDD): fetch, check, preprocess and cache (paper Sec. IV, "Datasets"); the cache
+file format is :mod:`emm_lib.data.processed_cache`, the encoders :mod:`emm_lib.data.encoding`.
 
 Raw format (UCI ``census-income.names``): 42 comma-separated fields, each value
 preceded by a space, no header. Field 25 (0-based 24) is the instance weight and
@@ -36,17 +37,16 @@ import hashlib
 import json
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..checks import check_finite_columns, whole_number
-from ..utils import atomic_write
+from .encoding import label_encode, min_max
+from .processed_cache import load as _load, save as _save, tensors_sha256 as _tensors_sha256  # noqa: F401
 from .sources import SOURCES, default_data_dir, fetch
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
@@ -128,29 +128,6 @@ FACTS = {"train_rows": 199_523, "test_rows": 99_762, "income_rate_train_pct": 6.
 PREPROCESS_VERSION = 3  # 3: the sidecar records a hash of the tensors
 #: The ``preprocessing`` options of :func:`load_census`.
 PREPROCESSING = ("ours", "published")
-
-
-# ---------------------------------------------------------------------------
-# small preprocessing helpers (shared with the Ali loaders)
-
-
-def label_encode(train: pd.Series | np.ndarray, *others: pd.Series | np.ndarray) -> tuple[list[np.ndarray], int]:
-    """Encode ``train`` values (sorted) as 1..K and ``others`` with the same map, 0 for
-    values unseen in ``train``. Returns ``([codes_train, *codes_others], K + 1)``."""
-    train = pd.Series(train) if not isinstance(train, pd.Series) else train
-    vocab = pd.Index(pd.unique(train)).sort_values()
-    out = []
-    for s in (train, *others):
-        codes = vocab.get_indexer(pd.Series(s) if not isinstance(s, pd.Series) else s)
-        out.append((codes + 1).astype(np.int64))  # -1 (unseen) -> 0
-    return out, len(vocab) + 1
-
-
-def min_max(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale columns to [0, 1] with the training min/max (constant columns -> 0); no clipping."""
-    lo, hi = train.min(axis=0), train.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return [((x - lo) / span).astype(np.float32) for x in (train, *others)]
 
 
 # ---------------------------------------------------------------------------
@@ -263,16 +240,6 @@ def _preprocess(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[str, ...],
     return spec, splits, sorted(label_cols)
 
 
-def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the cache's tensors (names, dtypes, shapes and bytes; ~20 MB for Census, ~0.05 s)."""
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k].contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
 def _preprocess_published(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[str, ...], seed: int,
                           exclude: tuple[str, ...] = ()):
     """The authors' preprocessing (flag ``published_preprocessing``), same outputs as :func:`_preprocess`.
@@ -304,54 +271,27 @@ def _preprocess_published(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[
     return spec, splits, label_cols
 
 
-def _save(path: Path, splits: dict[str, Split], meta: dict) -> None:
-    """Write the processed cache (tensors + a JSON sidecar holding their hash); a folder where it
-    cannot be written (read-only, shared) gives a warning: the data itself is usable."""
-    tensors = {f"{s}_{part}": getattr(sp, part) for s, sp in splits.items() for part in ("sparse", "dense", "y")}
-    for s in splits:  # codes are small: store them as int16 (4x smaller on disk), widened again on load
-        if tensors[f"{s}_sparse"].numel() == 0 or int(tensors[f"{s}_sparse"].max()) < 2**15:
-            tensors[f"{s}_sparse"] = tensors[f"{s}_sparse"].to(torch.int16)
-    meta = dict(meta, tensors_sha256=_tensors_sha256(tensors))
-    try:
-        with atomic_write(path, "wb") as fh:
-            torch.save(tensors, fh)
-        with atomic_write(path.with_suffix(".json"), "w") as fh:
-            json.dump(meta, fh, indent=1, sort_keys=True)
-    except OSError as exc:
-        warnings.warn(f"Cannot write the processed cache {path} ({exc}); the data loaded fine but will be "
-                      "preprocessed again next time. Pass data_dir= a writable folder to keep a cache.",
-                      stacklevel=3)
-
-
-def _load(path: Path, tasks: tuple[str, ...]) -> tuple[dict, dict[str, Split]] | None:
-    """The cached splits, if the cache is there and matches its sidecar (tasks, spec, row counts,
-    tensor hash); a cache that does not match is reported and rebuilt."""
-    side = path.with_suffix(".json")
-    if not (path.is_file() and side.is_file()):
-        return None
-    try:
-        meta = json.loads(side.read_text())
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
-        spec = FeatureSpec.from_dict(meta["spec"])
-        problem = None
-        if tuple(meta.get("tasks", ())) != tasks:
-            problem = f"it holds tasks {meta.get('tasks')}, not {list(tasks)}"
-        elif meta.get("tensors_sha256") != _tensors_sha256(tensors):
-            problem = "its tensors do not hash to the value in its sidecar (edited or damaged)"
-        else:
-            splits = {s: Split(tensors[f"{s}_sparse"].long(), tensors[f"{s}_dense"], tensors[f"{s}_y"], tasks)
-                      for s in ("train", "val", "test")}
-            rows = {s: len(sp) for s, sp in splits.items()}
-            cols = {(sp.sparse.shape[1], sp.dense.shape[1]) for sp in splits.values()}
-            if rows != meta["info"]["rows"] or cols != {(spec.n_sparse, spec.n_dense)}:
-                problem = f"its tensors ({rows}, columns {cols}) do not match its sidecar"
-    except Exception as exc:  # noqa: BLE001 -- a damaged cache is rebuilt
-        problem = f"it cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
-    if problem:
-        warnings.warn(f"Ignoring the processed cache {path}: {problem}. Rebuilding it from the raw files.",
-                      stacklevel=3)
-        return None
-    return meta, splits
+def _info(splits: dict[str, Split], spec: FeatureSpec, facts: dict, got: dict, label_cols: list[str],
+          exclude: tuple[str, ...], tasks: tuple[str, ...], preprocessing: str, seed: int) -> dict:
+    """What ``Dataset.info`` records about a fresh load: rows, label rates, raw facts and hashes, rules."""
+    return {
+        "rows": {s: len(sp) for s, sp in splits.items()},
+        "positive_rate": {s: {t: round(float(v.mean()), 6) for t, v in sp.labels.items()} for s, sp in splits.items()},
+        "raw_facts": facts,
+        "sha256": got["sha256"],
+        "source": got["source"],
+        "label_columns_removed": label_cols,
+        "excluded_columns": list(exclude),
+        "task_rules": {t: TASKS[t].doc for t in tasks},
+        "n_sparse": spec.n_sparse, "n_dense": spec.n_dense,
+        "dense_scaling": ("min-max with train min/max; val/test not clipped" if preprocessing == "ours" else
+                          "published: min-max with train+test min/max, rounded to 4 decimals"),
+        "preprocessing": preprocessing,
+        "dense_out_of_range": {s: int(((sp.dense < 0) | (sp.dense > 1)).any(dim=1).sum())
+                               for s, sp in splits.items()},
+        "split": f"official test file split 1:1 into val/test, stratified on income, seed {seed}",
+        "seed": seed,
+    }
 
 
 def load_census(
@@ -401,24 +341,7 @@ def load_census(
     prep = _preprocess if preprocessing == "ours" else _preprocess_published
     spec, splits, label_cols = prep(train, test, tasks, seed, exclude)
 
-    info = {
-        "rows": {s: len(sp) for s, sp in splits.items()},
-        "positive_rate": {s: {t: round(float(v.mean()), 6) for t, v in sp.labels.items()} for s, sp in splits.items()},
-        "raw_facts": facts,
-        "sha256": got["sha256"],
-        "source": got["source"],
-        "label_columns_removed": label_cols,
-        "excluded_columns": list(exclude),
-        "task_rules": {t: TASKS[t].doc for t in tasks},
-        "n_sparse": spec.n_sparse, "n_dense": spec.n_dense,
-        "dense_scaling": ("min-max with train min/max; val/test not clipped" if preprocessing == "ours" else
-                          "published: min-max with train+test min/max, rounded to 4 decimals"),
-        "preprocessing": preprocessing,
-        "dense_out_of_range": {s: int(((sp.dense < 0) | (sp.dense > 1)).any(dim=1).sum())
-                               for s, sp in splits.items()},
-        "split": f"official test file split 1:1 into val/test, stratified on income, seed {seed}",
-        "seed": seed,
-    }
+    info = _info(splits, spec, facts, got, label_cols, exclude, tasks, preprocessing, seed)
     if cache:
         _save(cache_path, splits, {"tasks": list(tasks), "spec": spec.to_dict(), "info": info})
     info.update(cache_hit=False, cache_path=str(cache_path) if cache else None,

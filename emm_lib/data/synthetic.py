@@ -59,6 +59,29 @@ def task_weights(
     return scale * u @ root.T
 
 
+def _check_settings(tasks: Sequence[str] | str | None, n_tasks: int, n_rows: int, n_sparse: int, n_dense: int,
+                    cardinality: int, val_frac: float, test_frac: float) -> tuple[tuple[str, ...], int, int]:
+    """The task names and the validation and test sizes; a clear error for settings that cannot work."""
+    if tasks is not None:
+        tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+        if not tasks or len(set(tasks)) != len(tasks):
+            raise ValueError(f"tasks must be distinct names, got {list(tasks)}.")
+        if n_tasks not in (2, len(tasks)):
+            raise ValueError(f"tasks names {len(tasks)} tasks but n_tasks={n_tasks}; give one or the other.")
+    else:
+        tasks = tuple(f"t{i + 1}" for i in range(n_tasks))
+    if n_sparse < 0 or n_dense < 0 or n_sparse + n_dense == 0:
+        raise ValueError(f"Need n_sparse >= 0, n_dense >= 0 and at least one feature; got {n_sparse}, {n_dense}.")
+    if cardinality < 2 and n_sparse:
+        raise ValueError(f"cardinality must be >= 2, got {cardinality}.")
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise ValueError(f"val_frac and test_frac must be in [0, 1) with a sum below 1; got {val_frac}, {test_frac}.")
+    n_val, n_test = int(round(val_frac * n_rows)), int(round(test_frac * n_rows))
+    if n_rows - n_val - n_test < 2:
+        raise ValueError(f"n_rows={n_rows} leaves no training rows; use more rows.")
+    return tasks, n_val, n_test
+
+
 def make_synthetic(
     tasks: Sequence[str] | None = None,
     n_tasks: int = 2,
@@ -79,24 +102,8 @@ def make_synthetic(
     ``t1..tN``. ``noise`` is the standard deviation of :math:`\\epsilon` (0.1, i.e.
     MMoE's variance 0.01).
     """
-    if tasks is not None:
-        tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
-        if not tasks or len(set(tasks)) != len(tasks):
-            raise ValueError(f"tasks must be distinct names, got {list(tasks)}.")
-        if n_tasks not in (2, len(tasks)):
-            raise ValueError(f"tasks names {len(tasks)} tasks but n_tasks={n_tasks}; give one or the other.")
-    else:
-        tasks = tuple(f"t{i + 1}" for i in range(n_tasks))
-    if n_sparse < 0 or n_dense < 0 or n_sparse + n_dense == 0:
-        raise ValueError(f"Need n_sparse >= 0, n_dense >= 0 and at least one feature; got {n_sparse}, {n_dense}.")
-    if cardinality < 2 and n_sparse:
-        raise ValueError(f"cardinality must be >= 2, got {cardinality}.")
-    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
-        raise ValueError(f"val_frac and test_frac must be in [0, 1) with a sum below 1; got {val_frac}, {test_frac}.")
-    n_val, n_test = int(round(val_frac * n_rows)), int(round(test_frac * n_rows))
-    if n_rows - n_val - n_test < 2:
-        raise ValueError(f"n_rows={n_rows} leaves no training rows; use more rows.")
-
+    tasks, n_val, n_test = _check_settings(tasks, n_tasks, n_rows, n_sparse, n_dense, cardinality, val_frac,
+                                           test_frac)
     rng = np.random.default_rng(seed)
     d, t = n_sparse + n_dense, len(tasks)
     w = task_weights(t, d, correlation, rng)

@@ -1,0 +1,141 @@
+"""What a study run depends on, and where its outputs go.
+
+:class:`StudySettings` (from a profile of :mod:`emm_lib.config` plus overrides) is recorded with
+every result row; :func:`dataset_key_of` names a run's data in the ``dataset`` column;
+:func:`experiment_tasks` gives an experiment's tasks; the ``*_path_of`` functions place histories
+and checkpoints under ``results/<profile>/``. :mod:`emm_lib.study` runs the experiments.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import config
+from .data import Dataset
+from .utils import repo_root, resolve_device
+
+__all__ = ["StudySettings", "settings", "dataset_key_of", "dataset_key", "experiment_tasks", "history_path_of",
+           "checkpoint_path_of", "history_path", "checkpoint_path", "logger"]
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything a run depends on; recorded with every result row."""
+
+    dataset: str = "census"
+    profile: str = "default"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    patience: int | None = 3
+    max_train_rows: int | None = None
+    device: str = "auto"
+    results_dir: str = "results"
+    data_dir: str | None = None
+    data_path: str | None = None  # AliExpress / Ali-CCP: the folder with the user's CSVs
+    threads: int | None = None
+    quiet: bool = True
+    on_change: str = "error"  # rows made with other settings: "error" names the change, "rerun" replaces them
+
+    @property
+    def out_dir(self) -> Path:
+        p = Path(self.results_dir)
+        return (p if p.is_absolute() else repo_root() / p) / self.profile
+
+    def fit_kwargs(self) -> dict:
+        return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    patience=self.patience, device=self.device, max_train_rows=self.max_train_rows,
+                    progress=not self.quiet, cpu_threads=self.threads or 1)
+
+    def record(self) -> dict:
+        d = asdict(self)
+        d.pop("seeds")
+        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path"):
+            d.pop(k)
+        return d
+
+
+def settings(dataset: str = "census", profile: str = "default", **overrides) -> StudySettings:
+    """The profile's settings (from :mod:`emm_lib.config`) with papermill-style overrides (None = keep)."""
+    base = config.profile(profile, dataset)
+    kw = {k: base[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_train_rows")}
+    kw["seeds"] = tuple(base["seeds"])
+    for k, v in overrides.items():
+        if k not in StudySettings.__dataclass_fields__:
+            raise ValueError(f"Unknown study setting {k!r}; known: {sorted(StudySettings.__dataclass_fields__)}.")
+        if v is not None:
+            kw[k] = v
+    from .params import coerce_settings
+
+    kw = coerce_settings(kw)  # "0", "[0,1]", 3.0 -> ints; batch_size=2.5 or an absent device -> clear errors
+    st = StudySettings(dataset=dataset, profile=profile, **kw)
+    if not st.seeds:
+        raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
+    resolve_device(st.device)  # fail early on a bad device string
+    if st.threads:
+        torch.set_num_threads(int(st.threads))
+    return st
+
+
+def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2, rung: str | None = None) -> str:
+    """The ``dataset`` column of a run: e.g. ``census``, ``census/leak-free``, ``census/fixed-features/3-tasks``;
+    a protocol replay run (issue 17) names its rung: ``census/rung-published``."""
+    return "/".join([dataset] + ([features] if features != "paper" else [])
+                    + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []) + ([f"rung-{rung}"] if rung else []))
+
+
+def dataset_key(ds: Dataset) -> str:
+    return dataset_key_of(ds.name, ds.info.get("feature_set", "paper"), len(ds.tasks), ds.info.get("rung"))
+
+
+def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
+    """The first ``k`` tasks of ``dataset`` (Census: income, marital, education, sex)."""
+    if dataset == "synthetic":
+        return tuple(f"t{i + 1}" for i in range(k))
+    if dataset == "synthetic-ali":
+        tasks = tuple(config.SYNTHETIC_PRESETS["synthetic-ali"]["tasks"])
+        if not 1 <= k <= len(tasks):
+            raise ValueError(f"The synthetic-ali preset defines tasks {list(tasks)}; {k} were asked for.")
+        return tasks[:k]
+    if dataset != "census":
+        if k != 2:
+            raise ValueError(f"More than two tasks are defined for Census and synthetic data, not {dataset!r}.")
+        from .data.ali import TASKS as ALI_TASKS  # noqa: N811
+
+        return tuple(ALI_TASKS)[:2]
+    from .data.census import TASKS
+
+    if not 1 <= k <= len(TASKS):
+        raise ValueError(f"Census defines {len(TASKS)} tasks ({list(TASKS)}); {k} were asked for.")
+    return tuple(TASKS)[:k]
+
+
+def logger(st: StudySettings, log: Callable | None) -> Callable:
+    """``log`` if given; else print progress unless the settings are quiet (notebooks, tests)."""
+    if log is not None:
+        return log
+    return (lambda msg: None) if st.quiet else print
+
+
+def history_path_of(st: StudySettings, experiment: str, key: str, seed: int, label: str) -> Path:
+    return (st.out_dir / "histories" / experiment
+            / f"{key.replace('/', '_')}__seed{seed}__{label.replace(':', '_')}.csv")
+
+
+def checkpoint_path_of(st: StudySettings, experiment: str, key: str, seed: int, label: str) -> Path:
+    return st.out_dir / "checkpoints" / experiment / key.replace("/", "_") / f"seed{seed}" / label.replace(":", "_")
+
+
+def history_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
+    """Where a run's per-epoch history is saved."""
+    return history_path_of(st, experiment, dataset_key(ds), seed, label)
+
+
+def checkpoint_path(st: StudySettings, experiment: str, ds: Dataset, seed: int, label: str) -> Path:
+    """Where a run's weights are saved (gitignored)."""
+    return checkpoint_path_of(st, experiment, dataset_key(ds), seed, label)
