@@ -147,6 +147,16 @@ def test_verdict_summary_counts_and_names_the_detected_differences():
     assert present.verdict_summary(_cmp().iloc[:0], "x").startswith("x: no comparison")
 
 
+def test_verdict_summary_counts_per_experiment_when_many_are_detected():
+    c = pd.concat([_cmp()] * 3, ignore_index=True)
+    c["verdict"] = "worse"
+    text = present.verdict_summary(c, "Census-Income, test")
+    assert "Detected, per experiment:" in text and "vs PLE" not in text
+    for name, g in c.groupby("experiment", sort=False):
+        assert f"{present.experiment_name(name)} (" in text
+        assert f"worse in {len(g)} of {len(g)}" in text
+
+
 def test_comparison_table_names_the_task_count():
     md = present.markdown_table(present.comparison_table(_cmp()))
     assert "| Figure 3, 3 tasks |" in md and "| Table I, 2 tasks |" in md
