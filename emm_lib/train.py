@@ -6,6 +6,7 @@ uses the validation split only; the test split is evaluated once by the caller.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -145,13 +146,7 @@ def fit(
             torch.set_num_threads(old_threads)
     gen = seed_everything(seed)
     model.to(dev)
-    train = dataset.train
-    if max_train_rows is not None and max_train_rows < len(train):
-        idx = torch.randperm(len(train), generator=gen)[:max_train_rows]
-        train = train.subset(idx)
-    train, val = train.to(dev), dataset.val.to(dev)
-    y_train = train.select_tasks(model.tasks)
-    train = Split(train.sparse, train.dense, y_train, model.tasks)
+    train, val = _training_split(model, dataset, gen, max_train_rows).to(dev), dataset.val.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("The model has no trainable parameters.")
@@ -159,46 +154,28 @@ def fit(
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     use_amp = amp and dev.type == "cuda"
 
-    rows, best, best_state, best_epoch, bad = [], -float("inf"), None, 0, 0
+    rows, stop = [], _EarlyStopping(patience)
     t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, desc=f"{getattr(model, 'name', 'model')}", file=sys.stderr)
+    bar = _progress_bar(model, epochs) if progress else None
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        total, n_batches = torch.zeros((), device=dev), 0
-        for batch in train.batches(batch_size, shuffle=True, generator=gen):
-            if batch.y.shape[0] < 2:  # BatchNorm cannot train on a single row
-                continue
-            loss = train_step(model, opt, batch, use_amp)
-            total += loss.detach()
-            n_batches += 1
-        train_loss = float(total) / max(n_batches, 1)
-        if not torch.isfinite(torch.tensor(train_loss)):
-            raise FloatingPointError(f"Training loss became {train_loss} at epoch {epoch}; lower the learning rate.")
+        train_loss = _train_epoch(model, opt, train, batch_size, gen, use_amp, epoch)
         val_auc = evaluate(model, val, eval_batch_size)
         mean_auc = sum(val_auc.values()) / len(val_auc)
-        secs = time.perf_counter() - t0
         rows.append({"epoch": epoch, "train_loss": train_loss,
                      **{f"val_auc_{t}": a for t, a in val_auc.items()},
-                     "val_auc_mean": mean_auc, "seconds": secs})
-        if mean_auc > best:
-            best, best_epoch, bad = mean_auc, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
+                     "val_auc_mean": mean_auc, "seconds": time.perf_counter() - t0})
+        done = stop.update(epoch, mean_auc, model)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.4f}", val_auc=f"{mean_auc:.4f}")
-        if patience is not None and bad >= patience:
+        if done:
             break
     if bar is not None:
         bar.close()
     if restore_best:
-        model.load_state_dict(best_state)
+        model.load_state_dict(stop.best_state)
+        best_epoch = stop.best_epoch
     else:
         best_epoch = rows[-1]["epoch"]
     history = pd.DataFrame(rows)
@@ -214,3 +191,49 @@ def fit(
                       threads=torch.get_num_threads() if dev.type == "cpu" else None,
                       **({} if restore_best else {"restore_best": False})),
     )
+
+
+def _training_split(model: MultiTaskModel, dataset: Dataset, gen: torch.Generator,
+                    max_train_rows: int | None) -> Split:
+    """The training rows (a seeded subsample when ``max_train_rows``) with the model's tasks' labels."""
+    train = dataset.train
+    if max_train_rows is not None and max_train_rows < len(train):
+        train = train.subset(torch.randperm(len(train), generator=gen)[:max_train_rows])
+    return Split(train.sparse, train.dense, train.select_tasks(model.tasks), model.tasks)
+
+
+def _train_epoch(model: MultiTaskModel, opt: torch.optim.Adam, train: Split, batch_size: int,
+                 gen: torch.Generator, amp: bool, epoch: int) -> float:
+    """One pass over shuffled batches; the mean training loss (one host sync per epoch)."""
+    model.train()
+    total, n_batches = torch.zeros((), device=train.dense.device), 0
+    for batch in train.batches(batch_size, shuffle=True, generator=gen):
+        if batch.y.shape[0] < 2:  # BatchNorm cannot train on a single row
+            continue
+        total += train_step(model, opt, batch, amp).detach()
+        n_batches += 1
+    loss = float(total) / max(n_batches, 1)
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"Training loss became {loss} at epoch {epoch}; lower the learning rate.")
+    return loss
+
+
+class _EarlyStopping:
+    """Keeps the weights of the epoch with the best mean validation AUC; says when to stop."""
+
+    def __init__(self, patience: int | None):
+        self.patience, self.best, self.best_epoch, self.bad, self.best_state = patience, -float("inf"), 0, 0, None
+
+    def update(self, epoch: int, mean_auc: float, model: MultiTaskModel) -> bool:
+        if mean_auc > self.best:
+            self.best, self.best_epoch, self.bad = mean_auc, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad += 1
+        return self.patience is not None and self.bad >= self.patience
+
+
+def _progress_bar(model: MultiTaskModel, epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, desc=f"{getattr(model, 'name', 'model')}", file=sys.stderr)
