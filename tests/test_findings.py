@@ -29,3 +29,15 @@ def test_leakage_reports_both_feature_sets():
 def test_paper_gaps_against_a_spread_larger_than_every_gap():
     df = pd.DataFrame(_rows("emm", "income", [0.90, 0.99]))  # std 0.064 > every paper gap
     assert "within our spread" in findings.paper_gaps_vs_spread(df)
+
+
+def test_code_versions_states_the_commits_and_the_measured_difference():
+    df = pd.DataFrame(_rows("emm", "income", [0.90, 0.92]) + _rows("tm1:income", "income", [0.91, 0.93]))
+    df["git_commit"] = ["aaa"] * 4 + ["bbb"] * 4  # emm at one commit, tm1 at the other
+    assert findings.code_versions(df[df.git_commit == "aaa"]) == ""  # one commit: nothing to say
+    assert "No run was repeated" in findings.code_versions(df)
+    check = pd.DataFrame({"dataset": "census", "model": ["emm", "tm1:income"], "task": "income", "seed": 0,
+                          "metric": "test_auc", "difference": [-0.0007, 0.0], "git_commit_new": "ccc"})
+    s = findings.code_versions(df, check)
+    assert "`aaa` (2 runs), `bbb` (2 runs)" in s and "single-task models are bit-identical" in s
+    assert "differ by up to 0.0007" in s and "standard deviation over seeds is 0.0141–0.0141" in s
