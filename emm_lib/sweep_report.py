@@ -81,6 +81,24 @@ def comparisons(runs: pd.DataFrame, pair_var: pd.DataFrame | None = None,
     return cmp
 
 
+def coverage(runs: pd.DataFrame, g: dict, axes: Sequence[str]) -> pd.DataFrame:
+    """Per axis: the grid's points, how many have every planned model, and the fewest seeds among them
+    (a sweep in progress shows what is in so far)."""
+
+    have = runs.groupby("dataset").agg(models=("model", set), seeds=("seed", "nunique"))
+    rows = []
+    for axis in axes:
+        pts, seeds = points(g, [axis]), []
+        for _, data, k, labels in pts:
+            gen, _, rest = data.partition("/")
+            key = "/".join([gen] + ([f"{k}-tasks"] if k != 2 else []) + [rest])
+            if key in have.index and set(labels) <= have.at[key, "models"]:
+                seeds.append(int(have.at[key, "seeds"]))
+        rows.append({"axis": axis, "points": len(pts), "points_run": len(seeds),
+                     "seeds": min(seeds) if seeds else 0, "seeds_planned": len(g["seeds"])})
+    return pd.DataFrame(rows)
+
+
 def axis_view(cmp: pd.DataFrame, g: dict, axis: str) -> pd.DataFrame:
     """The rows of ``cmp`` on one axis of grid ``g``, with the axis value as column ``x``."""
     keys = {dataset_key(Run(EXPERIMENT, "emm", 0, k, "paper", data)) for _, data, k, _ in points(g, [axis])}

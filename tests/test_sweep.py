@@ -194,3 +194,18 @@ def test_bad_grids_and_points_are_named(monkeypatch):
     st = study.settings("synthetic", "micro")
     with pytest.raises(ValueError, match="same epochs"):
         sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=1/rows=1000"), st)
+
+
+def test_coverage_counts_points_with_every_planned_model():
+    from emm_lib import sweep, sweep_report
+
+    g = sweep.grid("tiny")
+    pts = sweep.points(g, ["relatedness"])
+    rows = []
+    for _, data, k, labels in pts[:1]:  # only the first point has runs, every model, 1 seed
+        gen, _, rest = data.partition("/")
+        rows += [{"dataset": f"{gen}/{rest}", "model": m, "seed": 0} for m in labels]
+    rows.append({"dataset": "synthetic/other", "model": "emm", "seed": 1})
+    cov = sweep_report.coverage(pd.DataFrame(rows), g, ["relatedness", "task_count"]).set_index("axis")
+    assert cov.loc["relatedness"].tolist() == [len(pts), 1, 1, len(g["seeds"])]
+    assert cov.loc["task_count", "points_run"] == 0 and cov.loc["task_count", "seeds"] == 0
