@@ -169,6 +169,18 @@ def _regimes(view: pd.DataFrame, model: str) -> dict[str, list]:
     return out
 
 
+def headroom(runs: pd.DataFrame) -> str:
+    """How close to a perfect AUC the grid's models are, per generator (small room, small differences)."""
+    t = runs[runs.metric == "test_auc"]
+    if t.empty:
+        return ""
+    t = t.groupby(["generator", "dataset", "model", "task"]).value.mean().groupby(level="generator")
+    parts = [f"{g} {r['min']:.3f}–{r['max']:.3f} (median {r['median']:.3f})"
+             for g, r in t.agg(["min", "median", "max"]).iterrows()]
+    return ("Headroom: the mean test AUC of every model, task and point lies at " + "; ".join(parts)
+            + ". The closer to 1, the less any model can gain over another.")
+
+
 def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: pd.DataFrame,
                    model: str = "emm") -> str:
     """Plain words, computed from the tables: where EMM beats its best baseline and where not,

@@ -209,3 +209,12 @@ def test_coverage_counts_points_with_every_planned_model():
     cov = sweep_report.coverage(pd.DataFrame(rows), g, ["relatedness", "task_count"]).set_index("axis")
     assert cov.loc["relatedness"].tolist() == [len(pts), 1, 1, len(g["seeds"])]
     assert cov.loc["task_count", "points_run"] == 0 and cov.loc["task_count", "seeds"] == 0
+
+
+def test_headroom_reports_the_auc_range_per_generator():
+    from emm_lib import sweep_report
+
+    runs = pd.DataFrame({"generator": ["synthetic"] * 3, "dataset": ["a", "a", "b"], "model": ["emm", "mmoe", "emm"],
+                         "task": "t1", "metric": "test_auc", "value": [0.95, 0.99, 0.97]})
+    assert "synthetic 0.950–0.990 (median 0.970)" in sweep_report.headroom(runs)
+    assert sweep_report.headroom(runs.iloc[:0]) == ""
