@@ -6,6 +6,7 @@ git_commit, torch_version, device, plus free-form ``settings`` (JSON) and a UTC 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import fcntl
 import json
 import os
@@ -33,8 +34,12 @@ COLUMNS = ["dataset", "profile", "model", "task", "seed", "metric", "value", "be
            "train_seconds", "git_commit", "torch_version", "device", "settings", "timestamp"]
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or ``unknown``.
+
+    Read once per process (the study pins it before its first run): a checkout that moves while a
+    long study runs does not relabel the rows of code loaded before the move."""
     try:
         root = repo_root()
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
-from . import config
+from . import config, results
 from .runs import Artifacts, Run, claim, is_done, split_seed, write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,7 +108,7 @@ def _build(run: Run, ds, st: "StudySettings", trained: dict | None):
 
 def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
     """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
-    from . import protocol, results
+    from . import protocol
     from . import sweep
     from .study import dataset_key, load_dataset
     from .train import evaluate, fit, predict
@@ -197,6 +197,7 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
     todo = [r for r in runs if not _done(r, st)]
     if not todo:
         return 0
+    results.git_commit()  # pinned for this process: every row it writes names the code it loaded
     if require_trained:
         missing = [r for r in todo if r.is_trained_model]
         if missing:

@@ -19,6 +19,7 @@ averaged over the validation split (Eq. 2 task gate, Eq. 3 fusion gate, MTM atte
 from __future__ import annotations
 
 import dataclasses
+import sys
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -225,6 +226,16 @@ def _head(split, n: int = _EVAL_ROWS):
     return split if len(split) <= n else split.subset(torch.arange(n))
 
 
+def process_peak_rss_mb() -> float | None:
+    """The process's memory high-water mark so far (MB; Linux/macOS), data generation included."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def measure(run: Run, model, ds: "Dataset", st: "StudySettings") -> tuple[dict, pd.DataFrame | None]:
     """Efficiency settings of a run (parameters, inference rows/s on test rows) and, for EMM,
     its gate weights on the validation split (:func:`gate_weights`)."""
@@ -233,7 +244,8 @@ def measure(run: Run, model, ds: "Dataset", st: "StudySettings") -> tuple[dict, 
     counts = parameter_counts(model)
     rate = inference_rows_per_second(model, _head(ds.test), passes=5, warmup=1, device=st.device)
     eff = {"params_total": counts["total"], "params_trainable": counts["trainable"],
-           "inference_rows_per_s": round(float(rate), 1), "inference_rows": min(len(ds.test), _EVAL_ROWS)}
+           "inference_rows_per_s": round(float(rate), 1), "inference_rows": min(len(ds.test), _EVAL_ROWS),
+           "process_peak_rss_mb": process_peak_rss_mb()}
     gates = None if run.is_trained_model or config.VARIANTS[run.label][0] != "emm" else gate_weights(model, ds.val)
     return eff, gates
 

@@ -116,9 +116,10 @@ def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (generator, rows, tasks, shape, model), means over seeds and correlations: trainable and
     total parameters, inference rows/s, and seconds to obtain the model without and with the
-    trained single-task models (which EMM reuses)."""
+    trained single-task models (which EMM reuses); the largest process memory high-water mark seen
+    at the end of such a run (recorded from this commit on; data generation included)."""
     r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").copy()
-    for k in ("params_total", "params_trainable", "inference_rows_per_s"):
+    for k in ("params_total", "params_trainable", "inference_rows_per_s", "process_peak_rss_mb"):
         r[k] = pd.to_numeric(_settings(r, k), errors="coerce")
     single = r[r.model.str.split(":").str[0].isin(config.TM_SHAPES)]
     multi = r[~r.index.isin(single.index)]
@@ -128,7 +129,8 @@ def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     out = multi.groupby(group, sort=True).agg(
         params_trainable=("params_trainable", "mean"), params_total=("params_total", "mean"),
         inference_rows_per_s=("inference_rows_per_s", "mean"), seconds_model=("seconds_model", "mean"),
-        seconds_with_single_task=("seconds_with_single_task", "mean"), runs=("seed", "count")).reset_index()
+        seconds_with_single_task=("seconds_with_single_task", "mean"),
+        peak_rss_mb=("process_peak_rss_mb", "max"), runs=("seed", "count")).reset_index()
     tm = (single.assign(model="single-task models (all)").groupby(["dataset", "seed"] + group[:-1] + ["model"])
           .agg(params_trainable=("params_trainable", "sum"), params_total=("params_total", "sum"),
                seconds_model=("train_seconds", "sum")).reset_index()

@@ -201,3 +201,15 @@ def test_pair_variances_carry_the_results_labels(tmp_path):
     analysis.write_pair_variances(st.out_dir)
     pv = analysis.read_pair_variances(st.out_dir, df)
     assert {"emm", "emm:soft"} <= set(pv.model_a) | set(pv.model_b)
+
+
+def test_git_commit_is_read_once_per_process(monkeypatch):
+    """A checkout that moves while a long study runs must not relabel rows of the code already loaded."""
+    import subprocess
+
+    from emm_lib import results
+
+    results.git_commit.cache_clear()
+    first = results.git_commit()
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("git asked again")))
+    assert results.git_commit() == first
