@@ -13,6 +13,8 @@ Three measures, each a small function:
 """
 from __future__ import annotations
 
+import sys
+
 import statistics
 import time
 from typing import Iterable, Mapping
@@ -26,7 +28,8 @@ from .data.types import Split
 from .models.summary import parameter_table
 from .utils import resolve_device
 
-__all__ = ["parameter_counts", "parameter_table", "inference_rows_per_second", "training_wall_time", "REUSING"]
+__all__ = ["parameter_counts", "parameter_table", "inference_rows_per_second", "training_wall_time", "REUSING",
+           "process_peak_rss_mb"]
 
 # Study labels (emm_lib.study.VARIANTS) whose components start from the trained single-task models.
 REUSING = tuple(label for label, (kind, opts) in config.VARIANTS.items()
@@ -105,3 +108,13 @@ def training_wall_time(runs: pd.DataFrame, single_task: pd.DataFrame,
     out["seconds_single_task"] = out.seconds_single_task.where(uses, 0.0).astype(float)
     out["seconds_with_single_task"] = out.seconds_model + out.seconds_single_task
     return out.reset_index(drop=True)
+
+
+def process_peak_rss_mb() -> float | None:
+    """The process's memory high-water mark so far (MB; Linux/macOS), data generation included."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)

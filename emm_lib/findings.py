@@ -25,7 +25,7 @@ def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
     per = runs.drop_duplicates(["dataset", "model", "seed"]).groupby("git_commit").size()
     if len(per) < 2:
         return ""
-    text = ("**Two code versions.** The runs come from commits "
+    text = (f"**{len(per)} code versions.** The runs come from commits "
             + ", ".join(f"`{c}` ({n} runs)" for c, n in per.items()) + ".")
     if check is None or check.empty:
         return text + " No run was repeated at both commits."
@@ -34,8 +34,8 @@ def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
     same = bool((t[single].difference == 0).all()) if single.any() else None
     multi = t[~single]
     text += (f" Rerunning seed {', '.join(map(str, sorted(t.seed.unique())))} at "
-             f"`{t.git_commit_new.iloc[0]}` (whose tiny-profile numbers equal those of the later of the "
-             "two, bit for bit: `tests/test_bit_identical.py`): ")
+             f"`{t.git_commit_new.iloc[0]}` (whose tiny-profile numbers equal those of the latest "
+             "of them, bit for bit: `tests/test_bit_identical.py`): ")
     if same is not None:
         text += ("the single-task models are bit-identical; " if same
                  else "the single-task models differ; ")

@@ -19,7 +19,6 @@ averaged over the validation split (Eq. 2 task gate, Eq. 3 fusion gate, MTM atte
 from __future__ import annotations
 
 import dataclasses
-import sys
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -80,9 +79,14 @@ def parse(data: str) -> dict[str, Any]:
 
 
 def dataset_key(run: Run) -> str:
-    """The ``dataset`` column of a sweep run: its point, with ``/<k>-tasks`` for k != 2 tasks."""
-    gen, _, rest = run.data.partition("/")
-    return "/".join([gen] + ([f"{run.n_tasks}-tasks"] if run.n_tasks != 2 else []) + [rest])
+    """The ``dataset`` column of a sweep run (:func:`point_key` of its point and task count)."""
+    return point_key(run.data, run.n_tasks)
+
+
+def point_key(data: str, n_tasks: int) -> str:
+    """The ``dataset`` column of a point: its data, with ``/<k>-tasks`` for k != 2 tasks."""
+    gen, _, rest = data.partition("/")
+    return "/".join([gen] + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []) + [rest])
 
 
 def _models(g: dict, n_tasks: int, models: Sequence[str]) -> list[str]:
@@ -226,20 +230,10 @@ def _head(split, n: int = _EVAL_ROWS):
     return split if len(split) <= n else split.subset(torch.arange(n))
 
 
-def process_peak_rss_mb() -> float | None:
-    """The process's memory high-water mark so far (MB; Linux/macOS), data generation included."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
-
-
 def measure(run: Run, model, ds: "Dataset", st: "StudySettings") -> tuple[dict, pd.DataFrame | None]:
     """Efficiency settings of a run (parameters, inference rows/s on test rows) and, for EMM,
     its gate weights on the validation split (:func:`gate_weights`)."""
-    from .efficiency import inference_rows_per_second, parameter_counts
+    from .efficiency import inference_rows_per_second, parameter_counts, process_peak_rss_mb
 
     counts = parameter_counts(model)
     rate = inference_rows_per_second(model, _head(ds.test), passes=5, warmup=1, device=st.device)

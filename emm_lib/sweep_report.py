@@ -21,7 +21,7 @@ from scipy import stats as _st
 from . import analysis, config, stats
 from .efficiency import training_wall_time
 from .runs import Run
-from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, points
+from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, point_key, points
 
 __all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "efficiency", "gate_recovery",
            "recommendation"]
@@ -90,8 +90,7 @@ def coverage(runs: pd.DataFrame, g: dict, axes: Sequence[str]) -> pd.DataFrame:
     for axis in axes:
         pts, seeds = points(g, [axis]), []
         for _, data, k, labels in pts:
-            gen, _, rest = data.partition("/")
-            key = "/".join([gen] + ([f"{k}-tasks"] if k != 2 else []) + [rest])
+            key = point_key(data, k)
             if key in have.index and set(labels) <= have.at[key, "models"]:
                 seeds.append(int(have.at[key, "seeds"]))
         rows.append({"axis": axis, "points": len(pts), "points_run": len(seeds),

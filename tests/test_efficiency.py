@@ -79,3 +79,15 @@ def test_training_wall_time_with_and_without_single_task_models():
         efficiency.training_wall_time(runs, st[st.seed == 0])
     with pytest.raises(ValueError, match="lacks columns"):
         efficiency.training_wall_time(runs.drop(columns="train_seconds"), st)
+
+
+def test_process_peak_rss_grows_with_an_allocation():
+    """In a fresh process (the high-water mark of this one may already be higher), 800 MB show."""
+    import subprocess
+    import sys
+
+    code = ("from emm_lib.efficiency import process_peak_rss_mb as p; import numpy as np; a = p(); "
+            "b = np.ones(800 * 2**20 // 8); print(a, p())")
+    before, after = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True).stdout.split())
+    assert before > 0 and after - before > 400  # import-time peaks may hide part of it
