@@ -111,7 +111,9 @@ def training_wall_time(runs: pd.DataFrame, single_task: pd.DataFrame,
 
 
 def process_peak_rss_mb() -> float | None:
-    """The process's memory high-water mark so far (MB; Linux/macOS), data generation included."""
+    """The process's memory high-water mark so far (MB; Linux/macOS), data generation included.
+    On Linux a child process starts from its parent's mark at fork: start runs from a small parent
+    (a shell, ``python -m emm_lib.study``, a Ray worker) for the number to be the run's own."""
     try:
         import resource
     except ImportError:  # Windows

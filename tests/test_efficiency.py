@@ -82,12 +82,13 @@ def test_training_wall_time_with_and_without_single_task_models():
 
 
 def test_process_peak_rss_grows_with_an_allocation():
-    """In a fresh process (the high-water mark of this one may already be higher), 800 MB show."""
+    """A fresh process's high-water mark rises by an allocation above it. On Linux a child starts
+    from its parent's mark at fork (kept across exec), so the child allocates 500 MB more than that."""
     import subprocess
     import sys
 
     code = ("from emm_lib.efficiency import process_peak_rss_mb as p; import numpy as np; a = p(); "
-            "b = np.ones(800 * 2**20 // 8); print(a, p())")
+            "b = np.ones(int((a + 500) * 2**20) // 8); print(a, p())")
     before, after = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                               check=True).stdout.split())
-    assert before > 0 and after - before > 400  # import-time peaks may hide part of it
+    assert before > 0 and after - before > 300  # what the imports held counts against the 500 MB

@@ -176,6 +176,12 @@ def test_report_tables_and_recommendation(micro):
     assert {"mtm_partner", "task_gate_model0", "partner_max"} <= set(rec.columns)
     text = sweep_report.recommendation({"relatedness": rel}, eff, rec)
     assert "1 seed" in text and "task correlation" in text and "inference rows/s" in text
+    # One short axis beside a complete one: the caveat names that axis only, and it gets no verdict.
+    text = sweep_report.recommendation({"relatedness": rel.assign(n_seeds=3), "data_size": rel}, eff, rec)
+    assert "no confidence interval, so no regime" not in text
+    short = [line for line in text.split("\n\n") if line.startswith("Along training rows")]
+    assert len(short) == 1 and "1 seed per point so far" in short[0] and "no verdict yet" in short[0]
+    assert "Along task correlation: emm is" in text
 
 
 def test_bad_grids_and_points_are_named(monkeypatch):
