@@ -70,7 +70,7 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
     pv = pair_var if pair_var is not None else pd.DataFrame(columns=["dataset", "seed", "task", "model_a",
                                                                       "model_b", "var_diff"])
     v = authors.view(df, dataset, rungs)
-    if v.empty:
+    if v.empty or not (v.model == "emm").any():  # nothing, or a ladder in progress before its first EMM
         return pd.DataFrame()
     task = task or _first_task(v)
     has_emm = set(v[v.model == "emm"].dataset)
@@ -138,15 +138,20 @@ def _flags(names: Sequence[str]) -> str:
     return ", ".join(f"`{n}`" for n in names) if names else "no flag"
 
 
-def answer(t: pd.DataFrame, dataset: str = "census") -> str:
+def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | None = None) -> str:
     """Plain words, generated from :func:`table`: which deviation, if any, produces the paper's picture
-    (weak trained models, EMM gaining on them); if none does, what remains unexplained."""
+    (weak trained models, EMM gaining on them); if none does, what remains unexplained. ``planned``:
+    the rungs meant to run (a ladder in progress says which are still missing)."""
     if t.empty:
         return "No rung has results yet, so the question cannot be answered from data."
     n = int(t.n_seeds.min())
     lines = [f"Measured on {dataset} ({n} seed{'s' if n != 1 else ''} per rung at least"
              + ("; one seed gives no confidence interval, so no difference can be called real" if n < 2 else "")
              + ")."]
+    missing = [r for r in (planned or []) if r not in set(t.rung)]
+    if missing:
+        lines.append(f"**The ladder is in progress**: {_flags(missing)} have no EMM results yet, so what follows "
+                     f"covers only {_flags(t.rung)}.")
     hits = t[t.paper_picture]
     if hits.empty:
         lines.append("**No rung reproduces the paper's picture** (weak trained models and EMM gaining on them).")
