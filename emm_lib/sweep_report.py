@@ -154,8 +154,15 @@ def gate_recovery(gates: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([mtm, tg, pw], axis=1).reset_index()
 
 
+def _num(x) -> str:
+    """An axis value in words: 0.25, 6, 1,000,000 (row counts with separators, not 1e+06)."""
+    if not isinstance(x, (int, float, np.integer, np.floating)):
+        return str(x)
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1000 else f"{x:g}"
+
+
 def _fmt(xs: Sequence) -> str:
-    xs = [f"{x:g}" if isinstance(x, (int, float, np.integer, np.floating)) else str(x) for x in xs]
+    xs = [_num(x) for x in xs]
     return ", ".join(xs) if xs else "none"
 
 
@@ -211,8 +218,8 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
                           ("better on some tasks and worse on others", r["mixed"]),
                           ("not detectably different", r["no detectable difference"])) if v)
         lines.append(f"Along {what[axis]}: {model} is {said} ({span}).")
-        worth += [f"{what[axis]} = {x:g}" if not isinstance(x, str) else f"{what[axis]} = {x}" for x in r["better"]]
-        not_worth += [f"{what[axis]} = {x:g}" if not isinstance(x, str) else f"{what[axis]} = {x}" for x in r["worse"]]
+        worth += [f"{what[axis]} = {_num(x)}" for x in r["better"]]
+        not_worth += [f"{what[axis]} = {_num(x)}" for x in r["worse"]]
     if worth:
         lines.append("Use EMM for accuracy where it was better: " + "; ".join(worth) + ".")
     if not_worth:
