@@ -126,11 +126,17 @@ def picture(t: pd.DataFrame, dataset: str) -> pd.DataFrame:
     words = []
     for weak, g in zip(t.weak_tm, gains):
         tm = {True: "weak trained models", False: "strong trained models"}.get(weak, "trained models not judged")
-        em = {"better": "EMM gains on them", "worse": "EMM falls below them"}.get(g, "no detectable gain")
+        em = {"better": "EMM gains on them", "worse": "EMM falls below them"}.get(
+            g, "EMM's gain not tested" if str(g).startswith("not") else "no detectable gain")
         words.append(f"{tm}, {em}")
     t["picture"] = words
     t["paper_picture"] = [w is True and g == "better" for w, g in zip(t.weak_tm, gains)]
     return t
+
+
+def _verdict(v) -> str:
+    """A verdict for a parenthesis: "not tested (fewer than 2 seeds)" -> "not tested: fewer than 2 seeds"."""
+    return "n/a" if not isinstance(v, str) else v.replace(" (", ": ").rstrip(")") if v.startswith("not") else v
 
 
 def _flags(names: Sequence[str]) -> str:
@@ -153,7 +159,10 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
         lines.append(f"**The ladder is in progress**: {_flags(missing)} have no EMM results yet, so what follows "
                      f"covers only {_flags(t.rung)}.")
     hits = t[t.paper_picture]
-    if hits.empty:
+    if n < 2:  # point estimates only: neither "reproduces" nor "remains unexplained" can be said yet
+        lines.append("**No verdict yet**: whether a rung reproduces the paper's picture (weak trained models and "
+                     "EMM gaining on them) needs at least two seeds per rung. The point estimates so far:")
+    elif hits.empty:
         lines.append("**No rung reproduces the paper's picture** (weak trained models and EMM gaining on them).")
         weak = t[t.weak_tm == True]  # noqa: E712
         gains = t[t.get("gain_verdict", pd.Series(dtype=str)) == "better"]
@@ -167,7 +176,7 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
                          "protocol's trained models are not above the paper's, or rung `ours` is missing.")
         elif not len(weak) and not len(gains):
             lines.append("No deviation replayed here weakens the trained models or lets EMM gain on them.")
-        if dataset.startswith("census"):
+        if dataset.startswith("census") and not missing:
             lines.append("What remains unexplained: " + (
                 "EMM's gain on its trained models" if len(weak) else
                 "both the paper's weak trained models (0.930 and 0.907) and EMM's gain")
@@ -187,8 +196,8 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
     for r in t.itertuples():
         vb = getattr(r, "vs_best", np.nan)
         lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {getattr(r, 'gain', np.nan):+.4f} "
-                     f"({getattr(r, 'gain_verdict', 'n/a')}), EMM − {getattr(r, 'comparator', 'best baseline')} "
-                     f"{vb:+.4f} ({getattr(r, 'vs_best_verdict', 'n/a')}): {r.picture}.")
+                     f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {getattr(r, 'comparator', 'best baseline')} "
+                     f"{vb:+.4f} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
     return "\n".join(lines)
 
 
@@ -246,8 +255,8 @@ def pretty(t: pd.DataFrame) -> pd.DataFrame:
     for _, r in t.iterrows():
         rows.append({"rung": r.rung, "turns off": ", ".join(r.off) or "–", "seeds": int(r.n_seeds),
                      "TM-1": cell(r, "tm1"), "TM-2": cell(r, "tm2"), "EMM": cell(r, "emm"),
-                     "gain over TM mean": cell(r, "gain", "+") + f" ({r.get('gain_verdict', 'n/a')})",
+                     "gain over TM mean": cell(r, "gain", "+") + f" ({_verdict(r.get('gain_verdict'))})",
                      "EMM − best baseline": cell(r, "vs_best", "+")
-                     + f" vs {r.get('comparator', '?')} ({r.get('vs_best_verdict', 'n/a')})",
+                     + f" vs {r.get('comparator', '?')} ({_verdict(r.get('vs_best_verdict'))})",
                      "picture": r.picture})
     return pd.DataFrame(rows).set_index("rung")

@@ -150,6 +150,9 @@ def test_tiny_replay_runs_end_to_end_shares_runs_and_resumes(st):
     text = ladder.answer(part, "synthetic", planned=RUNGS3)
     assert "in progress" in text and "`published`, `ours` have no EMM results yet" in text
     assert "in progress" not in ladder.answer(tab, "synthetic", planned=RUNGS3)
+    one = ladder.table(df[df.seed == 0], "synthetic", RUNGS3, pv)  # one seed: estimates, no verdict
+    text = ladder.answer(one, "synthetic", planned=RUNGS3)
+    assert "No verdict yet" in text and "No rung reproduces" not in text and "no detectable gain" not in text
 
 
 def test_changed_rung_settings_stop_the_resume(st):
@@ -205,7 +208,7 @@ def test_the_limitations_chapter_names_every_flag():
 
 
 def test_weak_trained_models_are_not_judged_when_ours_is_below_the_paper():
-    t = pd.DataFrame({"rung": ["published", "ours"], "off": [[], ["x"]], "on": [[], []], "n_seeds": [1, 1],
+    t = pd.DataFrame({"rung": ["published", "ours"], "off": [[], ["x"]], "on": [[], []], "n_seeds": [2, 2],
                       "tm_mean": [0.6, 0.5], "emm": [0.6, 0.5], "gain_verdict": ["no detectable difference"] * 2,
                       "task": ["income"] * 2})
     p = ladder.picture(t, "census")  # tiny budgets: ours (0.5) is below the paper's TM mean (0.919)
