@@ -150,20 +150,26 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
     the rungs meant to run (a ladder in progress says which are still missing)."""
     if t.empty:
         return "No rung has results yet, so the question cannot be answered from data."
-    n = int(t.n_seeds.min())
-    lines = [f"Measured on {dataset} ({n} seed{'s' if n != 1 else ''} per rung at least"
-             + ("; one seed gives no confidence interval, so no difference can be called real" if n < 2 else "")
+    n, hi = int(t.n_seeds.min()), int(t.n_seeds.max())
+    lines = [f"Measured on {dataset} ({n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
+             + ("; one seed gives no confidence interval, so no difference can be called real" if hi < 2 else "")
              + ")."]
     missing = [r for r in (planned or []) if r not in set(t.rung)]
     if missing:
         lines.append(f"**The ladder is in progress**: {_flags(missing)} have no EMM results yet, so what follows "
                      f"covers only {_flags(t.rung)}.")
     hits = t[t.paper_picture]
-    if n < 2:  # point estimates only: neither "reproduces" nor "remains unexplained" can be said yet
+    untested = list(t.rung[t.n_seeds < 2])
+    if untested and len(untested) < len(t):
+        lines.append(f"{_flags(untested)} {'has' if len(untested) == 1 else 'have'} one seed so far: point "
+                     "estimates only, no verdict there.")
+    complete = not missing and not untested
+    if int(t.n_seeds.max()) < 2:  # estimates only: neither "reproduces" nor "remains unexplained" can be said
         lines.append("**No verdict yet**: whether a rung reproduces the paper's picture (weak trained models and "
                      "EMM gaining on them) needs at least two seeds per rung. The point estimates so far:")
     elif hits.empty:
-        lines.append("**No rung reproduces the paper's picture** (weak trained models and EMM gaining on them).")
+        lines.append(("**No rung reproduces" if complete else "**No rung tested so far reproduces")
+                     + " the paper's picture** (weak trained models and EMM gaining on them).")
         weak = t[t.weak_tm == True]  # noqa: E712
         gains = t[t.get("gain_verdict", pd.Series(dtype=str)) == "better"]
         if len(weak):
@@ -176,7 +182,7 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
                          "protocol's trained models are not above the paper's, or rung `ours` is missing.")
         elif not len(weak) and not len(gains):
             lines.append("No deviation replayed here weakens the trained models or lets EMM gain on them.")
-        if dataset.startswith("census") and not missing:
+        if dataset.startswith("census") and complete:
             lines.append("What remains unexplained: " + (
                 "EMM's gain on its trained models" if len(weak) else
                 "both the paper's weak trained models (0.930 and 0.907) and EMM's gain")

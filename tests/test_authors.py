@@ -153,6 +153,10 @@ def test_tiny_replay_runs_end_to_end_shares_runs_and_resumes(st):
     one = ladder.table(df[df.seed == 0], "synthetic", RUNGS3, pv)  # one seed: estimates, no verdict
     text = ladder.answer(one, "synthetic", planned=RUNGS3)
     assert "No verdict yet" in text and "No rung reproduces" not in text and "no detectable gain" not in text
+    mixed = ladder.table(df[(df.seed == 0) | (df.dataset == "synthetic/rung-paper")], "synthetic", RUNGS3, pv)
+    text = ladder.answer(mixed, "synthetic", planned=RUNGS3)  # paper at 2 seeds, the others at 1
+    assert "1 to 2 seeds per rung" in text and "`published`, `ours` have one seed so far" in text
+    assert "No verdict yet" not in text
 
 
 def test_changed_rung_settings_stop_the_resume(st):
