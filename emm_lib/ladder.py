@@ -19,7 +19,7 @@ from scipy import stats as _st
 
 from . import authors, config, protocol, stats
 
-__all__ = ["PAPER", "of", "table", "picture", "answer", "pretty", "published_code", "agreement"]
+__all__ = ["PAPER", "of", "table", "picture", "answer", "headline", "pretty", "published_code", "agreement"]
 
 _T1 = config.PAPER_TABLES["table1_census"]
 #: The paper's Census Table I values the ladder is measured against (income AUC).
@@ -205,6 +205,30 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
                      f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {getattr(r, 'comparator', 'best baseline')} "
                      f"{vb:+.4f} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
     return "\n".join(lines)
+
+
+def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
+    """:func:`answer` in one plain-text paragraph for the landing page (no Markdown: it is quoted
+    with ``{glue:text}``): how far the ladder is, then the verdict or, before one, the estimates."""
+    if t.empty:
+        return "No answer yet: the full replay ladder (paper profile) has not been run."
+    n, hi = int(t.n_seeds.min()), int(t.n_seeds.max())
+    missing = [r for r in (planned or []) if r not in set(t.rung)]
+    seeds = f"{n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
+    out = [f"In progress ({len(t)} of {len(t) + len(missing)} rungs, {seeds})." if missing or n < 2
+           else f"Complete ({len(t)} rungs, {seeds})."]
+    hits = list(t.rung[t.paper_picture])
+    if hi < 2:
+        out.append("No verdict yet; point estimates: " + "; ".join(
+            f"at '{r.rung}' the trained models' mean {r.tm_mean:.3f} and EMM {r.emm:.3f} ({r.gain:+.3f})"
+            for r in t.itertuples() if np.isfinite(getattr(r, "gain", np.nan))) + ".")
+    elif hits:
+        out.append("The paper's picture (weak trained models, EMM gaining on them) appears at "
+                   + ", ".join(f"'{h}'" for h in hits) + "; the rest of the ladder shows where it goes (chapter 8).")
+    else:
+        out.append(("No rung" if not missing and n >= 2 else "No rung tested so far")
+                   + " reproduces the paper's picture (weak trained models, EMM gaining on them).")
+    return " ".join(out)
 
 
 def published_code(path: str | Path) -> pd.DataFrame | None:

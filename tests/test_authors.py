@@ -157,6 +157,12 @@ def test_tiny_replay_runs_end_to_end_shares_runs_and_resumes(st):
     text = ladder.answer(mixed, "synthetic", planned=RUNGS3)  # paper at 2 seeds, the others at 1
     assert "1 to 2 seeds per rung" in text and "`published`, `ours` have one seed so far" in text
     assert "No verdict yet" not in text
+    line = ladder.headline(one, planned=RUNGS3)  # the landing page's plain-text version
+    assert line.startswith("In progress (3 of 3 rungs, 1 seed per rung)") and "No verdict yet" in line
+    assert "`" not in line and "**" not in line and "\n" not in line
+    assert "reproduces the paper's picture" in ladder.headline(tab, planned=RUNGS3) or "appears at" in \
+        ladder.headline(tab, planned=RUNGS3)
+    assert ladder.headline(pd.DataFrame()).startswith("No answer yet")
 
 
 def test_changed_rung_settings_stop_the_resume(st):
@@ -180,6 +186,9 @@ def test_picture_and_answer_on_a_hand_made_ladder():
     assert list(p.paper_picture) == [True, False, False]
     text = ladder.answer(p, "census")
     assert "appears at `paper`" in text and "`final_epoch_weights`" in text and "removes it" in text
+    assert ladder.headline(p, planned=["paper", "published", "ours"]) == (
+        "Complete (3 rungs, 5 seeds per rung). The paper's picture (weak trained models, EMM gaining on them) "
+        "appears at 'paper'; the rest of the ladder shows where it goes (chapter 8).")
     none = ladder.answer(ladder.picture(t.assign(gain_verdict="no detectable difference"), "census"), "census")
     assert "No rung reproduces" in none and "not EMM's gain" in none
 
