@@ -86,8 +86,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
             try:
                 _write(run, st, ray.get(ready[0]))
                 trained_count += 1
-                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.features}) seed {run.seed} "
-                    f"in {time.perf_counter() - t0:.1f}s (ray)")
+                log(f"  {run} in {time.perf_counter() - t0:.1f}s (ray)")
             finally:
                 stack.close()
     return trained_count

@@ -230,8 +230,7 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
                 _write(run, st, execute(run, st, trained))
                 trained_count += 1
                 progressed = True
-                log(f"  {run.experiment}: {run.label} ({run.n_tasks} tasks, {run.data or run.features}) seed {run.seed} "
-                    f"in {time.perf_counter() - t0:.1f}s")
+                log(f"  {run} in {time.perf_counter() - t0:.1f}s")
         todo = waiting
         if todo and not progressed:  # everything left is claimed by another process, or waits on it
             time.sleep(poll_seconds)

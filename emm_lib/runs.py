@@ -72,6 +72,11 @@ class Run:
         """A run of the protocol replay (``config.AUTHORS_PROTOCOL``): its rung names its data key."""
         return self.experiment == AUTHORS_EXPERIMENT
 
+    def __str__(self) -> str:
+        """For progress logs: ``table1: emm (2 tasks, paper) seed 0``, with the rung for the replay."""
+        rung = f", rung {self.rung}" if self.replays_protocol else ""
+        return f"{self.experiment}: {self.label} ({self.n_tasks} tasks, {self.data or self.features}{rung}) seed {self.seed}"
+
 
 @dataclass
 class Artifacts:

@@ -262,3 +262,9 @@ def test_cli_runs_the_replay_and_writes_its_variances(tmp_path, capsys):
     assert (out / authors.PAIR_VARIANCES).exists() and str(out / authors.PAIR_VARIANCES) in capsys.readouterr().out
     with pytest.raises(SystemExit):
         study.main(["authors", "--models", "emm", "--profile", "tiny", "--results-dir", str(tmp_path)])
+
+
+def test_progress_logs_name_the_rung():
+    assert str(Run(authors.EXPERIMENT, "emm", 3, rung="published")) == \
+        "authors_protocol: emm (2 tasks, paper, rung published) seed 3"
+    assert "rung" not in str(Run("table1", "emm", 0))
