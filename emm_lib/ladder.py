@@ -265,10 +265,14 @@ def agreement(t: pd.DataFrame, pub: pd.DataFrame | None, rung: str = "published"
             out.append(f"{model}: no published-code run.")
             continue
         p = p.iloc[0]
+        head = (f"{model} {task}: ours {r[ours]:.4f} vs published code {p['mean']:.4f} "
+                f"[{p['min']:.4f}, {p['max']:.4f}] over {int(p['n'])} seed(s): ")
+        if not np.isfinite(r.get(f"{ours}_lo", np.nan)) and p["n"] < 2:
+            out.append(head + f"one seed on each side, no spread to judge a difference of {r[ours] - p['mean']:+.4f} "
+                       "by yet.")
+            continue
         inside = (r[f"{ours}_lo"] <= p["mean"] <= r[f"{ours}_hi"]) or (p["min"] <= r[ours] <= p["max"])
-        out.append(f"{model} {task}: ours {r[ours]:.4f} vs published code {p['mean']:.4f} "
-                   f"[{p['min']:.4f}, {p['max']:.4f}] over {int(p['n'])} seed(s): "
-                   + ("agrees within the spread." if inside else "**differs** beyond the spread."))
+        out.append(head + ("agrees within the spread." if inside else "**differs** beyond the spread."))
     return " ".join(out)
 
 

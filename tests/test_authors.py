@@ -205,6 +205,9 @@ def test_published_code_csv_is_read_or_reported_missing(tmp_path):
                       "tm1_hi": [0.948]})
     assert "agrees within the spread" in ladder.agreement(t, pub)
     assert "differs" in ladder.agreement(t.assign(tm1=0.93, tm1_lo=0.925, tm1_hi=0.935), pub)
+    one = ladder.published_code(f).assign(n=1, min=0.94, max=0.94, mean=0.94)  # one seed each: no verdict
+    text = ladder.agreement(t.assign(tm1_lo=np.nan, tm1_hi=np.nan), one)
+    assert "no spread to judge a difference of +0.0040" in text and "differs" not in text
     pd.DataFrame({"seed": [0]}).to_csv(f, index=False)
     with pytest.raises(ValueError, match="lacks columns"):
         ladder.published_code(f)
