@@ -88,7 +88,8 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
         prev = flags
         for m, name in ((f"tm1:{task}", "tm1"), (f"tm2:{task}", "tm2"), ("tm_mean", "tm_mean"), ("emm", "emm")):
             row[name], row[f"{name}_lo"], row[f"{name}_hi"], n = _level(v, pv, key, m, task)
-            row["n_seeds"] = max(row.get("n_seeds", 0), n)
+            if name == "emm":  # the rung's verdicts rest on EMM's seeds (its trained models may be ahead)
+                row["n_seeds"] = n
         for name, cmp in (("gain", gain), ("vs_best", best)):
             c = cmp[(cmp.dataset == key) & (cmp.task == task)] if len(cmp) else cmp
             if len(c):

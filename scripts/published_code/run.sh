@@ -40,7 +40,7 @@ done
 (cd data/census-income && "$PY" preprocess_census.py)
 touch .prepared
 else
-  cd "$D"; echo "resuming $D: $(ls out/result_*.txt 2>/dev/null | wc -l) of 5 models done"
+  cd "$D"; echo "resuming $D: $(grep -l '^test_result' out/result_*.txt 2>/dev/null | wc -l) of 5 models finished"
 fi
 done_run() { [ -f "out/result_$1.txt" ] && grep -q '^test_result' "out/result_$1.txt"; }
 
