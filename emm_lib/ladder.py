@@ -220,9 +220,10 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
            else f"Complete ({len(t)} rungs, {seeds})."]
     hits = list(t.rung[t.paper_picture])
     if hi < 2:
+        ends = t[t.rung.isin(["paper", "published", "ours"])] if t.rung.isin(["paper", "ours"]).any() else t
         out.append("No verdict yet; point estimates: " + "; ".join(
             f"at '{r.rung}' the trained models' mean {r.tm_mean:.3f} and EMM {r.emm:.3f} ({r.gain:+.3f})"
-            for r in t.itertuples() if np.isfinite(getattr(r, "gain", np.nan))) + ".")
+            for r in ends.itertuples() if np.isfinite(getattr(r, "gain", np.nan))) + ".")
     elif hits:
         out.append("The paper's picture (weak trained models, EMM gaining on them) appears at "
                    + ", ".join(f"'{h}'" for h in hits) + "; the rest of the ladder shows where it goes (chapter 8).")
