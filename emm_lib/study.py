@@ -30,7 +30,8 @@ from .run_settings import (StudySettings, checkpoint_path, checkpoint_path_of, d
 from .run_settings import logger as _logger
 from .runner import execute_plan, plan
 from .runs import Run, split_seed
-from .tables import compute_cost, paired_test, paper_table, pretty, summarize, table_with_gain  # noqa: F401
+from .tables import (compute_cost, paired_test, paper_table, pretty, study_tables, summarize,  # noqa: F401
+                     table_with_gain)
 
 __all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_experiment", "run_experiments",
            "EXPERIMENTS", "VARIANTS", "dataset_key", "dataset_key_of", "experiment_tasks", "summarize",

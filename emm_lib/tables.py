@@ -4,13 +4,22 @@ column, "mean ± std" strings, the paper's own numbers, a paired t-test and trai
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from . import config
+from . import config, results
 
-__all__ = ["summarize", "table_with_gain", "pretty", "paper_table", "paired_test", "compute_cost"]
+__all__ = ["study_tables", "summarize", "table_with_gain", "pretty", "paper_table", "paired_test", "compute_cost"]
+
+
+def study_tables(out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The Census study's results tables in ``out_dir`` (``single_task`` and ``config.EXPERIMENTS``),
+    by name. The synthetic sweep and the protocol replay write their own tables (chapters 8 and 9),
+    and ``published_code.csv`` is not a results table, so none of them is read here."""
+    names = ("single_task", *config.EXPERIMENTS)
+    return {n: results.read(Path(out_dir) / f"{n}.csv") for n in names if (Path(out_dir) / f"{n}.csv").exists()}
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:

@@ -180,3 +180,15 @@ def test_build_model_unknown_setting_is_a_clear_error():
     spec = FeatureSpec((SparseFeature("x", 4),), ())
     with pytest.raises(ValueError, match="Unknown setting"):
         build_model("single_task", spec, ("a",), widht=3)
+
+
+def test_study_tables_reads_the_census_experiments_only(tmp_path):
+    """Chapter 7's tables: the replay, the sweep and the published code's CSV have their own chapters."""
+    from emm_lib import tables
+
+    for name in ("table1", "authors_protocol", "synthetic"):
+        results.append(tmp_path / f"{name}.csv", results.make_rows(
+            dataset=f"census/{name}", profile="paper", model="emm", seed=0, metrics={"test_auc": {"income": 0.9}}))
+    (tmp_path / "published_code.csv").write_text("commit,seed,model,task,test_auc\nabc,0,EMM,income,0.94\n")
+    got = tables.study_tables(tmp_path)
+    assert list(got) == ["table1"] and got["table1"].value.tolist() == [0.9]
