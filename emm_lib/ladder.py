@@ -217,7 +217,7 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
     missing = [r for r in (planned or []) if r not in set(t.rung)]
     seeds = f"{n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
     out = [f"In progress ({len(t)} of {len(t) + len(missing)} rungs, {seeds})." if missing or n < 2
-           else f"Complete ({len(t)} rungs, {seeds})."]
+           else f"All {len(t)} rungs measured ({seeds})."]
     hits = list(t.rung[t.paper_picture])
     if hi < 2:
         ends = t[t.rung.isin(["paper", "published", "ours"])] if t.rung.isin(["paper", "ours"]).any() else t
