@@ -145,17 +145,25 @@ def _flags(names: Sequence[str]) -> str:
     return ", ".join(f"`{n}`" for n in names) if names else "no flag"
 
 
+def _progress(t: pd.DataFrame, planned: Sequence[str] | None) -> tuple[int, list[str], str, bool]:
+    """(most seeds of a rung, planned rungs without results, "k seeds per rung" / "k to m ...",
+    complete: every planned rung measured with two or more seeds) -- shared by answer and headline."""
+    n, hi = int(t.n_seeds.min()), int(t.n_seeds.max())
+    missing = [r for r in (planned or []) if r not in set(t.rung)]
+    seeds = f"{n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
+    return hi, missing, seeds, not missing and n >= 2
+
+
 def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | None = None) -> str:
     """Plain words, generated from :func:`table`: which deviation, if any, produces the paper's picture
     (weak trained models, EMM gaining on them); if none does, what remains unexplained. ``planned``:
     the rungs meant to run (a ladder in progress says which are still missing)."""
     if t.empty:
         return "No rung has results yet, so the question cannot be answered from data."
-    n, hi = int(t.n_seeds.min()), int(t.n_seeds.max())
-    lines = [f"Measured on {dataset} ({n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
+    hi, missing, seeds, complete = _progress(t, planned)
+    lines = [f"Measured on {dataset} ({seeds}"
              + ("; one seed gives no confidence interval, so no difference can be called real" if hi < 2 else "")
              + ")."]
-    missing = [r for r in (planned or []) if r not in set(t.rung)]
     if missing:
         lines.append(f"**The ladder is in progress**: {_flags(missing)} have no EMM results yet, so what follows "
                      f"covers only {_flags(t.rung)}.")
@@ -164,8 +172,7 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
     if untested and len(untested) < len(t):
         lines.append(f"{_flags(untested)} {'has' if len(untested) == 1 else 'have'} one seed so far: point "
                      "estimates only, no verdict there.")
-    complete = not missing and not untested
-    if int(t.n_seeds.max()) < 2:  # estimates only: neither "reproduces" nor "remains unexplained" can be said
+    if hi < 2:  # estimates only: neither "reproduces" nor "remains unexplained" can be said
         lines.append("**No verdict yet**: whether a rung reproduces the paper's picture (weak trained models and "
                      "EMM gaining on them) needs at least two seeds per rung. The point estimates so far:")
     elif hits.empty:
@@ -213,11 +220,9 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
     with ``{glue:text}``): how far the ladder is, then the verdict or, before one, the estimates."""
     if t.empty:
         return "No answer yet: the full replay ladder (paper profile) has not been run."
-    n, hi = int(t.n_seeds.min()), int(t.n_seeds.max())
-    missing = [r for r in (planned or []) if r not in set(t.rung)]
-    seeds = f"{n if n == hi else f'{n} to {hi}'} seed{'s' if hi != 1 else ''} per rung"
-    out = [f"In progress ({len(t)} of {len(t) + len(missing)} rungs, {seeds})." if missing or n < 2
-           else f"All {len(t)} rungs measured ({seeds})."]
+    hi, missing, seeds, complete = _progress(t, planned)
+    out = [f"All {len(t)} rungs measured ({seeds})." if complete
+           else f"In progress ({len(t)} of {len(t) + len(missing)} rungs, {seeds})."]
     hits = list(t.rung[t.paper_picture])
     if hi < 2:
         ends = t[t.rung.isin(["paper", "published", "ours"])] if t.rung.isin(["paper", "ours"]).any() else t
@@ -228,7 +233,7 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
         out.append("The paper's picture (weak trained models, EMM gaining on them) appears at "
                    + ", ".join(f"'{h}'" for h in hits) + "; the rest of the ladder shows where it goes (chapter 8).")
     else:
-        out.append(("No rung" if not missing and n >= 2 else "No rung tested so far")
+        out.append(("No rung" if complete else "No rung tested so far")
                    + " reproduces the paper's picture (weak trained models, EMM gaining on them).")
     return " ".join(out)
 
