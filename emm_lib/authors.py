@@ -29,12 +29,36 @@ from .utils import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from .run_settings import StudySettings
 
-__all__ = ["EXPERIMENT", "PAIR_VARIANCES", "rungs_for", "owner", "plan", "tm_run", "identity", "build",
+__all__ = ["EXPERIMENT", "PAIR_VARIANCES", "settings", "data_options", "rungs_for", "owner", "plan", "tm_run", "identity", "build",
            "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances", "read_pair_variances"]
 
 EXPERIMENT = AUTHORS_EXPERIMENT
 PAIR_VARIANCES = "analysis/authors_pair_variances.csv"
 PARTS = ("trained_model", "baseline", "emm")
+
+
+def settings(dataset: str = "census", profile: str = "default", **overrides) -> "StudySettings":
+    """:func:`emm_lib.study.settings` for the replay: on synthetic data at the paper profile, the
+    published loop's epoch budget (``config.AUTHORS_PROTOCOL["synthetic"]["paper"]``) unless
+    ``epochs`` is given."""
+    from .run_settings import settings as study_settings
+
+    if dataset == "synthetic" and overrides.get("epochs") is None:
+        overrides["epochs"] = _synthetic(profile).get("epochs")
+    return study_settings(dataset, profile, **overrides)
+
+
+def _synthetic(profile: str) -> dict:
+    return dict(config.AUTHORS_PROTOCOL["synthetic"].get(profile, {}))
+
+
+def data_options(dataset: str, profile: str) -> dict:
+    """What the replay passes to :func:`emm_lib.data.load` beyond the split seed: on synthetic data the
+    section's correlation and, at the paper profile, its Census-like row count; nothing on Census."""
+    if dataset != "synthetic":
+        return {}
+    syn = config.AUTHORS_PROTOCOL["synthetic"]
+    return {"correlation": syn["correlation"], **{k: v for k, v in _synthetic(profile).items() if k == "n_rows"}}
 
 
 def rungs_for(profile: str, rungs: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -114,6 +138,8 @@ def identity(run: Run, st: "StudySettings") -> dict:
     ps = _settings(run.rung, st.dataset)
     out = {**ps.record(), "dropped_flags": list(ps.dropped), "protocol_fit": dict(ps.fit),
            "protocol_init": dict(ps.init), "protocol_data": dict(ps.data)}
+    if st.dataset == "synthetic":  # the generator's settings (Census rows keep their identity)
+        out["synthetic_data"] = data_options(st.dataset, st.profile)
     part = _part_of(run.label)
     if part == "trained_model":
         out["options"] = dict(ps.single_task)

@@ -72,7 +72,9 @@ def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tas
                              "(see the data chapter for where to get them).")
         ds = load(st.dataset, tasks=tasks, path=st.data_path)
     else:
-        ds = load(st.dataset, tasks=tasks, seed=sseed)
+        from .authors import data_options
+
+        ds = load(st.dataset, tasks=tasks, seed=sseed, **(data_options(st.dataset, st.profile) if rung else {}))
     if features != "paper" and st.dataset != "census":
         raise ValueError(f"Feature set {features!r} is defined for Census only.")
     ds.info["feature_set"] = features
@@ -171,8 +173,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                       results_dir=a.results_dir, on_change=a.on_change, quiet=False)
         sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address)
         return
-    st = settings(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
-                  results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
+    from . import authors
+
+    make = authors.settings if a.experiment == "authors" else settings  # the replay's synthetic budget
+    st = make(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
+              results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
     log = lambda m: print(m, flush=True)  # noqa: E731
     if a.experiment == "analyze":
         from .analysis import write_pair_variances
@@ -182,8 +187,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if a.rungs and a.experiment != "authors":
         ap.error("--rungs applies to the 'authors' experiment only.")
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
-        from . import authors
-
         if a.models or a.task_counts:
             ap.error("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM) on 2 tasks; "
                      "choose rungs with --rungs instead of --models/--task-counts.")

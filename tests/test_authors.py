@@ -77,6 +77,27 @@ def test_synthetic_drops_census_flags_and_shares_rungs_that_become_equal():
     assert len(emm_rungs) == len(protocol.RUNG_NAMES) - 2
 
 
+def test_synthetic_replay_at_the_paper_profile_replays_the_published_budget_on_census_like_rows():
+    """At the paper profile the synthetic section trains the published loop's 100 epochs on 100,000 rows
+    (not TRAINING["synthetic"]'s 20 epochs on the generator's 20,000); other profiles and Census keep theirs."""
+    syn = authors.settings("synthetic", "paper", seeds=[0])
+    assert syn.epochs == config.PUBLISHED_CODE["epochs"] == 100 != config.TRAINING["synthetic"]["epochs"]
+    assert authors.settings("synthetic", "paper", epochs=3).epochs == 3  # an explicit budget wins
+    assert authors.settings("synthetic", "tiny").epochs == study.settings("synthetic", "tiny").epochs
+    assert authors.settings("census", "paper") == study.settings("census", "paper")
+    assert authors.data_options("census", "paper") == {}
+    assert authors.data_options("synthetic", "tiny") == {"correlation": 0.8}
+    opts = authors.data_options("synthetic", "paper")
+    assert opts == {"correlation": 0.8, "n_rows": 100_000}
+    ds = study.load_dataset(syn, seed=0, rung="published")
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 100_000
+    assert len(study.load_dataset(study.settings("synthetic", "paper"), seed=0).train) < 20_000  # not a replay
+    run = Run(authors.EXPERIMENT, "tm1:t1", 0, rung="published")
+    ident = identity(run, syn)
+    assert ident["epochs"] == 100 and ident["synthetic_data"] == opts and ident["patience"] == syn.patience
+    assert "synthetic_data" not in identity(Run(authors.EXPERIMENT, "tm1:income", 0, rung="published"), _census())
+
+
 def test_identity_records_the_rung_and_keeps_other_runs_unchanged():
     st = _census()
     main = Run("table1", "emm", 0)
