@@ -148,12 +148,20 @@ def _epochs(g: dict, p: dict) -> int:
     return int(g["shapes" if p["shape"] else "relatedness"]["epochs"])
 
 
+def _batch_size(g: dict, p: dict) -> int:
+    """The data-size axis's batch per point where the grid sets one (equal Adam steps across points),
+    else the generator's (``config.TRAINING``)."""
+    per_point = g["data_size"].get("batch_size", {}) if p["generator"] == "synthetic-ali" else {}
+    return int(per_point.get(p["n_rows"], config.TRAINING[p["generator"]]["batch_size"]))
+
+
 def point_settings(run: Run, st: "StudySettings") -> "StudySettings":
-    """``st`` for a sweep run: the point's generator, its optimiser settings (``config.TRAINING``)
-    and the grid's epoch budget; the point's rows are all used (no ``max_train_rows``)."""
+    """``st`` for a sweep run: the point's generator, its optimiser settings (``config.TRAINING``; the
+    data-size axis's batch per point) and the grid's epoch budget; the point's rows are all used
+    (no ``max_train_rows``)."""
     p, g = parse(run.data), grid(st.profile)
     opt = config.TRAINING[p["generator"]]
-    return dataclasses.replace(st, dataset=p["generator"], epochs=_epochs(g, p), batch_size=opt["batch_size"],
+    return dataclasses.replace(st, dataset=p["generator"], epochs=_epochs(g, p), batch_size=_batch_size(g, p),
                                lr=opt["lr"], weight_decay=opt["weight_decay"], max_train_rows=None)
 
 

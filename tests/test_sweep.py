@@ -204,6 +204,24 @@ def test_bad_grids_and_points_are_named(monkeypatch):
         sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=1/rows=1000"), st)
 
 
+def test_data_size_points_take_their_own_batch_for_equal_steps():
+    """The paper grid's data-size points get about equal Adam steps (rows x epochs / batch) by a batch per
+    point; a grid without one (tiny) keeps the generator's batch; other axes keep theirs."""
+    st = study.settings("synthetic", "paper")
+    g = config.SYNTHETIC_SWEEPS["paper"]["data_size"]
+    steps = []
+    for n in g["n_train"]:
+        ps = sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", f"synthetic-ali/rows={n}"), st)
+        steps.append(n * g["epochs"][n] / ps.batch_size)
+    assert ps.batch_size == config.TRAINING["synthetic-ali"]["batch_size"] == 32_768  # the paper's at 1e7
+    assert max(steps) / min(steps) < 1.3 and min(steps) > 200
+    tiny = study.settings("synthetic", "tiny")
+    ps = sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic-ali/rows=2000"), tiny)
+    assert ps.batch_size == 32_768
+    rel = sweep.point_settings(Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=1/rows=100000"), st)
+    assert rel.batch_size == config.TRAINING["synthetic"]["batch_size"]
+
+
 def test_coverage_counts_points_with_every_planned_model():
     from emm_lib import sweep, sweep_report
 
