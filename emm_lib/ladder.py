@@ -192,9 +192,9 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
             lines.append("No deviation replayed here weakens the trained models or lets EMM gain on them.")
         if dataset.startswith("census") and complete:
             lines.append("What remains unexplained: " + (
-                "EMM's gain on its trained models" if len(weak) else
-                "both the paper's weak trained models (0.930 and 0.907) and EMM's gain")
-                + " are not produced by any replayed behaviour of the published code; what is left is what "
+                "EMM's gain on its trained models is" if len(weak) else
+                "both the paper's weak trained models (0.930 and 0.907) and EMM's gain are")
+                + " not produced by any replayed behaviour of the published code; what is left is what "
                   "the ladder does not replay (the paper's unknown split and stopping epoch, the spread of "
                   "its single runs, or a setting it does not report).")
     else:
