@@ -55,8 +55,9 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
             ax.axvline(paper[col], color="black", ls="--", lw=1, label="paper")
         ax.set(xlabel="difference in test AUC", title=name)
     axes[0].set_yticks(y, t.rung)
-    note = "dashed: the paper" + ("; dotted: the published code's own runs" if published is not None else "")
-    fig.suptitle(f"{title}  ({note}; bars: 95% CI)", fontsize="medium")
+    marks = (["dashed: the paper"] if paper else []) + (["dotted: the published code's own runs"]
+                                                         if published is not None else [])
+    fig.suptitle(f"{title}  ({'; '.join(marks + ['bars: 95% CI'])})", fontsize="medium")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))

@@ -292,3 +292,23 @@ def test_progress_logs_name_the_rung():
     assert str(Run(authors.EXPERIMENT, "emm", 3, rung="published")) == \
         "authors_protocol: emm (2 tasks, paper, rung published) seed 3"
     assert "rung" not in str(Run("table1", "emm", 0))
+
+
+def test_ladder_figure_names_only_the_reference_marks_it_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emm_lib import plots_protocol
+
+    t = pd.DataFrame({"rung": ["published", "ours"], "task": ["t1", "t1"]})
+    for col, v in (("tm1", 0.9), ("tm2", 0.91), ("emm", 0.905), ("gain", 0.0), ("vs_best", -0.01)):
+        t[col], t[f"{col}_lo"], t[f"{col}_hi"] = v, v - 0.01, v + 0.01
+    fig = plots_protocol.ladder(t, None, None, title="Synthetic")
+    assert fig._suptitle.get_text() == "Synthetic  (bars: 95% CI)"  # no paper on synthetic data: no "dashed"
+    assert not [ln for ax in fig.axes for ln in ax.lines if ln.get_linestyle() == "--"]
+    plt.close(fig)
+    fig = plots_protocol.ladder(t, dict(ladder.PAPER), None, title="Census")
+    assert "dashed: the paper" in fig._suptitle.get_text() and "dotted" not in fig._suptitle.get_text()
+    plt.close(fig)
