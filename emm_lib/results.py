@@ -120,13 +120,18 @@ def remove(path: str | os.PathLike, **match) -> int:
     return int(hit.sum())
 
 
+#: Columns read back as text whatever they look like (a hex commit can look like a number).
+TEXT_COLUMNS = ("dataset", "profile", "model", "task", "git_commit", "torch_version", "device", "settings",
+                "timestamp")
+
+
 def read(path: str | os.PathLike) -> pd.DataFrame:
     """Read a results CSV, checking its columns."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No results at {path}; run the notebook or script that writes them first.")
-    try:
-        df = pd.read_csv(path)
+    try:  # text columns stay text: a commit such as "3263898569e9" would otherwise be read as a float
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} cannot be read as a results table ({type(exc).__name__}: {exc}); it is damaged. "
                          "Restore it (git checkout) or delete it and rerun the experiment.") from exc

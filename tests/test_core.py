@@ -165,6 +165,21 @@ def test_results_append_is_tidy_and_atomic(tmp_path):
     assert len(results.read(path)) == 2  # the failed appends changed nothing
 
 
+@pytest.mark.parametrize("commit", ["3263898569e9", "012345678901", "1e5"])
+def test_results_keep_text_columns_verbatim_across_appends(tmp_path, commit):
+    """A commit hash that looks like a number ("3263898569e9" -> 3.263898569e+18) or has a leading
+    zero is kept as written, also for the rows an append rewrites."""
+    path = tmp_path / "results.csv"
+    for seed in (0, 1, 2):
+        rows = results.make_rows(dataset="tiny", profile="tiny", model="single_task", seed=seed,
+                                 metrics={"test_auc": {"a": 0.9}}, best_epoch=3, train_seconds=1.5, device="cpu",
+                                 settings={"lr": 1e-3})
+        results.append(path, [{**r, "git_commit": commit, "task": "0"} for r in rows])
+    df = results.read(path)
+    assert list(df.git_commit) == [commit] * 3 and list(df.task) == ["0"] * 3
+    assert path.read_text().count(f",{commit},") == 3
+
+
 def test_atomic_write_leaves_old_content_on_failure(tmp_path):
     p = tmp_path / "f.txt"
     p.write_text("old")
