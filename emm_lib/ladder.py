@@ -244,7 +244,7 @@ def published_code(path: str | Path) -> pd.DataFrame | None:
     path = Path(path)
     if not path.exists():
         return None
-    d = pd.read_csv(path)
+    d = pd.read_csv(path, dtype={"commit": str})  # a hash can look like a number
     need = {"commit", "seed", "model", "task", "test_auc"}
     if not need <= set(d.columns):
         raise ValueError(f"{path} lacks columns {sorted(need - set(d.columns))}; it is written by "
