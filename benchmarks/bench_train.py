@@ -102,10 +102,24 @@ def _peak_mb() -> float:
 
 
 def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: int, compile_: bool,
-              wall: bool = False, only_ours: bool = False) -> list[dict]:
-    """All passes of both paths for one model, interleaved; one row per (path, pass)."""
-    clock = time.perf_counter if wall else time.process_time
+              wall: bool = False, only_ours: bool = False, device: str = "cpu", amp: bool = False) -> list[dict]:
+    """All passes of both paths for one model, interleaved; one row per (path, pass).
+
+    On CUDA both paths run on the GPU (the per-row path copies each collated batch to it, as the
+    published training loop does), time is the wall clock after a synchronise, and ``amp`` runs
+    our training step under bfloat16 autocast."""
     import torch
+
+    from emm_lib.utils import resolve_device
+
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        def clock() -> float:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+    else:
+        clock = time.perf_counter if wall else time.process_time
     from torch.utils.data import DataLoader, Dataset
 
     from emm_lib.data import load
@@ -116,12 +130,12 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     ds = load("census")
     tasks = ds.tasks[:1] if name in ("tm1", "tm2") else ds.tasks
     torch.manual_seed(0)
-    model = build(name, ds.spec, tasks)
+    model = build(name, ds.spec, tasks).to(dev)
     fast_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
                            fused=True)  # as emm_lib.train.fit; both paths step it
     tr = ds.train
-    split = Split(tr.sparse, tr.dense, tr.select_tasks(tasks), tasks)
+    split = Split(tr.sparse, tr.dense, tr.select_tasks(tasks), tasks).to(dev)  # training data on the device
     n_rows = min(n_batches * batch_size, len(split))
     lossf = torch.nn.BCEWithLogitsLoss()
 
@@ -131,7 +145,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
         opt.step()
 
     def our_step(m, b: Batch) -> None:  # fit()'s step
-        train_step(m, opt, b)
+        train_step(m, opt, b, amp=amp and cuda)
 
     def set_fast(flag: bool) -> None:
         if hasattr(model, "fast"):
@@ -155,8 +169,8 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
         set_fast(True)
         model.train()
         t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
-        rows = split.subset(torch.arange(n_rows))
-        predict(fast_model, split.subset(torch.arange(batch_size)))  # warm-up
+        rows = split.subset(torch.arange(n_rows, device=dev))
+        predict(fast_model, split.subset(torch.arange(batch_size, device=dev)))  # warm-up
         t0 = clock()
         torch.sigmoid(predict(fast_model, rows)).tolist()
         return t_train, clock() - t0
@@ -180,7 +194,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
             names_d = list(ds.spec.dense)
             cols = {n: tr.sparse[:, i].numpy().copy() for i, n in enumerate(names_s)}
             cols.update({n: tr.dense[:, i].numpy().copy() for i, n in enumerate(names_d)})
-            ys = split.y.numpy().copy()
+            ys = split.y.cpu().numpy().copy()
 
             class RowDataset(Dataset):
                 def __len__(self):
@@ -190,8 +204,8 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
                     return {n: c[i] for n, c in cols.items()}, ys[i]
 
             def to_batch(feats, y) -> Batch:
-                return Batch(torch.stack([feats[n] for n in names_s], 1).long(),
-                             torch.stack([feats[n] for n in names_d], 1).float(), y.float())
+                return Batch(torch.stack([feats[n] for n in names_s], 1).long().to(dev),
+                             torch.stack([feats[n] for n in names_d], 1).float().to(dev), y.float().to(dev))
 
             loaders["train"] = DataLoader(RowDataset(), batch_size=batch_size, shuffle=True, num_workers=0)
             loaders["infer"] = DataLoader(torch.utils.data.Subset(RowDataset(), range(n_rows)),
@@ -216,7 +230,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     # Warm-up (allocator, lazily built caches, compilation), not timed.
     set_fast(True)
     model.train()
-    for b in list(split.subset(torch.arange(4 * batch_size)).batches(batch_size)):
+    for b in list(split.subset(torch.arange(4 * batch_size, device=dev)).batches(batch_size)):
         our_step(fast_model, b)
     out = []
     for p in range(passes):
@@ -260,21 +274,35 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="run the 'ours' path through torch.compile")
     ap.add_argument("--wall", action="store_true",
                     help="time by the wall clock (default: the process's CPU time, steadier on a shared machine)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (default), cuda or auto; on CUDA the time is the wall clock after a synchronise")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast in our training step (CUDA only)")
+    ap.add_argument("--csv", help="also write the table here (with the device, torch version and settings)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    from emm_lib.checks import check_device
+
+    try:
+        dev = check_device(a.device)
+    except (ValueError, TypeError) as exc:
+        ap.error(str(exc))
+    if a.amp and dev.type != "cuda":
+        ap.error("--amp is bfloat16 autocast on CUDA; this run is on the CPU (use --device cuda)")
     models = a.models.split(",")
     bad = [m for m in models if m not in MODELS]
     if bad:
         ap.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
     if a.one:
-        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall)))
+        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall,
+                                   device=a.device, amp=a.amp)))
         return
     rows = []
     t0 = time.perf_counter()
     for m in models:
         cmd = [sys.executable, __file__, "--one", "--models", m, "--passes", str(a.passes), "--batches",
-               str(a.batches), "--batch-size", str(a.batch_size), "--threads", str(a.threads)]
-        out = subprocess.run(cmd + (["--compile"] if a.compile else []) + (["--wall"] if a.wall else []),
+               str(a.batches), "--batch-size", str(a.batch_size), "--threads", str(a.threads), "--device", a.device]
+        flags = [f for f, on in (("--compile", a.compile), ("--wall", a.wall), ("--amp", a.amp)) if on]
+        out = subprocess.run(cmd + flags,
                              capture_output=True, text=True,
                              env=os.environ)
         if out.returncode != 0:
@@ -283,13 +311,25 @@ def main() -> None:
         print(f"  done {m} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     import torch
 
+    gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""
+    wall = a.wall or bool(gpu)
     print(f"\nCensus, batch {a.batch_size}, {a.batches} training batches x {a.passes} interleaved passes per path "
           f"(median), {a.threads} torch thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs"
-          f"{', ours via torch.compile' if a.compile else ''}; rows per {'wall' if a.wall else 'CPU'} second"
-          f"{'' if a.wall else ' of the process (the machine is shared; --wall for wall-clock)'}")
+          f"{', GPU ' + gpu + ' (both paths)' if gpu else ''}{', ours with bf16 autocast' if a.amp else ''}"
+          f"{', ours via torch.compile' if a.compile else ''}; rows per {'wall' if wall else 'CPU'} second"
+          f"{'' if wall else ' of the process (the machine is shared; --wall for wall-clock)'}")
     print("per_row = per-row DataLoader + the reference model (mimics the published pipeline); "
           "ratio = ours / per_row")
-    print(summarise(rows).to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    table = summarise(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    if a.csv:
+        from emm_lib.utils import atomic_write
+
+        meta = dict(device=gpu or "cpu", torch=torch.__version__, cpus=os.cpu_count(), batch_size=a.batch_size,
+                    batches=a.batches, passes=a.passes, threads=a.threads, amp=a.amp, compile=a.compile,
+                    clock="wall" if wall else "cpu", date=time.strftime("%Y-%m-%d"))
+        with atomic_write(a.csv) as fh:
+            table.assign(**meta).to_csv(fh, index=False)
 
 
 if __name__ == "__main__":

@@ -265,8 +265,9 @@ def gate_weights(model, split, batch_size: int = 8192) -> pd.DataFrame:
     model.eval()
     sums: dict[tuple, np.ndarray] = {}
     n = 0
+    device = next(model.parameters()).device  # the rows go where the model is (CUDA after fit on a GPU)
     try:
-        for batch in _head(split).batches(batch_size):
+        for batch in _head(split).to(device).batches(batch_size):
             levels = model.explain(batch)["levels"]
             for lv in levels:
                 for kind, key in (("task_gate", "task_gate"), ("partner", "partner_weights"),

@@ -244,3 +244,19 @@ def test_headroom_reports_the_auc_range_per_generator():
                          "task": "t1", "metric": "test_auc", "value": [0.95, 0.99, 0.97]})
     assert "synthetic 0.950–0.990 (median 0.970)" in sweep_report.headroom(runs)
     assert sweep_report.headroom(runs.iloc[:0]) == ""
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_gate_weights_read_the_rows_where_the_model_is(device):
+    """After fit on a GPU the model is on CUDA and the split on the CPU: the gate table is still made."""
+    from helpers import make_tiny_dataset, train_tiny_models
+
+    from emm_lib.emm import EMM
+
+    ds = make_tiny_dataset()
+    emm = EMM.from_trained(train_tiny_models(ds))
+    ref = sweep.gate_weights(emm, ds.val)
+    got = sweep.gate_weights(emm.to(device), ds.val)
+    assert next(emm.parameters()).device.type == device
+    pd.testing.assert_frame_equal(got, ref, atol=1e-5, rtol=0)
