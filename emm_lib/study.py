@@ -157,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="rows made with other settings: stop and name the change (default), or replace them")
     ap.add_argument("--axes", nargs="+", help="synthetic sweep: only these axes (relatedness task_count "
                                              "data_size shapes)")
+    ap.add_argument("--rows", type=int, nargs="+", help="synthetic sweep: only the points with these training "
+                                                       "rows (e.g. --axes data_size --rows 10000000 on a GPU)")
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     ap.add_argument("--rungs", nargs="+", help="authors: only these protocol rungs (default: the profile's)")
@@ -171,7 +173,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         st = settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
                       results_dir=a.results_dir, on_change=a.on_change, quiet=False)
-        sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address)
+        try:
+            sweep.plan(st, a.axes or sweep.AXES, a.seeds, a.rows)  # names a point that does not exist
+        except ValueError as exc:
+            ap.error(str(exc))
+        sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address, rows=a.rows)
         return
     from . import authors
 
@@ -184,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         print(write_pair_variances(st.out_dir))
         return
+    if a.rows:
+        ap.error("--rows applies to the 'synthetic' experiment only (its data-size points).")
     if a.rungs and a.experiment != "authors":
         ap.error("--rungs applies to the 'authors' experiment only.")
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)

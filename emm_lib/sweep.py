@@ -119,15 +119,24 @@ def points(g: dict, axes: Sequence[str] = AXES) -> list[tuple[str, str, int, lis
     return out
 
 
-def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None) -> list[Run]:
-    """Every run of the sweep on ``axes`` (seed-major; trained models before the runs that fuse them)."""
+def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None,
+         rows: Sequence[int] | None = None) -> list[Run]:
+    """Every run of the sweep on ``axes`` (seed-major; trained models before the runs that fuse them);
+    ``rows``: only the points with these training rows (e.g. the 10^7-row point, on a GPU)."""
     from .run_settings import experiment_tasks
 
     g = grid(st.profile)
+    pts = points(g, axes)
+    if rows is not None:
+        have = sorted({parse(d)["n_rows"] for _, d, _, _ in pts})
+        if not set(rows) <= set(have):
+            raise ValueError(f"No sweep point with {sorted(set(rows) - set(have))} training rows on axes "
+                             f"{list(axes)} of profile {st.profile!r}; the points have {have}.")
+        pts = [p for p in pts if parse(p[1])["n_rows"] in set(rows)]
     runs: list[Run] = []
     seen: set[Run] = set()
     for seed in (seeds if seeds is not None else g["seeds"]):
-        for _, data, k, labels in points(g, axes):
+        for _, data, k, labels in pts:
             tasks = experiment_tasks(parse(data)["generator"], k)
             new = [Run(TM_EXPERIMENT, f"{s}:{t}", seed, k, "paper", data) for t in tasks for s in config.TM_SHAPES]
             new += [Run(EXPERIMENT, lab, seed, k, "paper", data) for lab in labels]
@@ -290,12 +299,14 @@ def gate_weights(model, split, batch_size: int = 8192) -> pd.DataFrame:
 
 
 def run_sweep(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None, *,
-              executor: str = "local", address: str | None = None, log=None) -> dict[str, pd.DataFrame]:
-    """Run (or resume) the sweep; returns :func:`read` of its results."""
+              executor: str = "local", address: str | None = None, log=None,
+              rows: Sequence[int] | None = None) -> dict[str, pd.DataFrame]:
+    """Run (or resume) the sweep (``rows``: only the points with these training rows); returns
+    :func:`read` of its results."""
     from .runner import execute_plan
     from .run_settings import logger as _logger
 
-    execute_plan(plan(st, axes, seeds), st, executor=executor, address=address, log=_logger(st, log))
+    execute_plan(plan(st, axes, seeds, rows), st, executor=executor, address=address, log=_logger(st, log))
     return read(st.out_dir)
 
 

@@ -112,11 +112,17 @@ def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
     return runs.settings.map(lambda s: json.loads(s).get(key, np.nan))
 
 
+def _devices(s: pd.Series) -> str:
+    """The devices a group of runs trained on (``cpu``, ``cuda``), as one label."""
+    return ", ".join(sorted({str(d).split(":")[0] for d in s}))
+
+
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (generator, rows, tasks, shape, model), means over seeds and correlations: trainable and
     total parameters, inference rows/s, and seconds to obtain the model without and with the
     trained single-task models (which EMM reuses); the largest process memory high-water mark seen
-    at the end of such a run (recorded from this commit on; data generation included)."""
+    at the end of such a run (recorded from this commit on; data generation included); and the
+    device the runs trained on (times on a GPU and on a CPU are not comparable)."""
     r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").copy()
     for k in ("params_total", "params_trainable", "inference_rows_per_s", "process_peak_rss_mb"):
         r[k] = pd.to_numeric(_settings(r, k), errors="coerce")
@@ -129,14 +135,28 @@ def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
         params_trainable=("params_trainable", "mean"), params_total=("params_total", "mean"),
         inference_rows_per_s=("inference_rows_per_s", "mean"), seconds_model=("seconds_model", "mean"),
         seconds_with_single_task=("seconds_with_single_task", "mean"),
-        peak_rss_mb=("process_peak_rss_mb", "max"), runs=("seed", "count")).reset_index()
+        peak_rss_mb=("process_peak_rss_mb", "max"), runs=("seed", "count"), device=("device", _devices)).reset_index()
     tm = (single.assign(model="single-task models (all)").groupby(["dataset", "seed"] + group[:-1] + ["model"])
           .agg(params_trainable=("params_trainable", "sum"), params_total=("params_total", "sum"),
-               seconds_model=("train_seconds", "sum")).reset_index()
+               seconds_model=("train_seconds", "sum"), device=("device", _devices)).reset_index()
           .groupby(group).agg(params_trainable=("params_trainable", "mean"), params_total=("params_total", "mean"),
-                              seconds_model=("seconds_model", "mean"), runs=("seed", "count")).reset_index())
+                              seconds_model=("seconds_model", "mean"), runs=("seed", "count"),
+                              device=("device", _devices)).reset_index())
     tm["seconds_with_single_task"] = tm.seconds_model
     return pd.concat([out, tm], ignore_index=True).sort_values(group, ignore_index=True)
+
+
+def point_cost(runs: pd.DataFrame) -> pd.DataFrame:
+    """What each point cost, per device it ran on: seeds, runs (trained models included), training
+    seconds per seed (``fit`` time summed over the seed's runs, mean over seeds; data generation
+    excluded) and the longest single run."""
+    r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").assign(
+        device=lambda d: d.device.astype(str).str.split(":").str[0])
+    per_seed = r.groupby(["generator", "n_rows", "n_tasks", "dataset", "device", "seed"]).agg(
+        runs=("model", "count"), seconds=("train_seconds", "sum"), longest=("train_seconds", "max")).reset_index()
+    return (per_seed.groupby(["generator", "n_rows", "n_tasks", "dataset", "device"], sort=True)
+            .agg(seeds=("seed", "nunique"), runs=("runs", "sum"), train_seconds_per_seed=("seconds", "mean"),
+                 max_run_seconds=("longest", "max")).reset_index())
 
 
 def gate_recovery(gates: pd.DataFrame) -> pd.DataFrame:

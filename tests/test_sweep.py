@@ -260,3 +260,16 @@ def test_gate_weights_read_the_rows_where_the_model_is(device):
     got = sweep.gate_weights(emm.to(device), ds.val)
     assert next(emm.parameters()).device.type == device
     pd.testing.assert_frame_equal(got, ref, atol=1e-5, rtol=0)
+
+
+def test_rows_restrict_the_plan_to_those_points(micro, capsys):
+    st, _, _ = micro
+    runs = sweep.plan(st, ["data_size", "relatedness"], rows=[1_000])
+    assert runs and {r.data for r in runs} == {"synthetic-ali/rows=1000", "synthetic/corr=0/rows=1000",
+                                               "synthetic/corr=1/rows=1000"}
+    assert sweep.plan(st, ["data_size"], rows=[1_000]) == sweep.plan(st, ["data_size"])
+    with pytest.raises(ValueError, match=r"No sweep point with \[10000000\] training rows.*have \[1000\]"):
+        sweep.plan(st, ["data_size"], rows=[10_000_000])
+    with pytest.raises(SystemExit):
+        study.main(["table1", "--profile", "tiny", "--rows", "1000"])
+    assert "--rows applies to the 'synthetic' experiment only" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""The benchmark scripts' own logic and their errors (their timings are not tested: they print tables)."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(values, epochs, device):
+    return pd.DataFrame({"dataset": "census", "model": "emm", "task": "income", "seed": range(len(values)),
+                         "metric": "test_auc", "value": values, "best_epoch": epochs, "device": device})
+
+
+def test_device_agreement_matches_runs_by_seed():
+    agreement = _load("device_agreement").agreement
+    gpu = _rows([0.90, 0.92, 0.95], [3, 4, 5], "cuda")
+    cpu = _rows([0.91, 0.92, 0.94], [3, 2, 5], "cpu").iloc[::-1]  # order does not matter
+    (row,) = agreement(gpu, cpu).to_dict("records")
+    assert row["runs"] == 3 and row["same_epoch"] == pytest.approx(2 / 3)
+    assert row["max_abs_diff"] == pytest.approx(0.01) and row["mean_diff"] == pytest.approx(0.0)
+    with pytest.raises(SystemExit, match="No run is in both"):
+        agreement(gpu, cpu.assign(seed=cpu.seed + 10))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+@pytest.mark.parametrize("args, message", [
+    (["--device", "cuda"], "CUDA is not available here"),
+    (["--amp"], "--amp is bfloat16 autocast on CUDA"),
+])
+def test_bench_train_names_a_device_it_cannot_use(args, message):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
