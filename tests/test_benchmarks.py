@@ -43,3 +43,12 @@ def test_bench_train_names_a_device_it_cannot_use(args, message):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *args],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_device_agreement_reads_the_committed_gpu_runs():
+    """The numbers the reproduce chapter quotes come from this command on the committed files."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_agreement.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "table1: devices cuda vs cpu; 35 runs in both" in out.stdout
+    assert "largest per-run test-AUC difference 0.0017" in out.stdout
