@@ -140,31 +140,71 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: An unreadable claim file older than this is garbage (a claim is written whole before it appears).
+CLAIM_GRACE_SECONDS = 60.0
+
+
+def _create_claim(path: Path, me: dict) -> bool:
+    """Make ``path`` hold ``me`` in one step: written to a private file, then hard-linked into place
+    (atomic, and it fails when the claim exists), so no process ever reads a half-written claim.
+    Where the file system has no hard links, ``O_EXCL`` creation and a write."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tmp.write_text(json.dumps(me))
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_claim(path: Path) -> tuple[dict | None, str]:
+    """The claim's holder and raw text (``None``: unreadable or gone)."""
+    try:
+        text = path.read_text()
+        return json.loads(text), text
+    except (OSError, ValueError):
+        return None, ""
+
+
+def _stale(path: Path, other: dict | None, host: str) -> bool:
+    """A claim of a dead process on this host, or an unreadable file older than the grace period."""
+    if other is None:
+        try:
+            return time.time() - path.stat().st_mtime > CLAIM_GRACE_SECONDS
+        except OSError:
+            return True  # gone: try again
+    return other.get("host") == host and not _alive(int(other.get("pid", -1)))
+
+
 @contextmanager
 def claim(out_dir: Path, run: Run, dataset: str) -> Iterator[bool]:
     """Claim ``run`` with an exclusive file; yields False when another live process holds it.
 
-    A claim left by a process that died on this host is taken over.
+    A claim left by a process that died on this host is taken over. The file is complete when it
+    appears (:func:`_create_claim`), so a claim being made is never mistaken for a dead one.
     """
     path = out_dir / ".claims" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.claim"
     path.parent.mkdir(parents=True, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
     for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                other = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                other = {}
-            stale = other.get("host") == me["host"] and not _alive(int(other.get("pid", -1)))
-            if not stale and other:
+        if not _create_claim(path, me):
+            other, text = _read_claim(path)
+            if not _stale(path, other, me["host"]):
                 yield False
                 return
-            path.unlink(missing_ok=True)
+            if _read_claim(path)[1] == text:  # still the dead claim we judged (not a fresh one)
+                path.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
         try:
             yield True
         finally:

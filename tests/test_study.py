@@ -72,6 +72,9 @@ def test_summaries_gain_and_paired_test():
 
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 from emm_lib import runs as runs_mod  # noqa: E402
 
@@ -122,6 +125,40 @@ def test_a_claim_excludes_others_and_a_dead_claim_is_taken_over(tmp_path):
     dead.write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": runs_mod.socket.gethostname()}))
     with runs_mod.claim(tmp_path, run, "d") as third:
         assert third
+
+
+def test_a_claim_being_written_is_not_taken_for_a_dead_one(tmp_path):
+    """An unreadable claim (empty: another process's claim half-written, as the old O_EXCL-then-write
+    could show) is held, not taken over, until it is older than the grace period."""
+    run = runs_mod.Run("e", "mmoe", 0)
+    path = tmp_path / ".claims" / "e" / "d__seed0__mmoe.claim"
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    with runs_mod.claim(tmp_path, run, "d") as got:
+        assert not got and path.exists()
+    old = time.time() - runs_mod.CLAIM_GRACE_SECONDS - 5
+    os.utime(path, (old, old))
+    with runs_mod.claim(tmp_path, run, "d") as got:
+        assert got and json.loads(path.read_text())["pid"] == os.getpid()
+    assert not [p for p in (tmp_path / ".claims").rglob("*") if p.is_file()]  # released, no temp files left
+
+
+def test_racing_claims_have_one_winner(tmp_path):
+    run = runs_mod.Run("e", "mmoe", 0)
+    barrier, wins = threading.Barrier(16), []
+
+    def attempt():
+        barrier.wait()
+        with runs_mod.claim(tmp_path, run, "d") as got:
+            wins.append(got)
+            time.sleep(0.2)  # hold it while the others try
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(wins) == 16 and sum(wins) == 1
 
 
 def _worker(results_dir, q):
