@@ -172,9 +172,10 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
 
                 tm = tm_run(run, shape, task, st.dataset)
             ck = checkpoint_path_of(st, tm.experiment, _key(tm, st), tm.seed, tm.label)
-            model = checkpoint.load_or_none(ck) if _done(tm, st) else None
+            done = _done(tm, st)  # asked once: another process may finish tm between two asks
+            model = checkpoint.load_or_none(ck) if done else None
             if model is None:
-                if _done(tm, st):  # rows without a usable checkpoint: train it again
+                if done:  # rows without a usable checkpoint: train it again
                     results.remove(st.out_dir / f"{tm.experiment}.csv", dataset=_key(tm, st), model=tm.label,
                                    seed=tm.seed)
                 missing.append(tm)

@@ -230,6 +230,30 @@ def test_a_damaged_trained_model_checkpoint_is_trained_again(tmp_path):
     assert not single.duplicated(study.results.KEY).any()
 
 
+def test_a_trained_model_finished_meanwhile_keeps_its_rows(tmp_path, monkeypatch):
+    """Another process finishes a trained model between two looks at it (not done, then done): its
+    fresh rows stay (asked twice, the old code removed them and trained the model again: 13 runs
+    instead of 12 in the two-process test)."""
+    from emm_lib import runner
+
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
+    study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2])
+    emm = next(r for r in study.plan(["synthetic_tasks"], st, ["emm"], [2]) if r.label == "emm")
+    real, asked = runner._done, {}
+
+    def done_on_the_second_ask(run, st_):
+        if run.is_trained_model and run.label == "tm1:t1":
+            asked[run] = asked.get(run, 0) + 1
+            return asked[run] > 1
+        return real(run, st_)
+
+    monkeypatch.setattr(runner, "_done", done_on_the_second_ask)
+    before = len(study.results.read(st.out_dir / "single_task.csv"))
+    trained, missing = runner._trained(emm, st)
+    assert trained is None and [m.label for m in missing] == ["tm1:t1"]  # not done yet when asked
+    assert len(study.results.read(st.out_dir / "single_task.csv")) == before  # its rows stay
+
+
 def test_pair_variances_carry_the_results_labels(tmp_path):
     from emm_lib import analysis
 
