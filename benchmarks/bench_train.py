@@ -29,8 +29,9 @@ torch itself. The machine is shared: compare ratios within one run.
 
 On an NVIDIA H200 (2026-11-26, ``results/h200/bench_train*.csv``): training 5.4x (EMM), 16.5x
 (MMoE), 8.1x (PLE); inference 46x, 120x, 71x. bf16 autocast slowed EMM (0.75x); torch.compile
-(default mode) trained it at 6.5x the per-row path (eager 5.4x) after a minute of compiling; ``reduce-overhead`` (CUDA
-graphs) fails in the training step (an output is overwritten by the next replay).
+(default mode) trained it at 6.5x the per-row path (eager 5.4x) after a minute of compiling;
+``--compile-mode reduce-overhead`` (CUDA graphs) fails in the training step (an output is
+overwritten by the next replay).
 
 torch.compile on CPU (torch 2.13, measured 2026-11-25 on the fused EMM, batch 1024): 0.59x the
 eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off.
@@ -108,7 +109,8 @@ def _peak_mb() -> float:
 
 
 def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: int, compile_: bool,
-              wall: bool = False, only_ours: bool = False, device: str = "cpu", amp: bool = False) -> list[dict]:
+              wall: bool = False, only_ours: bool = False, device: str = "cpu", amp: bool = False,
+              compile_mode: str | None = None) -> list[dict]:
     """All passes of both paths for one model, interleaved; one row per (path, pass).
 
     On CUDA both paths run on the GPU (the per-row path copies each collated batch to it, as the
@@ -137,8 +139,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     tasks = ds.tasks[:1] if name in ("tm1", "tm2") else ds.tasks
     torch.manual_seed(0)
     model = build(name, ds.spec, tasks).to(dev)
-    fast_model = (torch.compile(model, mode=os.environ.get("BENCH_COMPILE_MODE") or None)  # e.g. reduce-overhead
-                  if compile_ else model)
+    fast_model = torch.compile(model, mode=compile_mode) if compile_ else model
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
                            fused=True)  # as emm_lib.train.fit; both paths step it
     tr = ds.train
@@ -279,6 +280,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (fit() uses 1 on CPU)")
     ap.add_argument("--compile", action="store_true", help="run the 'ours' path through torch.compile")
+    ap.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"],
+                    help="torch.compile's mode (implies --compile)")
     ap.add_argument("--wall", action="store_true",
                     help="time by the wall clock (default: the process's CPU time, steadier on a shared machine)")
     ap.add_argument("--device", default="cpu",
@@ -287,6 +290,7 @@ def main() -> None:
     ap.add_argument("--csv", help="also write the table here (with the device, torch version and settings)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    a.compile = a.compile or a.compile_mode is not None
     from emm_lib.checks import check_device
 
     try:
@@ -301,7 +305,7 @@ def main() -> None:
         ap.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
     if a.one:
         print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall,
-                                   device=a.device, amp=a.amp)))
+                                   device=a.device, amp=a.amp, compile_mode=a.compile_mode)))
         return
     rows = []
     t0 = time.perf_counter()
@@ -309,6 +313,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", "--models", m, "--passes", str(a.passes), "--batches",
                str(a.batches), "--batch-size", str(a.batch_size), "--threads", str(a.threads), "--device", a.device]
         flags = [f for f, on in (("--compile", a.compile), ("--wall", a.wall), ("--amp", a.amp)) if on]
+        flags += ["--compile-mode", a.compile_mode] if a.compile_mode else []
         out = subprocess.run(cmd + flags,
                              capture_output=True, text=True,
                              env=os.environ)
@@ -323,7 +328,7 @@ def main() -> None:
     print(f"\nCensus, batch {a.batch_size}, {a.batches} training batches x {a.passes} interleaved passes per path "
           f"(median), {a.threads} torch thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs"
           f"{', GPU ' + gpu + ' (both paths)' if gpu else ''}{', ours with bf16 autocast' if a.amp else ''}"
-          f"{', ours via torch.compile' if a.compile else ''}; rows per {'wall' if wall else 'CPU'} second"
+          f"{', ours via torch.compile' + (f' ({a.compile_mode})' if a.compile_mode else '') if a.compile else ''}; rows per {'wall' if wall else 'CPU'} second"
           f"{'' if wall else ' of the process (the machine is shared; --wall for wall-clock)'}")
     print("per_row = per-row DataLoader + the reference model (mimics the published pipeline); "
           "ratio = ours / per_row")
@@ -334,7 +339,7 @@ def main() -> None:
         from emm_lib.utils import atomic_write
 
         meta = dict(device=gpu or "cpu", torch=torch.__version__, cpus=os.cpu_count(), batch_size=a.batch_size,
-                    batches=a.batches, passes=a.passes, threads=a.threads, amp=a.amp, compile=a.compile,
+                    batches=a.batches, passes=a.passes, threads=a.threads, amp=a.amp, compile=a.compile_mode or a.compile,
                     clock="wall" if wall else "cpu", date=time.strftime("%Y-%m-%d"), git_commit=git_commit())
         with atomic_write(a.csv) as fh:
             table.assign(**meta).to_csv(fh, index=False)

@@ -39,10 +39,7 @@ def git_commit() -> str:
     """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or ``unknown``.
 
     Read once per process (the study pins it before its first run): a checkout that moves while a
-    long study runs does not relabel the rows of code loaded before the move. A copy of a clean
-    checkout without its ``.git`` (a remote machine) names its commit in ``EMM_GIT_COMMIT``."""
-    if not (repo_root() / ".git").exists() and os.environ.get("EMM_GIT_COMMIT"):
-        return os.environ["EMM_GIT_COMMIT"]
+    long study runs does not relabel the rows of code loaded before the move."""
     try:
         root = repo_root()
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,

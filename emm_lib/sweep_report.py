@@ -112,9 +112,14 @@ def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
     return runs.settings.map(lambda s: json.loads(s).get(key, np.nan))
 
 
+def _device_type(s: pd.Series) -> pd.Series:
+    """``cuda:0`` -> ``cuda``: the kind of device a run trained on."""
+    return s.astype(str).str.split(":").str[0]
+
+
 def _devices(s: pd.Series) -> str:
     """The devices a group of runs trained on (``cpu``, ``cuda``), as one label."""
-    return ", ".join(sorted({str(d).split(":")[0] for d in s}))
+    return ", ".join(sorted(set(_device_type(s))))
 
 
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
@@ -150,8 +155,7 @@ def point_cost(runs: pd.DataFrame) -> pd.DataFrame:
     """What each point cost, per device it ran on: seeds, runs (trained models included), training
     seconds per seed (``fit`` time summed over the seed's runs, mean over seeds; data generation
     excluded) and the longest single run."""
-    r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").assign(
-        device=lambda d: d.device.astype(str).str.split(":").str[0])
+    r = runs.drop_duplicates(["dataset", "model", "seed"], keep="last").assign(device=lambda d: _device_type(d.device))
     per_seed = r.groupby(["generator", "n_rows", "n_tasks", "dataset", "device", "seed"]).agg(
         runs=("model", "count"), seconds=("train_seconds", "sum"), longest=("train_seconds", "max")).reset_index()
     return (per_seed.groupby(["generator", "n_rows", "n_tasks", "dataset", "device"], sort=True)

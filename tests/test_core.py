@@ -165,26 +165,6 @@ def test_results_append_is_tidy_and_atomic(tmp_path):
     assert len(results.read(path)) == 2  # the failed appends changed nothing
 
 
-def test_a_copy_without_git_names_its_commit_from_the_environment(tmp_path, monkeypatch):
-    """A clean checkout copied to a remote machine without ``.git`` records ``EMM_GIT_COMMIT``;
-    in a git checkout git itself is asked (the variable cannot relabel a real checkout)."""
-    from emm_lib import utils
-
-    monkeypatch.setenv("EMM_GIT_COMMIT", "abc123def456")
-    results.git_commit.cache_clear()
-    try:
-        assert results.git_commit() != "abc123def456"  # this checkout: git answers
-        monkeypatch.setattr(utils, "repo_root", lambda: tmp_path)
-        monkeypatch.setattr(results, "repo_root", lambda: tmp_path, raising=False)
-        results.git_commit.cache_clear()
-        assert results.git_commit() == "abc123def456"
-        monkeypatch.delenv("EMM_GIT_COMMIT")
-        results.git_commit.cache_clear()
-        assert results.git_commit() == "unknown"
-    finally:
-        results.git_commit.cache_clear()
-
-
 @pytest.mark.parametrize("commit", ["3263898569e9", "012345678901", "1e5"])
 def test_results_keep_text_columns_verbatim_across_appends(tmp_path, commit):
     """A commit hash that looks like a number ("3263898569e9" -> 3.263898569e+18) or has a leading

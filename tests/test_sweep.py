@@ -248,7 +248,7 @@ def test_headroom_reports_the_auc_range_per_generator():
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
-def test_gate_weights_read_the_rows_where_the_model_is(device):
+def test_gate_weights_read_the_rows_where_the_model_is(device, monkeypatch):
     """After fit on a GPU the model is on CUDA and the split on the CPU: the gate table is still made."""
     from helpers import make_tiny_dataset, train_tiny_models
 
@@ -257,8 +257,12 @@ def test_gate_weights_read_the_rows_where_the_model_is(device):
     ds = make_tiny_dataset()
     emm = EMM.from_trained(train_tiny_models(ds))
     ref = sweep.gate_weights(emm, ds.val)
+    moved_to = []
+    real_to = type(ds.val).to
+    monkeypatch.setattr(type(ds.val), "to", lambda self, d: moved_to.append(torch.device(d)) or real_to(self, d))
     got = sweep.gate_weights(emm.to(device), ds.val)
     assert next(emm.parameters()).device.type == device
+    assert moved_to and moved_to[-1].type == device  # the rows were sent to the model's device (a CPU check too)
     pd.testing.assert_frame_equal(got, ref, atol=1e-5, rtol=0)
 
 
