@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .run_settings import StudySettings
 
 __all__ = ["EXPERIMENT", "PAIR_VARIANCES", "settings", "data_options", "rungs_for", "owner", "plan", "tm_run",
-           "identity", "build", "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances", "read_pair_variances"]
+           "identity", "build", "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances",
+           "read_pair_variances"]
 
 EXPERIMENT = AUTHORS_EXPERIMENT
 PAIR_VARIANCES = "analysis/authors_pair_variances.csv"
