@@ -26,6 +26,7 @@ torch itself. The machine is shared: compare ratios within one run.
     python benchmarks/bench_train.py --models emm --passes 5 --batches 100
     python benchmarks/bench_train.py --models emm --compile  # ours through torch.compile
     python benchmarks/bench_train.py --device cuda --csv out.csv   # on a GPU (wall clock); --amp: bf16
+    python benchmarks/bench_train.py --device cuda --cuda-graph    # our step replayed as a CUDA graph
 
 On an NVIDIA H200 (2026-11-26, ``results/h200/bench_train*.csv``): training 5.4x (EMM), 16.5x
 (MMoE), 8.1x (PLE); inference 46x, 120x, 71x. bf16 autocast slowed EMM (0.75x); torch.compile
@@ -110,12 +111,13 @@ def _peak_mb() -> float:
 
 def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: int, compile_: bool,
               wall: bool = False, only_ours: bool = False, device: str = "cpu", amp: bool = False,
-              compile_mode: str | None = None) -> list[dict]:
+              compile_mode: str | None = None, cuda_graph: bool = False) -> list[dict]:
     """All passes of both paths for one model, interleaved; one row per (path, pass).
 
     On CUDA both paths run on the GPU (the per-row path copies each collated batch to it, as the
     published training loop does), time is the wall clock after a synchronise, and ``amp`` runs
-    our training step under bfloat16 autocast."""
+    our training step under bfloat16 autocast; ``cuda_graph`` replays our step as one CUDA graph
+    (:class:`emm_lib.graphed.GraphedTrainStep`, as ``fit(cuda_graph=True)``)."""
     import torch
 
     from emm_lib.utils import resolve_device
@@ -155,6 +157,12 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     def our_step(m, b: Batch) -> None:  # fit()'s step
         train_step(m, opt, b, amp=amp and cuda)
 
+    graphed = None
+    if cuda_graph:
+        from emm_lib.graphed import GraphedTrainStep
+
+        graphed = GraphedTrainStep(fast_model, opt, split, batch_size, amp=amp and cuda)
+
     def set_fast(flag: bool) -> None:
         if hasattr(model, "fast"):
             model.fast = flag
@@ -176,7 +184,10 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     def ours() -> tuple[float, float]:
         set_fast(True)
         model.train()
-        t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
+        if graphed is None:
+            t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
+        else:  # the graph gathers the batch itself, from the rows' indices
+            t_train = timed_steps(split.batch_indices(batch_size, gen), None, step=lambda _, idx: graphed(idx))
         rows = split.subset(torch.arange(n_rows, device=dev))
         predict(fast_model, split.subset(torch.arange(batch_size, device=dev)))  # warm-up
         t0 = clock()
@@ -240,6 +251,9 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     model.train()
     for b in list(split.subset(torch.arange(4 * batch_size, device=dev)).batches(batch_size)):
         our_step(fast_model, b)
+    if graphed is not None:  # its own warm-up steps and the capture
+        for idx in torch.arange(6 * batch_size, device=dev).split(batch_size):
+            graphed(idx)
     out = []
     for p in range(passes):
         for path, fn in (("ours", ours), ("per_row", per_row))[: 1 if only_ours else 2]:
@@ -287,6 +301,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu",
                     help="cpu (default), cuda or auto; on CUDA the time is the wall clock after a synchronise")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast in our training step (CUDA only)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="replay our training step as one CUDA graph (CUDA only; fit(cuda_graph=True))")
     ap.add_argument("--csv", help="also write the table here (with the device, torch version and settings)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -299,20 +315,26 @@ def main() -> None:
         ap.error(str(exc))
     if a.amp and dev.type != "cuda":
         ap.error("--amp is bfloat16 autocast on CUDA; this run is on the CPU (use --device cuda)")
+    if a.cuda_graph and dev.type != "cuda":
+        ap.error("--cuda-graph replays the step as a CUDA graph; this run is on the CPU (use --device cuda)")
+    if a.cuda_graph and a.compile:
+        ap.error("--cuda-graph and --compile are exclusive (use --compile-mode reduce-overhead for compiled graphs)")
     models = a.models.split(",")
     bad = [m for m in models if m not in MODELS]
     if bad:
         ap.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
     if a.one:
         print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall,
-                                   device=a.device, amp=a.amp, compile_mode=a.compile_mode)))
+                                   device=a.device, amp=a.amp, compile_mode=a.compile_mode,
+                                   cuda_graph=a.cuda_graph)))
         return
     rows = []
     t0 = time.perf_counter()
     for m in models:
         cmd = [sys.executable, __file__, "--one", "--models", m, "--passes", str(a.passes), "--batches",
                str(a.batches), "--batch-size", str(a.batch_size), "--threads", str(a.threads), "--device", a.device]
-        flags = [f for f, on in (("--compile", a.compile), ("--wall", a.wall), ("--amp", a.amp)) if on]
+        flags = [f for f, on in (("--compile", a.compile), ("--wall", a.wall), ("--amp", a.amp),
+                                 ("--cuda-graph", a.cuda_graph)) if on]
         flags += ["--compile-mode", a.compile_mode] if a.compile_mode else []
         out = subprocess.run(cmd + flags,
                              capture_output=True, text=True,
@@ -340,6 +362,7 @@ def main() -> None:
 
         meta = dict(device=gpu or "cpu", torch=torch.__version__, cpus=os.cpu_count(), batch_size=a.batch_size,
                     batches=a.batches, passes=a.passes, threads=a.threads, amp=a.amp, compile=a.compile_mode or a.compile,
+                    cuda_graph=a.cuda_graph,
                     clock="wall" if wall else "cpu", date=time.strftime("%Y-%m-%d"), git_commit=git_commit())
         with atomic_write(a.csv) as fh:
             table.assign(**meta).to_csv(fh, index=False)

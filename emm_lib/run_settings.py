@@ -39,6 +39,7 @@ class StudySettings:
     data_dir: str | None = None
     data_path: str | None = None  # AliExpress / Ali-CCP: the folder with the user's CSVs
     threads: int | None = None
+    cuda_graph: bool = False  # fit(cuda_graph=True) on CUDA: the same training, replayed as one graph
     quiet: bool = True
     on_change: str = "error"  # rows made with other settings: "error" names the change, "rerun" replaces them
 
@@ -50,12 +51,12 @@ class StudySettings:
     def fit_kwargs(self) -> dict:
         return dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                     patience=self.patience, device=self.device, max_train_rows=self.max_train_rows,
-                    progress=not self.quiet, cpu_threads=self.threads or 1)
+                    progress=not self.quiet, cpu_threads=self.threads or 1, cuda_graph=self.cuda_graph)
 
     def record(self) -> dict:
         d = asdict(self)
         d.pop("seeds")
-        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path"):
+        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path", "cuda_graph"):  # (fit records cuda_graph)
             d.pop(k)
         return d
 

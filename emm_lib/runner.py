@@ -131,7 +131,8 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
         train_seconds=res.seconds, device=res.device,
         settings={**st.record(), **identity(run, st), "tasks": list(model.tasks), "epochs_run": len(res.history),
                   "n_features": ds.spec.n_sparse + ds.spec.n_dense, "experiment": run.experiment,
-                  "torch_threads": res.settings.get("threads"), **eff})
+                  "torch_threads": res.settings.get("threads"),
+                  **({"cuda_graph": True} if res.settings.get("cuda_graph") else {}), **eff})
     return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks), gates)
 
 

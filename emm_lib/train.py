@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .checks import check_device, check_fit_inputs, check_split
 from .data.types import Batch, Dataset, Split
+from .graphed import GraphedTrainStep
 from .metrics import auc
 from .models.base import MultiTaskModel
 from .utils import resolve_device, seed_everything
@@ -92,7 +93,8 @@ def _adam_step(opt: torch.optim.Adam) -> None:
 def train_step(model: MultiTaskModel, opt: torch.optim.Adam, batch: Batch, amp: bool = False) -> Tensor:
     """One optimisation step of :func:`fit` on ``batch`` (``amp``: bfloat16 autocast, CUDA); returns the loss."""
     opt.zero_grad(set_to_none=True)
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+    # No cast cache: a CUDA graph capture (``graphed``) must not keep casts made outside it.
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
         loss = _loss(model, batch, batch.y)
     loss.backward()
     _adam_step(opt)
@@ -116,6 +118,7 @@ def fit(
     eval_batch_size: int = 8192,
     cpu_threads: int | None = 1,
     restore_best: bool = True,
+    cuda_graph: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
 
@@ -125,7 +128,9 @@ def fit(
     models are small, and intra-op threads cost more than they give (and collapse when another
     process holds the other core); ``None`` keeps torch's setting. ``restore_best=False`` keeps
     the last epoch's weights instead (protocol flag ``final_epoch_weights``; ``best_epoch`` is
-    then the last epoch, the one returned). Returns a
+    then the last epoch, the one returned). ``cuda_graph`` replays the training step as one CUDA
+    graph (:class:`~emm_lib.graphed.GraphedTrainStep`: the same training, several times faster
+    for these launch-bound models; CUDA only, ignored on CPU). Returns a
     :class:`FitResult`; the test split is left for the caller.
     """
     check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs)  # names the problem and the fix
@@ -141,7 +146,7 @@ def fit(
             return fit(model, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                        patience=patience, seed=seed, device=dev, amp=amp, progress=progress,
                        max_train_rows=max_train_rows, eval_batch_size=eval_batch_size, cpu_threads=None,
-                       restore_best=restore_best)
+                       restore_best=restore_best, cuda_graph=cuda_graph)
         finally:
             torch.set_num_threads(old_threads)
     gen = seed_everything(seed)
@@ -153,13 +158,14 @@ def fit(
     # Fused Adam: one kernel for all parameters (4x cheaper step than the for-loop on CPU).
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     use_amp = amp and dev.type == "cuda"
+    graphed = GraphedTrainStep(model, opt, train, batch_size, use_amp) if cuda_graph and dev.type == "cuda" else None
 
     rows, stop = [], _EarlyStopping(patience)
     t_start = time.perf_counter()
     bar = _progress_bar(model, epochs) if progress else None
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        train_loss = _train_epoch(model, opt, train, batch_size, gen, use_amp, epoch)
+        train_loss = _train_epoch(model, opt, train, batch_size, gen, use_amp, epoch, graphed)
         val_auc = evaluate(model, val, eval_batch_size)
         mean_auc = sum(val_auc.values()) / len(val_auc)
         rows.append({"epoch": epoch, "train_loss": train_loss,
@@ -189,7 +195,8 @@ def fit(
         settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, amp=use_amp, max_train_rows=max_train_rows,
                       threads=torch.get_num_threads() if dev.type == "cpu" else None,
-                      **({} if restore_best else {"restore_best": False})),
+                      **({} if restore_best else {"restore_best": False}),
+                      **({"cuda_graph": True} if graphed is not None else {})),
     )
 
 
@@ -203,14 +210,15 @@ def _training_split(model: MultiTaskModel, dataset: Dataset, gen: torch.Generato
 
 
 def _train_epoch(model: MultiTaskModel, opt: torch.optim.Adam, train: Split, batch_size: int,
-                 gen: torch.Generator, amp: bool, epoch: int) -> float:
+                 gen: torch.Generator, amp: bool, epoch: int, graphed: GraphedTrainStep | None = None) -> float:
     """One pass over shuffled batches; the mean training loss (one host sync per epoch)."""
     model.train()
     total, n_batches = torch.zeros((), device=train.dense.device), 0
-    for batch in train.batches(batch_size, shuffle=True, generator=gen):
-        if batch.y.shape[0] < 2:  # BatchNorm cannot train on a single row
+    for idx in train.batch_indices(batch_size, generator=gen):
+        if idx.shape[0] < 2:  # BatchNorm cannot train on a single row
             continue
-        total += train_step(model, opt, batch, amp).detach()
+        loss = graphed(idx) if graphed is not None else train_step(model, opt, train.gather(idx), amp)
+        total += loss.detach()
         n_batches += 1
     loss = float(total) / max(n_batches, 1)
     if not math.isfinite(loss):

@@ -38,6 +38,7 @@ def test_device_agreement_matches_runs_by_seed():
 @pytest.mark.parametrize("args, message", [
     (["--device", "cuda"], "CUDA is not available here"),
     (["--amp"], "--amp is bfloat16 autocast on CUDA"),
+    (["--cuda-graph"], "--cuda-graph replays the step as a CUDA graph"),
 ])
 def test_bench_train_names_a_device_it_cannot_use(args, message):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *args],

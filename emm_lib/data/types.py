@@ -133,18 +133,30 @@ class Split:
         Shuffled batches gather their rows from the split by their slice of one permutation (the
         split is never copied whole: peak memory stays one batch above the split itself).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        n = len(self)
-        stop = n - (n % batch_size) if drop_last else n
         if not shuffle:
-            for i in range(0, stop, batch_size):
+            for i in range(0, self._stop(batch_size, drop_last), batch_size):
                 yield Batch(self.sparse[i : i + batch_size], self.dense[i : i + batch_size], self.y[i : i + batch_size])
             return
-        perm = torch.randperm(n, generator=generator, device="cpu").to(self.device)
+        for idx in self.batch_indices(batch_size, generator, drop_last):
+            yield self.gather(idx)
+
+    def batch_indices(self, batch_size: int, generator: torch.Generator | None = None,
+                      drop_last: bool = False) -> Iterator[Tensor]:
+        """The row indices of :meth:`batches` with ``shuffle=True``: slices of one permutation
+        (drawn on the CPU with ``generator``, then moved to the split's device)."""
+        stop = self._stop(batch_size, drop_last)
+        perm = torch.randperm(len(self), generator=generator, device="cpu").to(self.device)
         for i in range(0, stop, batch_size):
-            idx = perm[i : i + batch_size]
-            yield Batch(self.sparse.index_select(0, idx), self.dense.index_select(0, idx), self.y.index_select(0, idx))
+            yield perm[i : i + batch_size]
+
+    def _stop(self, batch_size: int, drop_last: bool) -> int:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        return len(self) - (len(self) % batch_size) if drop_last else len(self)
+
+    def gather(self, idx: Tensor) -> Batch:
+        """The rows ``idx`` as a :class:`Batch`."""
+        return Batch(self.sparse.index_select(0, idx), self.dense.index_select(0, idx), self.y.index_select(0, idx))
 
     @classmethod
     def from_numpy(
