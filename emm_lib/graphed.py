@@ -47,7 +47,9 @@ class GraphedTrainStep:
         self.replays = 0
 
     def _step(self, idx: Tensor) -> Tensor:
-        return self._train_step(self.model, self.opt, self.split.gather(idx), self.amp)
+        # Detached: a loss kept alive keeps its autograd graph, whose AccumulateGrad nodes then sit
+        # on the warm-up's side stream when the next step runs.
+        return self._train_step(self.model, self.opt, self.split.gather(idx), self.amp).detach()
 
     def _capture(self) -> None:
         self.opt.zero_grad(set_to_none=True)  # the graph's backward allocates the gradients in its own pool

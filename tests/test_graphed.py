@@ -56,7 +56,7 @@ def test_cuda_graph_is_ignored_on_cpu():
 
 
 def _models(ds):
-    trained = train_tiny_models(ds)
+    trained = train_tiny_models(ds)  # on the CPU
     yield "emm", EMM.from_trained(trained)
     yield "emm:soft", EMM.from_trained(trained, fusion="soft")
     for name in ("shared_bottom", "mmoe", "ple", "aitm", "adatt"):
@@ -69,8 +69,9 @@ def _models(ds):
 @pytest.mark.parametrize("n_tasks", [2, 3])
 def test_graphed_training_equals_eager_on_cuda(n_tasks):
     """Ten epochs' worth of steps (warm-up, capture, replays, a short last batch) from one start."""
-    ds = make_tiny_dataset(n_tasks, 700).to("cuda")
-    for name, model in _models(ds):
+    on_cpu = make_tiny_dataset(n_tasks, 700)
+    ds = on_cpu.to("cuda")
+    for name, model in _models(on_cpu):
         model.cuda().train()
         twins = [model, copy.deepcopy(model)]
         opts = [torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2, fused=True) for m in twins]

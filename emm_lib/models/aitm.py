@@ -56,9 +56,13 @@ class AITAttention(nn.Module):
         return (self.weights(u).unsqueeze(-1) * self.value(u)).sum(1)
 
 
-def calibrator_loss(logits: Tensor, order: Sequence[int], alpha: float) -> Tensor:
-    """``alpha * mean_rows sum_{t>=2} relu(sigmoid(l_t) - sigmoid(l_{t-1}))`` along ``order`` (Eq. 7)."""
-    p = torch.sigmoid(logits.float())[:, list(order)]
+def calibrator_loss(logits: Tensor, order: Sequence[int] | Tensor, alpha: float) -> Tensor:
+    """``alpha * mean_rows sum_{t>=2} relu(sigmoid(l_t) - sigmoid(l_{t-1}))`` along ``order`` (Eq. 7).
+
+    ``order`` as a tensor on the logits' device needs no host-to-device copy (a CUDA graph forbids one)."""
+    if not isinstance(order, Tensor):
+        order = torch.tensor(list(order), device=logits.device)
+    p = torch.sigmoid(logits.float()).index_select(1, order)
     return alpha * torch.relu(p[:, 1:] - p[:, :-1]).sum(1).mean()
 
 
@@ -106,6 +110,7 @@ class AITM(MultiTaskModel):
         for pos, col in enumerate(self.order):
             inverse[col] = pos
         self.register_buffer("to_task_order", torch.tensor(inverse), persistent=False)
+        self.register_buffer("funnel_order", torch.tensor(self.order), persistent=False)
 
     def representations(self, batch: Batch) -> Tensor:
         """``z_t`` for every task, in funnel order: (B, T, d)."""
@@ -123,4 +128,4 @@ class AITM(MultiTaskModel):
         """The behavioural expectation calibrator (``None`` when ``alpha == 0`` or one task)."""
         if self.alpha == 0 or len(self.tasks) < 2:
             return None
-        return calibrator_loss(logits, self.order, self.alpha)
+        return calibrator_loss(logits, self.funnel_order, self.alpha)
