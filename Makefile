@@ -7,6 +7,7 @@ SHELL := /bin/bash
 PROFILE ?= default
 SEEDS ?=
 DEVICE ?= auto
+BENCH_ARGS ?=
 ifdef VIRTUAL_ENV
   PY := $(VIRTUAL_ENV)/bin/python
   VENV_DEP :=
@@ -90,7 +91,7 @@ publish:
 
 # One table: rows/s of ours vs the published-like per-row path, ratios, peak RSS, targets (~2-3 min).
 bench: setup
-	$(PY) benchmarks/bench_train.py --models emm,mmoe,ple --passes 3 --batches 50
+	$(PY) benchmarks/bench_train.py --models emm,mmoe,ple --passes 3 --batches 50 $(BENCH_ARGS)
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

@@ -32,10 +32,13 @@ On an NVIDIA H200 (2026-11-26, ``results/h200/bench_train*.csv``): training 5.4x
 (MMoE), 8.1x (PLE); inference 46x, 120x, 71x. bf16 autocast slowed EMM (0.75x); torch.compile
 (default mode) trained it at 6.5x the per-row path (eager 5.4x) after a minute of compiling;
 ``--compile-mode reduce-overhead`` (CUDA graphs) fails in the training step (an output is
-overwritten by the next replay).
+overwritten by the next replay). Our step replayed as one CUDA graph (``--cuda-graph``,
+``fit(cuda_graph=True)``; a second H200, ``results/h200/cuda_graph/bench_train.csv``): training
+74.7x (EMM), 175x (MMoE), 115x (PLE); inference 60x, 94x, 87x.
 
 torch.compile on CPU (torch 2.13, measured 2026-11-25 on the fused EMM, batch 1024): 0.59x the
-eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off.
+eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off
+(measured again 2026-11-26 on the idle machine: 10.5 ms per step compiled, 5.1 ms eager).
 
 Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
 settings; three runs each of the code before and after commit "Fused input", alternated;

@@ -53,3 +53,14 @@ def test_device_agreement_reads_the_committed_gpu_runs():
     assert out.returncode == 0, out.stderr
     assert "table1: devices cuda vs cpu; 35 runs in both" in out.stdout
     assert "largest per-run test-AUC difference 0.0017" in out.stdout
+
+
+def test_device_agreement_reads_the_cuda_graph_grid():
+    """The reproduce chapter's numbers for the grid run with --cuda-graph on the GPU."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_agreement.py"), "--other",
+                          "results/h200/cuda_graph/paper", "--experiments", "single_task", "table1", "table2",
+                          "figure3", "leak_free"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "largest per-run test-AUC difference 0.0047; mean difference over models 0.0016" in out.stdout
+    assert "fit seconds summed: 1,146 vs 2,077" in out.stdout  # single_task: 56 runs on both devices
+    assert "--cuda-graph, stopped at a deadline          8   140           506" in out.stdout

@@ -92,9 +92,8 @@ def test_graphed_training_equals_eager_on_cuda(n_tasks):
 @cuda
 def test_fit_with_cuda_graph_on_cuda():
     ds = make_tiny_dataset(2, 700)
-    trained = train_tiny_models(ds)
-    res = [fit(EMM.from_trained(copy.deepcopy(trained)), ds, epochs=3, batch_size=128, device="cuda",
-               cuda_graph=g) for g in (False, True)]
+    emm = EMM.from_trained(train_tiny_models(ds))
+    res = [fit(copy.deepcopy(emm), ds, epochs=3, batch_size=128, device="cuda", cuda_graph=g) for g in (False, True)]
     assert res[1].settings["cuda_graph"] and "cuda_graph" not in res[0].settings
     cols = [c for c in res[0].history if c != "seconds"]
     assert res[0].history[cols].to_numpy() == pytest.approx(res[1].history[cols].to_numpy(), abs=1e-5)
