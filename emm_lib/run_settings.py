@@ -56,7 +56,8 @@ class StudySettings:
     def record(self) -> dict:
         d = asdict(self)
         d.pop("seeds")
-        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path", "cuda_graph"):  # (fit records cuda_graph)
+        # cuda_graph: the rows record it from fit(), where a graph was used.
+        for k in ("quiet", "on_change", "results_dir", "data_dir", "data_path", "cuda_graph"):
             d.pop(k)
         return d
 
