@@ -350,11 +350,14 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""
     wall = a.wall or bool(gpu)
+    ours_via = [text for text, on in (
+        (f"GPU {gpu} (both paths)", bool(gpu)), ("ours with bf16 autocast", a.amp),
+        (f"ours via torch.compile ({a.compile_mode or 'default'})", a.compile),
+        ("ours as a CUDA graph", a.cuda_graph)) if on]
     print(f"\nCensus, batch {a.batch_size}, {a.batches} training batches x {a.passes} interleaved passes per path "
           f"(median), {a.threads} torch thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs"
-          f"{', GPU ' + gpu + ' (both paths)' if gpu else ''}{', ours with bf16 autocast' if a.amp else ''}"
-          f"{', ours via torch.compile' + (f' ({a.compile_mode})' if a.compile_mode else '') if a.compile else ''}; rows per {'wall' if wall else 'CPU'} second"
-          f"{'' if wall else ' of the process (the machine is shared; --wall for wall-clock)'}")
+          + "".join(f", {t}" for t in ours_via) + f"; rows per {'wall' if wall else 'CPU'} second"
+          + ("" if wall else " of the process (the machine is shared; --wall for wall-clock)"))
     print("per_row = per-row DataLoader + the reference model (mimics the published pipeline); "
           "ratio = ours / per_row")
     table = summarise(rows)

@@ -128,11 +128,11 @@ def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] |
     g = grid(st.profile)
     pts = points(g, axes)
     if rows is not None:
-        have = sorted({parse(d)["n_rows"] for _, d, _, _ in pts})
-        if not set(rows) <= set(have):
-            raise ValueError(f"No sweep point with {sorted(set(rows) - set(have))} training rows on axes "
+        want, have = set(rows), sorted({parse(d)["n_rows"] for _, d, _, _ in pts})
+        if not want <= set(have):
+            raise ValueError(f"No sweep point with {sorted(want - set(have))} training rows on axes "
                              f"{list(axes)} of profile {st.profile!r}; the points have {have}.")
-        pts = [p for p in pts if parse(p[1])["n_rows"] in set(rows)]
+        pts = [p for p in pts if parse(p[1])["n_rows"] in want]
     runs: list[Run] = []
     seen: set[Run] = set()
     for seed in (seeds if seeds is not None else g["seeds"]):
