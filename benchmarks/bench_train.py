@@ -38,7 +38,8 @@ overwritten by the next replay). Our step replayed as one CUDA graph (``--cuda-g
 
 torch.compile on CPU (torch 2.13, measured 2026-11-25 on the fused EMM, batch 1024): 0.59x the
 eager speed after about 3 minutes of compilation on the shared 2-core machine, so it stays off
-(measured again 2026-11-26 on the idle machine: 10.5 ms per step compiled, 5.1 ms eager).
+(measured again 2026-11-26 on the idle machine, ``results/bench/cpu_compile_2026-11-26.csv``: EMM
+trained at 3.4x the per-row path compiled, against 6.6x eager in ``results/bench/cpu_2026-11-26.csv``).
 
 Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
 settings; three runs each of the code before and after commit "Fused input", alternated;
