@@ -64,3 +64,13 @@ def test_device_agreement_reads_the_cuda_graph_grid():
     assert "largest per-run test-AUC difference 0.0047; mean difference over models 0.0016" in out.stdout
     assert "fit seconds summed: 1,146 vs 2,077" in out.stdout  # single_task: 56 runs on both devices
     assert "--cuda-graph, stopped at a deadline          8   140           506" in out.stdout
+
+
+def test_the_chapter_quotes_the_recorded_cpu_bench():
+    """The reproduce chapter's 2026-11-26 CPU ratios are those of the committed bench table."""
+    t = pd.read_csv(ROOT / "results" / "bench" / "cpu_2026-11-26.csv").set_index(["model", "path"])
+    r = {m: t.loc[(m, "ours")] for m in ("emm", "mmoe", "ple")}
+    quoted = (f"{r['emm']['train ratio']:.1f}× and {r['emm']['infer ratio']:.1f}× for EMM, "
+              f"{r['mmoe']['train ratio']:.1f}× for MMoE, {r['ple']['train ratio']:.1f}× for PLE")
+    assert quoted in " ".join((ROOT / "book" / "reproduce.md").read_text().split())
+    assert set(t.device) == {"cpu"} and t.git_commit.notna().all() and not t.git_commit.str.endswith("dirty").any()
