@@ -3,7 +3,8 @@
 The fused (feature-major) models read the embedding through :meth:`FeatureEmbedding.feature_major`:
 the lookup and the first affine map of the model are one autograd Function
 (:class:`EmbeddedAffine`), whose backward writes the table gradient without copying the input
-gradient (same values and gradients as the lookup followed by ``addmm``, bit for bit in float32).
+gradient (same values and gradients as the lookup followed by ``addmm``; bit for bit in float32 where
+the GEMM kernel sums the same blocks in the same order, as MKL's AVX2 and AVX-512 paths do).
 """
 from __future__ import annotations
 
@@ -117,7 +118,9 @@ class EmbeddedAffine(torch.autograd.Function):
 
     Forward: the same ops as the lookup, concatenation and ``addmm`` (same values). Backward: the
     gradients autograd would give, computed by the same kernels in the same summation order, so
-    equal bit for bit in float32 (``tests/test_fast_paths.py``; in float64 the last bit may differ):
+    equal bit for bit in float32 on MKL's AVX2/AVX-512 paths (``tests/test_fast_paths.py``; with
+    constant rows W0, a kernel that blocks by GEMM shape may round W1's gradient in another order, and
+    in float64 the last bit may differ):
     ``gW1 = g1 x``, ``gb1 = g1`` summed over the
     batch, and the table gradient, the ``index_add`` of the input gradient ``g^T W`` in each table
     row's batch order. But only the embedded columns of ``g^T W`` are computed, contiguous, so the

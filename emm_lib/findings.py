@@ -35,7 +35,7 @@ def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
     multi = t[~single]
     text += (f" Rerunning seed {', '.join(map(str, sorted(t.seed.unique())))} at "
              f"`{t.git_commit_new.iloc[0]}` (whose tiny-profile numbers equal those of the latest "
-             "of them, bit for bit: `tests/test_bit_identical.py`): ")
+             "of them, bit for bit on one machine: `make refactor-guard`): ")
     if same is not None:
         text += ("the single-task models are bit-identical; " if same
                  else "the single-task models differ; ")

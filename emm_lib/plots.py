@@ -6,8 +6,11 @@ from typing import Sequence
 
 import pandas as pd
 
+from .utils import repo_root
+
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
-           "task_gate_heatmaps", "task_gate_spread", "partner_heatmaps", "mtm_heatmap", "row_path", "save"]
+           "task_gate_heatmaps", "task_gate_spread", "partner_heatmaps", "mtm_heatmap", "row_path", "save",
+           "book_figure"]
 
 
 def style() -> None:
@@ -317,6 +320,13 @@ def row_path(details: dict, row: int, component_names: Sequence[str] = ("TM-1", 
                 r["attention on own"] = round(float(lv["mtm"][t][row, 0]), 4)
             out.append(r)
     return pd.DataFrame(out)
+
+
+def book_figure(name: str) -> Path:
+    """Where the book's pages read a figure a notebook makes: ``book/notebooks/figures/<name>`` in
+    the repository, whatever the notebook's working directory (``notebooks/`` under papermill,
+    ``book/notebooks/`` when the executed copy is re-run by the notebook tests)."""
+    return repo_root() / "book" / "notebooks" / "figures" / name
 
 
 def save(fig, path: str | Path) -> Path:

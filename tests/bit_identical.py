@@ -1,16 +1,29 @@
-"""Every experiment at the tiny profile, seeded, on CPU: the metric values of its CSVs.
+"""Every experiment at the tiny profile, seeded, on CPU: the metric values of its CSVs, exactly.
 
-``tests/test_bit_identical.py`` runs this in a fresh process and compares the values bit for bit
-with ``tests/fixtures/tiny_reference.csv``, which this script wrote at commit 661efa4 (main before
-the architecture pass, issue 16). Provenance columns (train_seconds, git_commit, torch_version,
-device, settings, timestamp) differ by design and are left out; identity columns and values are kept.
+Two checks use it, and neither compares with numbers made on another machine:
 
-    python tests/bit_identical.py OUT_DIR [FIXTURE]     # run; write FIXTURE (default: print a summary)
+* ``tests/test_determinism.py`` (in ``make test``) runs it twice in fresh processes on this machine
+  and asserts the two tables are equal bit for bit (and again under another kernel configuration).
+* ``make refactor-guard REF=<commit>`` (``scripts/refactor_guard.sh``) runs it on a ``git worktree``
+  of REF and on the working tree, side by side on this machine, and compares: refactoring changed no
+  number.
 
-Regenerate the fixture only when a change is *meant* to change the numbers, and say so in the commit.
+Why no committed reference: at the tiny profile a last-bit difference in one matmul grows into another
+training trajectory. The CPU's kernels decide those bits: MKL picks its GEMM code path from the
+processor (an AVX-512 AMD EPYC and an AVX-512/AMX Xeon take different ones; ``MKL_ENABLE_INSTRUCTIONS``
+and ``MKL_CBWR`` change the path on one machine), and ATen vectorises reductions and element-wise ops
+for the capability it detects (``ATEN_CPU_CAPABILITY``). A reference written on one machine therefore
+fails on another (863 of 1,564 values differed on a Xeon), whatever the tolerance.
+
+Provenance columns (train_seconds, git_commit, torch_version, device, settings, timestamp) differ by
+design and are left out; identity columns and values are kept.
+
+    python tests/bit_identical.py OUT_DIR [TABLE.csv] [--root CHECKOUT]   # run; write the table
+    python tests/bit_identical.py --compare WANT.csv GOT.csv               # exit 1 when they differ
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,13 +36,17 @@ RESULT_VALUES = ["value", "best_epoch"]
 GATE_KEY = ["file", "dataset", "model", "seed", "level", "task", "kind", "index", "name"]
 
 
-def run_all(out: Path) -> None:
-    """Every experiment of the study at the tiny profile, seed 0, on CPU, into ``out/tiny``."""
+def run_all(out: Path, root: Path = ROOT) -> None:
+    """Every experiment of the study at the tiny profile, seed 0, on CPU, into ``out/tiny``, with the
+    ``emm_lib`` of the checkout ``root``."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(root))
     from emm_lib import authors, config, study, sweep
 
+    loaded = Path(study.__file__).resolve()
+    if not loaded.is_relative_to(root.resolve()):
+        raise SystemExit(f"emm_lib was imported from {loaded}, not from {root}: run with a clean sys.path")
     torch.set_num_threads(1)
     st = study.settings("census", "tiny", results_dir=str(out), device="cpu")
     for name in [n for n in config.EXPERIMENTS if n != "synthetic_tasks"]:
@@ -72,10 +89,50 @@ def _exact(v: str) -> str:
         return v
 
 
-if __name__ == "__main__":
-    out = Path(sys.argv[1])
-    run_all(out)
+def differences(want: pd.DataFrame, got: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows present in only one table, and rows whose exact value differs."""
+    want, got = want.astype(str), got.astype(str)
+    key = [c for c in want.columns if c != "exact"]
+    if list(got.columns) != list(want.columns):
+        raise ValueError(f"the tables have other columns: {list(want.columns)} against {list(got.columns)}")
+    merged = want.merge(got, on=key, how="outer", suffixes=("_want", "_got"), indicator=True)
+    return merged[merged._merge != "both"], merged[(merged._merge == "both") & (merged.exact_want != merged.exact_got)]
+
+
+def report(want: pd.DataFrame, got: pd.DataFrame) -> str:
+    """'' when the tables agree bit for bit; else what differs (the first 20 rows of each kind)."""
+    missing, diff = differences(want, got)
+    text = ""
+    if len(missing):
+        text += f"{len(missing)} rows only in one table, e.g.:\n{missing.head(20).to_string()}\n"
+    if len(diff):
+        text += f"{len(diff)} of {len(want)} values differ, e.g.:\n{diff.head(20).to_string()}\n"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+", help="OUT_DIR [TABLE.csv], or WANT.csv GOT.csv with --compare")
+    ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose emm_lib runs (default: this one)")
+    ap.add_argument("--compare", action="store_true", help="compare two tables written by this script")
+    args = ap.parse_args(argv)
+    if args.compare:
+        if len(args.paths) != 2:
+            ap.error("--compare takes two tables: WANT.csv GOT.csv")
+        want, got = (pd.read_csv(p, dtype=str, keep_default_na=False) for p in args.paths)
+        text = report(want, got)
+        print(text or f"all {len(want)} values are bit-identical")
+        return 1 if text else 0
+    if len(args.paths) > 2:
+        ap.error("run mode takes OUT_DIR and an optional TABLE.csv")
+    out = Path(args.paths[0])
+    run_all(out, args.root)
     table = collect(out)
-    if len(sys.argv) > 2:
-        table.to_csv(sys.argv[2], index=False)
+    if len(args.paths) == 2:
+        table.to_csv(args.paths[1], index=False)
     print(f"{len(table)} values from {table.file.nunique()} files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

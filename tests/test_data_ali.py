@@ -1,5 +1,5 @@
-"""AliExpress / Ali-CCP loaders (emm_lib/data/ali.py): the shared format samples, and
-small CSVs written to tmp_path in the same layout for the bad-input cases."""
+"""AliExpress / Ali-CCP loaders (emm_lib/data/ali.py): files in each format written by the tests
+(and the shared format samples where present), and small CSVs for the bad-input cases."""
 from pathlib import Path
 
 import numpy as np
@@ -31,34 +31,48 @@ def write_layout(folder: Path, layout, n=60, seed=0, suffix="", tweak=None) -> P
     return folder
 
 
-def sample(name):
-    folder = SHARED / name
-    if not folder.is_dir():
-        pytest.skip(f"format sample {folder} not present")
+def _rows(folder: Path, layout, split: str) -> int:
+    return len(pd.read_csv(next(folder.glob(f"{layout.prefix}_{split}*.csv"))))
+
+
+@pytest.fixture(params=["generated", "shared"])
+def source(request, tmp_path):
+    """Files in each format: written here by the test (every machine), and the format samples of
+    ``../shared/data`` beside the clone where present (an extra check of the real files' layout)."""
+    def folder(layout, name: str) -> Path:
+        if request.param == "generated":
+            return write_layout(tmp_path / name, layout, n=300, seed=7, suffix="_sample")
+        shared = SHARED / name
+        if not shared.is_dir():
+            pytest.skip(f"no format sample {name} beside the clone (the generated files were checked)")
+        return shared
     return folder
 
 
-def test_aliexpress_sample_layout():
-    ds = load("aliexpress", path=sample("aliexpress-sample"))
+def test_aliexpress_layout(source):
+    folder = source(ALIEXPRESS, "aliexpress-sample")
+    ds = load("aliexpress", path=folder)
     assert ds.tasks == ("conversion", "click")  # Table I order
     assert ds.spec.n_sparse == 16 and ds.spec.n_dense == 63
     assert [f.name for f in ds.spec.sparse] == [f"categorical_{i}" for i in range(1, 17)]
-    assert len(ds.train) + len(ds.val) == 100 and len(ds.test) == 20 and len(ds.val) > 0
+    assert len(ds.train) + len(ds.val) == _rows(folder, ALIEXPRESS, "train") and len(ds.val) > 0
+    assert len(ds.test) == _rows(folder, ALIEXPRESS, "test")
     for s in ds.splits().values():
         assert set(torch.unique(s.y).tolist()) <= {0.0, 1.0}
         assert s.dense.dtype == torch.float32 and s.sparse.dtype == torch.int64
     # raw values read back: the dense block of the test file equals its numerical columns
-    raw = pd.read_csv(sample("aliexpress-sample") / "aliexpress_test_sample.csv")
+    raw = pd.read_csv(next(folder.glob("aliexpress_test*.csv")))
     np.testing.assert_allclose(ds.test.dense.numpy(), raw[list(ALIEXPRESS.dense)].to_numpy(np.float32))
     np.testing.assert_array_equal(ds.test.labels["click"].numpy(), raw["click"].to_numpy())
 
 
-def test_ali_ccp_sample_layout():
-    ds = load_ali_ccp(sample("ali-ccp-sample"))
+def test_ali_ccp_layout(source):
+    folder = source(ALI_CCP, "ali-ccp-sample")
+    ds = load_ali_ccp(folder)
     assert ds.tasks == ("purchase", "click")
     assert ds.spec.n_sparse == 23 and ds.spec.n_dense == 8
     assert all(n.startswith("D") for n in ds.spec.dense)
-    assert ds.info["rows"] == {"train": 100, "val": 50, "test": 50}
+    assert ds.info["rows"] == {k: _rows(folder, ALI_CCP, k) for k in ("train", "val", "test")}
     assert ds.info["validation"] == "the val file"
 
 

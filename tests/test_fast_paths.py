@@ -267,10 +267,14 @@ def test_embedded_affine_equals_lookup_then_addmm_bit_for_bit(dtype, n_dense, co
     y_ref = torch.mm(W, x) if bb is None else torch.addmm(bb, W, x)
     g_ref = grads(y_ref)
     assert torch.equal(y_new, y_ref)
-    if dtype == torch.float32:  # the training dtype: the same sums, bit for bit (MKL sgemm)
+    if dtype == torch.float32 and not const_rows:  # the training dtype, one GEMM shape: bit for bit
         assert [torch.equal(a, r) for a, r in zip(g_new, g_ref)] == [True] * len(g_ref)
-    else:  # dgemm may round a column/row subset's dot products in another order
-        assert all(torch.allclose(a, r, rtol=0, atol=1e-12) for a, r in zip(g_new, g_ref))
+    else:
+        # With constant rows the reference's weight gradient is a slice of [W0; W1]'s, a GEMM of
+        # another shape; a kernel that blocks by shape (MKL's compatible path, MKL_CBWR=COMPATIBLE)
+        # sums it in another order. float64: dgemm may do so on any path.
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        assert all(torch.allclose(a, r, rtol=tol, atol=tol) for a, r in zip(g_new, g_ref))
     if dtype == torch.float64:
         table = emb.table.weight.detach().clone().requires_grad_()
         idx = b.sparse + emb.offsets

