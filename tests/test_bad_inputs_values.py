@@ -12,13 +12,17 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from emm_lib import checkpoint
 from emm_lib.checkpoint import CheckpointError
 from emm_lib.data.types import FeatureSpec, SparseFeature
+from emm_lib.data.ali import ALI_CCP, load_ali_ccp
 from emm_lib.models import MODEL_REGISTRY, SingleTaskMLP, build_model
+from test_data_ali import write_layout
 
 
 # --------------------------------------------------------------------------- checkpoint structure
@@ -99,3 +103,30 @@ def test_checkpoint_bounds_leave_real_models_loadable(tmp_path):
         model = build_model(name, _spec(), ["a"] if name == "single_task" else ["a", "b"], **sizes)
         checkpoint.save(model, tmp_path / name)
         assert checkpoint.load(tmp_path / name).config == model.config
+
+
+# --------------------------------------------------------------------------- Ali CSVs: codes as floats
+
+
+def _as_floats(split: str, df: pd.DataFrame, value=None) -> pd.DataFrame:
+    """The test file's categorical codes written as floats (``9.0``), or one cell set to ``value``."""
+    if split == "test":
+        for c in ALI_CCP.sparse:
+            df[c] = df[c].astype(float)
+        if value is not None:
+            df.loc[3, ALI_CCP.sparse[2]] = value
+    return df
+
+
+def test_ali_categorical_codes_written_as_floats_read_as_the_same_codes(tmp_path):
+    ints = load_ali_ccp(write_layout(tmp_path / "ints", ALI_CCP))
+    floats = load_ali_ccp(write_layout(tmp_path / "floats", ALI_CCP, tweak=_as_floats))
+    assert (pd.read_csv(tmp_path / "floats" / "ali_ccp_test.csv")[ALI_CCP.sparse[0]].astype(str).str.endswith(".0")).all()
+    assert bool((floats.test.sparse > 0).all())  # no code reads as "unseen in training"
+    assert torch.equal(floats.test.sparse, ints.test.sparse) and floats.spec == ints.spec
+
+
+def test_ali_non_integral_categorical_code_is_refused(tmp_path):
+    folder = write_layout(tmp_path, ALI_CCP, tweak=lambda s, df: _as_floats(s, df, 2.5))
+    with pytest.raises(ValueError, match=r"ali_ccp_test.csv.*column '122'.*not whole-number codes.*'2.5'.*line 5"):
+        load_ali_ccp(folder)
