@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emm_lib import checkpoint
+from emm_lib import checkpoint, results, runs, tables
 from emm_lib.checkpoint import CheckpointError
 from emm_lib.data.types import FeatureSpec, SparseFeature
 from emm_lib.data.ali import ALI_CCP, load_ali_ccp
@@ -130,3 +130,76 @@ def test_ali_non_integral_categorical_code_is_refused(tmp_path):
     folder = write_layout(tmp_path, ALI_CCP, tweak=lambda s, df: _as_floats(s, df, 2.5))
     with pytest.raises(ValueError, match=r"ali_ccp_test.csv.*column '122'.*not whole-number codes.*'2.5'.*line 5"):
         load_ali_ccp(folder)
+
+
+# --------------------------------------------------------------------------- results tables
+
+
+def _table(tmp_path: Path, values=(0.849, 0.851, 0.850), **edit) -> Path:
+    """A results CSV of one model over three seeds (written with make_rows/append), then cells edited:
+    ``edit`` maps (line, column) pairs to new cell text."""
+    path = tmp_path / "table1.csv"
+    for seed, v in enumerate(values):
+        results.append(path, results.make_rows(dataset="census", profile="default", model="emm", seed=seed,
+                                               metrics={"test_auc": {"income": v}}, best_epoch=2, train_seconds=1.0))
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for (line, col), text in edit.get("cells", {}).items():
+        df.loc[line - 2, col] = text
+    for row in edit.get("extra", []):
+        df = pd.concat([df, pd.DataFrame([{**df.iloc[0].to_dict(), **row}])], ignore_index=True)
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_foreign_row_of_another_profile_is_refused_not_summarized(tmp_path):
+    path = _table(tmp_path, extra=[dict(profile="paper", seed="0", value="0.149")])
+    with pytest.raises(ValueError, match=r"table1.csv mixes rows of run profiles .*'paper'.*line 5.*results/<profile>/"):
+        results.read(path)
+    df = pd.read_csv(path)  # read around the reader: summarize itself refuses the mix
+    with pytest.raises(ValueError, match=r"summarize\('test_auc'\) mixes rows of run profiles"):
+        tables.summarize(df)
+
+
+def test_duplicate_run_rows_are_refused_not_last_wins(tmp_path):
+    path = _table(tmp_path, extra=[dict(seed="0", value="0.149")])
+    with pytest.raises(ValueError, match=r"table1.csv: lines \[2, 5\] hold the same run .*seed=0.*\[0.849, 0.149\].*"
+                                         r"Delete the wrong line"):
+        results.read(path)
+    with pytest.raises(ValueError, match=r"summarize.*rows for one run .*seed=0.*disagree.*Keep one row per run"):
+        tables.summarize(pd.read_csv(path))
+    exact = pd.read_csv(_table(tmp_path / "exact"))
+    again = tables.summarize(pd.concat([exact, exact.iloc[:1]]))  # the same row twice counts once
+    assert again["n"].tolist() == [3] and again["mean"].iloc[0] == pytest.approx(0.85)
+
+
+@pytest.mark.parametrize("line, column, text, words", [
+    (3, "value", "1.7", r"column 'value' at line 3 holds 1.7; a test_auc value lies in \[0, 1\]"),
+    (4, "value", "-0.2", r"column 'value' at line 4 holds -0.2; a test_auc value lies in"),
+    (2, "value", "abc", r"column 'value' at line 2 holds 'abc'; it must be a finite number"),
+    (2, "value", "inf", r"column 'value' at line 2 holds inf; it must be a finite number"),
+    (3, "seed", "x", r"column 'seed' at line 3 holds 'x'; it must be a finite number"),
+    (3, "seed", "1.5", r"column 'seed' at line 3 holds 1.5; it must be a whole number"),
+    (3, "seed", "-1", r"column 'seed' at line 3 holds -1; it must be >= 0"),
+    (2, "best_epoch", "two", r"column 'best_epoch' at line 2 holds 'two'"),
+    (2, "train_seconds", "-3", r"column 'train_seconds' at line 2 holds -3.0; it must be >= 0"),
+])
+def test_results_cells_of_wrong_type_or_range_are_named_on_read(tmp_path, line, column, text, words):
+    path = _table(tmp_path, cells={(line, column): text})
+    with pytest.raises(ValueError, match=r"table1.csv: " + words + r".*fix or delete those rows"):
+        results.read(path)
+
+
+def test_bad_seed_cell_is_named_instead_of_a_misleading_duplicate_run(tmp_path):
+    path = _table(tmp_path, cells={(3, "seed"): "x"})
+    with pytest.raises(ValueError, match=r"column 'seed' at line 3 holds 'x'") as err:
+        runs.is_done(path, "census", "emm", 1, identity={})
+    assert not isinstance(err.value, results.DuplicateRun)
+    with pytest.raises(ValueError, match=r"column 'seed' at line 3 holds 'x'"):
+        results.append(path, results.make_rows(dataset="census", profile="default", model="emm", seed=1,
+                                               metrics={"test_auc": {"income": 0.8}}))
+
+
+def test_clean_results_read_with_numeric_types(tmp_path):
+    df = results.read(_table(tmp_path))
+    assert df.seed.dtype == "int64" and df.value.dtype == "float64" and df.best_epoch.dtype == "int64"
+    assert tables.summarize(df)["n"].tolist() == [3]
