@@ -14,7 +14,7 @@ import torch
 from .data.types import Dataset, FeatureSpec, Split
 
 __all__ = ["spec_differences", "check_spec", "check_tasks", "check_split", "check_fit_inputs",
-           "check_device", "whole_number", "check_finite_columns"]
+           "check_device", "whole_number", "finite_number", "check_finite_columns"]
 
 
 def spec_differences(model_spec: FeatureSpec, data_spec: FeatureSpec) -> list[str]:
@@ -98,6 +98,21 @@ def whole_number(name: str, value, minimum: int | None = None, allow_none: bool 
     v = int(v)
     if minimum is not None and v < minimum:
         raise ValueError(f"Need {name} >= {minimum}, got {value!r}.")
+    return v
+
+
+def finite_number(name: str, value, minimum: float | None = None, maximum: float | None = None) -> float:
+    """``value`` as a float: a real number (not a bool or a string), finite, within the bounds; else a
+    ValueError naming ``name`` (a NaN would pass every ``<``/``>`` check and poison what follows)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        lo = "-inf" if minimum is None else f"{minimum:g}"
+        hi = "inf" if maximum is None else f"{maximum:g}"
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
     return v
 
 

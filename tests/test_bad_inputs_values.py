@@ -203,3 +203,38 @@ def test_clean_results_read_with_numeric_types(tmp_path):
     df = results.read(_table(tmp_path))
     assert df.seed.dtype == "int64" and df.value.dtype == "float64" and df.best_epoch.dtype == "int64"
     assert tables.summarize(df)["n"].tolist() == [3]
+
+
+# --------------------------------------------------------------------------- synthetic generator arguments
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(noise=float("nan")), r"noise must be a finite number, got nan"),
+    (dict(noise=float("inf")), r"noise must be a finite number, got inf"),
+    (dict(noise=-0.1), r"noise must lie in \[0, inf\], got -0.1"),
+    (dict(correlation=float("nan")), r"correlation must be a finite number"),
+    (dict(n_rows=1000.5), r"n_rows must be a whole number \(int\), got 1000.5"),
+    (dict(n_rows="1000"), r"n_rows must be a whole number \(int\), got '1000'"),
+    (dict(cardinality=2.5), r"cardinality must be a whole number \(int\), got 2.5"),
+    (dict(seed=-1), r"Need seed >= 0, got -1"),
+    (dict(n_tasks=2.0), r"n_tasks must be a whole number \(int\), got 2.0"),
+    (dict(val_frac="0.1"), r"val_frac must be a number, got '0.1'"),
+])
+def test_synthetic_generator_arguments_are_checked_up_front(kwargs, words):
+    from emm_lib.data.synthetic import make_synthetic
+
+    with pytest.raises(ValueError, match=words):
+        make_synthetic(n_rows=kwargs.pop("n_rows", 300), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(noise=float("nan")), r"noise must be a finite number"),
+    (dict(n_train=1000.5), r"n_train must be a whole number \(int\)"),
+    (dict(cardinality=(3, 2.5)), r"cardinality\[1\] must be a whole number \(int\), got 2.5"),
+    (dict(n_val="10"), r"n_val must be a whole number \(int\)"),
+])
+def test_streamed_generator_arguments_are_checked_up_front(kwargs, words):
+    from emm_lib.data.synthetic_stream import make_streamed
+
+    with pytest.raises(ValueError, match=words):
+        make_streamed(**{"n_train": 500, "n_sparse": 2, "n_dense": 1, "pilot_rows": 1000, **kwargs})
