@@ -238,3 +238,33 @@ def test_streamed_generator_arguments_are_checked_up_front(kwargs, words):
 
     with pytest.raises(ValueError, match=words):
         make_streamed(**{"n_train": 500, "n_sparse": 2, "n_dense": 1, "pilot_rows": 1000, **kwargs})
+
+
+# --------------------------------------------------------------------------- processed-cache sidecar
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["spec"]["sparse"][0].__setitem__(0, "renamed"),  # a feature name
+    lambda m: m["spec"].__setitem__("dense", ["other"]),          # the dense columns
+    lambda m: m["info"].__setitem__("positive_rate", 0.9),        # info shown to the reader
+])
+def test_edited_processed_cache_sidecar_is_a_cache_miss(tmp_path, edit):
+    from emm_lib.data import census
+    from emm_lib.data.types import Split
+
+    g = torch.Generator().manual_seed(0)
+    mk = lambda n: Split(torch.randint(0, 3, (n, 2), generator=g), torch.rand(n, 1, generator=g),  # noqa: E731
+                         torch.randint(0, 2, (n, 2), generator=g).float(), ("income", "marital"))
+    spec = FeatureSpec((SparseFeature("a", 3), SparseFeature("b", 3)), ("d",))
+    path = tmp_path / "processed" / "census-x.pt"
+    census._save(path, {"train": mk(20), "val": mk(10), "test": mk(10)},
+                 {"tasks": ["income", "marital"], "spec": spec.to_dict(),
+                  "info": {"rows": {"train": 20, "val": 10, "test": 10}, "positive_rate": 0.1}})
+    meta, _ = census._load(path, ("income", "marital"))
+    assert meta["spec"] == spec.to_dict()
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    edit(meta)
+    side.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    with pytest.warns(UserWarning, match=r"census-x\.pt: its sidecar census-x\.json does not hash.*Rebuilding"):
+        assert census._load(path, ("income", "marital")) is None
