@@ -268,3 +268,40 @@ def test_edited_processed_cache_sidecar_is_a_cache_miss(tmp_path, edit):
     side.write_text(json.dumps(meta, indent=1, sort_keys=True))
     with pytest.warns(UserWarning, match=r"census-x\.pt: its sidecar census-x\.json does not hash.*Rebuilding"):
         assert census._load(path, ("income", "marital")) is None
+
+
+# --------------------------------------------------------------------------- EMM.from_trained: specs
+
+
+def _renamed(spec: FeatureSpec) -> FeatureSpec:
+    """Another data set's spec with the same input width: other feature names, same counts."""
+    return FeatureSpec(tuple(SparseFeature(f"other_{f.name}", f.cardinality) for f in spec.sparse),
+                       tuple(f"other_{d}" for d in spec.dense))
+
+
+def test_from_trained_bodies_with_an_unrelated_spec_of_the_same_width_are_refused():
+    from emm_lib.emm import EMM
+    from helpers import make_tiny_dataset
+
+    ds = make_tiny_dataset(2, 60)
+    trained = {t: [SingleTaskMLP(ds.spec, t, block=(8,), n_blocks=2)] for t in ds.tasks}
+    bodies = {t: [m.body for m in ms] for t, ms in trained.items()}
+    assert EMM.from_trained(bodies, spec=ds.spec).spec == ds.spec  # the bodies' own spec: fine
+    with pytest.raises(ValueError, match=r"trained model a/0: the model's feature spec does not match.*sparse "
+                                         r"features differ"):
+        EMM.from_trained(bodies, spec=_renamed(ds.spec))
+
+
+def test_from_trained_hand_made_bodies_without_a_spec_are_refused():
+    from emm_lib.emm import EMM
+    from emm_lib.models import mlp
+    from helpers import make_tiny_dataset
+
+    ds = make_tiny_dataset(2, 60)
+    width = ds.spec.n_sparse * 4 + ds.spec.n_dense
+    bare = {t: [mlp(width, [8, 8])] for t in ds.tasks}
+    with pytest.raises(ValueError, match=r"trained model\(s\) \['a/0', 'b/0'\] carry no feature spec.*body\.spec = "):
+        EMM.from_trained(bare, spec=ds.spec)
+    for t in ds.tasks:  # stating what each body was trained on makes it usable
+        bare[t][0].spec = ds.spec
+    assert EMM.from_trained(bare, spec=ds.spec).tasks == ds.tasks
