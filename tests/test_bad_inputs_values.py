@@ -305,3 +305,35 @@ def test_from_trained_hand_made_bodies_without_a_spec_are_refused():
     for t in ds.tasks:  # stating what each body was trained on makes it usable
         bare[t][0].spec = ds.spec
     assert EMM.from_trained(bare, spec=ds.spec).tasks == ds.tasks
+
+
+# --------------------------------------------------------------------------- deconstruct: unsupported modules
+
+
+@pytest.mark.parametrize("model, found", [
+    (torch.nn.Identity(), r"model 0 has no layers \(e\.g\. nn\.Identity\)"),
+    (torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LSTM(8, 8)), r"model 0: layer 1 is LSTM, which deconstruct cannot cut \(it returns a tuple"),
+    (torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(0.1)), r"no weighted layer to cut at \(found: ReLU, Dropout\)"),
+])
+def test_deconstruct_names_what_it_supports_and_what_it_found(model, found):
+    from emm_lib.deconstruct import deconstruct
+
+    with pytest.raises(ValueError, match=found + r".*needs layers that each take one tensor and return one tensor.*Linear"):
+        deconstruct([model])
+
+
+def test_deconstruct_names_a_layer_that_returns_no_tensor():
+    from emm_lib.deconstruct import deconstruct
+
+    class Pair(torch.nn.Module):  # not a known type, returns a tuple like a recurrent layer
+        def forward(self, x):
+            return x, x
+
+    body = torch.nn.Sequential(torch.nn.Linear(4, 8), Pair(), torch.nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"model 0: layer 1 \(Pair\) returns a tuple, not a tensor.*Found: Linear, "
+                                         r"Pair, Linear"):
+        deconstruct([body])
+    wrong = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(5, 2))
+    with pytest.raises(ValueError, match=r"layer 1 \(Linear\) fails on the output of the layer before it, shape "
+                                         r"\(2, 8\)"):
+        deconstruct([wrong])
