@@ -144,9 +144,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> MultiTa
     try:  # counts first (blocks, levels, tasks, widths...): nothing is built for a config the weights cannot fill
         check_structure(meta["model"], meta["config"], meta["tasks"], meta["spec"], len(state), limit)
     except StructureError as exc:
-        raise CheckpointError(f"Checkpoint {js} describes a model larger than the {len(state)} weight tensors in "
-                              f"{pt}: {exc}. The JSON was edited or does not belong to these weights; restore "
-                              "the pair or retrain.") from None
+        raise CheckpointError(f"Checkpoint {js} does not describe a model that the weights in {pt} ({len(state)} "
+                              f"tensors) can fill: {exc}. The JSON was edited or does not belong to these "
+                              "weights; restore the pair or retrain.") from None
     try:
         spec = FeatureSpec.from_dict(meta["spec"])
         with _AllocationBudget(limit):

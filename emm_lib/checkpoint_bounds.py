@@ -92,7 +92,8 @@ def check_structure(model: str, config: Mapping, tasks: Sequence, spec: Mapping,
         raise StructureError(f"'tasks' must be a list of task names, got {type(tasks).__name__}")
     _at_most("tasks", len(tasks), tensors if model in _PER_TASK_MODULES else elements,
              "weight tensors" if model in _PER_TASK_MODULES else "weight elements", " tasks")
-    n_features = len(spec.get("sparse", ())) + len(spec.get("dense", ())) if isinstance(spec, Mapping) else 0
+    lists = [spec.get(k) for k in ("sparse", "dense")] if isinstance(spec, Mapping) else []
+    n_features = sum(len(x) for x in lists if isinstance(x, list))
     _at_most("spec", n_features, elements, "weight elements", " features")
     widths = {k: _widths(k, config[k]) for k in _WIDTH_LISTS if k in config}
     for k, ws in widths.items():

@@ -96,13 +96,24 @@ def test_checkpoint_with_huge_task_list_is_refused(tmp_path, monkeypatch):
         checkpoint.load(path)
 
 
-def test_checkpoint_bounds_leave_real_models_loadable(tmp_path):
-    for name, sizes in [("single_task", dict(block=[16, 8], n_blocks=3, tower=[8])),
-                        ("ple", dict(n_levels=2, n_specific=2, n_shared=2, expert=[16], tower=[8])),
-                        ("emm", dict(n_levels=3, tower=[8]))]:
-        model = build_model(name, _spec(), ["a"] if name == "single_task" else ["a", "b"], **sizes)
-        checkpoint.save(model, tmp_path / name)
-        assert checkpoint.load(tmp_path / name).config == model.config
+@pytest.mark.parametrize("label", ["tm1", "tm2", "shared_bottom", "mmoe", "ple", "aitm", "adatt", "emm"])
+def test_checkpoint_bounds_leave_the_studys_models_loadable(tmp_path, label):
+    from emm_lib import config
+
+    for dataset in ("census", "aliexpress"):
+        name = "single_task" if label.startswith("tm") else label
+        model = build_model(name, _spec(), ["a"] if name == "single_task" else ["a", "b", "c"],
+                            **config.model_settings(dataset, label))
+        checkpoint.save(model, tmp_path / dataset)
+        assert checkpoint.load(tmp_path / dataset).config == model.config
+
+
+def test_malformed_structure_fields_are_named(tmp_path):
+    model = SingleTaskMLP(_spec(), "t1", block=(2,), n_blocks=1, tower=(1,))
+    with pytest.raises(CheckpointError, match=r"config field 'n_blocks' must be an integer >= 0, got 'many'"):
+        checkpoint.load(_crafted(tmp_path, model, n_blocks="many"))
+    with pytest.raises(CheckpointError, match=r"config field 'block' must be a list of widths, got str"):
+        checkpoint.load(_crafted(tmp_path, model, block="wide"))
 
 
 # --------------------------------------------------------------------------- Ali CSVs: codes as floats
