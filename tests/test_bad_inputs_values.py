@@ -81,6 +81,15 @@ def test_checkpoint_structure_is_bounded_for_every_architecture(tmp_path, monkey
         checkpoint.load(path)
 
 
+def test_checkpoint_with_huge_emm_component_list_is_refused(tmp_path, monkeypatch):
+    model = build_model("emm", _spec(), ["a", "b"], component_shapes=[[1]], n_levels=1, tower=[1])
+    layers = {t: models * 5_000 for t, models in model.config["component_layers"].items()}
+    path = _crafted(tmp_path, model, component_layers=layers)
+    _never_built(monkeypatch, "emm")
+    with pytest.raises(CheckpointError, match=r"'component_layers' = 10,000 components.*bound: \d+"):
+        checkpoint.load(path)
+
+
 def test_checkpoint_with_huge_task_list_is_refused(tmp_path, monkeypatch):
     model = build_model("aitm", _spec(), ["a", "b"], bottom=[1], tower=[1])
     path = _crafted(tmp_path, model)
