@@ -186,10 +186,11 @@ def _typed(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         num = pd.to_numeric(df[col], errors="coerce")
         empty = df[col].isna()
         bad = (num.isna() & ~empty) | (empty & (not optional)) | (~empty & ~np.isfinite(num.fillna(0)))
+        kind = ("a whole number" if whole else "a finite number") + (" (or empty)" if optional else "")
         if bad.any():
-            _fail(path, df, bad, col, "it must be a finite number")
+            _fail(path, df, bad, col, f"it must be {kind}")
         if whole and ((num % 1 != 0) & ~empty).any():
-            _fail(path, df, (num % 1 != 0) & ~empty, col, "it must be a whole number")
+            _fail(path, df, (num % 1 != 0) & ~empty, col, f"it must be {kind}")
         if minimum is not None and ((num < minimum) & ~empty).any():
             _fail(path, df, (num < minimum) & ~empty, col, f"it must be >= {minimum:g}")
         df[col] = num.astype("int64" if whole and not empty.any() else "float64")  # empty: NaN, as pandas reads it

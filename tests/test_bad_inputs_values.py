@@ -197,10 +197,10 @@ def test_duplicate_run_rows_are_refused_not_last_wins(tmp_path):
     (4, "value", "-0.2", r"column 'value' at line 4 holds -0.2; a test_auc value lies in"),
     (2, "value", "abc", r"column 'value' at line 2 holds 'abc'; it must be a finite number"),
     (2, "value", "inf", r"column 'value' at line 2 holds inf; it must be a finite number"),
-    (3, "seed", "x", r"column 'seed' at line 3 holds 'x'; it must be a finite number"),
+    (3, "seed", "x", r"column 'seed' at line 3 holds 'x'; it must be a whole number"),
     (3, "seed", "1.5", r"column 'seed' at line 3 holds 1.5; it must be a whole number"),
     (3, "seed", "-1", r"column 'seed' at line 3 holds -1; it must be >= 0"),
-    (2, "best_epoch", "two", r"column 'best_epoch' at line 2 holds 'two'"),
+    (2, "best_epoch", "two", r"column 'best_epoch' at line 2 holds 'two'; it must be a whole number \(or empty\)"),
     (2, "train_seconds", "-3", r"column 'train_seconds' at line 2 holds -3.0; it must be >= 0"),
 ])
 def test_results_cells_of_wrong_type_or_range_are_named_on_read(tmp_path, line, column, text, words):
