@@ -227,6 +227,11 @@ def one_row_per_run(df: pd.DataFrame, where: str) -> pd.DataFrame:
     concatenated twice) count once; rows of one key with different values, or rows of several run
     profiles, raise a ValueError naming ``where``, the key and the fix (no row silently wins)."""
     _check_one_profile(df.reset_index(drop=True), where, file=False)
+    num = pd.to_numeric(df["value"], errors="coerce")
+    if (num.isna() & df["value"].notna()).any():
+        i = int((num.isna() & df["value"].notna()).to_numpy().argmax())
+        raise ValueError(f"{where}: row {i} holds value {_plain(df['value'].iloc[i])!r}, not a number; read results "
+                         "tables with emm_lib.results.read, which names the file, line and column of such a cell.")
     key = [k for k in KEY if k in df.columns]
     d = df.drop_duplicates(key + ["value"], keep="last")
     clash = d[d.duplicated(key, keep=False)]

@@ -219,6 +219,22 @@ def test_bad_seed_cell_is_named_instead_of_a_misleading_duplicate_run(tmp_path):
                                                metrics={"test_auc": {"income": 0.8}}))
 
 
+def test_summarize_names_a_value_that_is_not_a_number(tmp_path):
+    df = pd.read_csv(_table(tmp_path, cells={(3, "value"): "abc"}))  # read around results.read
+    with pytest.raises(ValueError, match=r"summarize\('test_auc'\): row 1 holds value 'abc', not a number.*results\.read"):
+        tables.summarize(df)
+
+
+def test_every_committed_results_table_reads_and_summarizes_cleanly():
+    files = [p for p in sorted(Path(__file__).resolve().parent.parent.glob("results/**/*.csv"))
+             if set(results.COLUMNS) <= set(p.open().readline().strip().split(","))]
+    assert files, "no committed results tables found"
+    for path in files:
+        df = results.read(path)
+        for metric in df.metric.unique():
+            assert tables.summarize(df, metric)["n"].min() >= 1, path
+
+
 def test_clean_results_read_with_numeric_types(tmp_path):
     df = results.read(_table(tmp_path))
     assert df.seed.dtype == "int64" and df.value.dtype == "float64" and df.best_epoch.dtype == "int64"
