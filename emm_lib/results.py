@@ -174,8 +174,8 @@ def _plain(v):
 def _fail(path: Path, df: pd.DataFrame, bad: pd.Series, column: str, what: str) -> None:
     i, more = int(bad.to_numpy().argmax()), int(bad.sum()) - 1
     raise ValueError(f"{path}: column {column!r} at line {i + 2}{f' (and {more} more row(s))' if more else ''} holds "
-                     f"{_plain(df[column].iloc[i])!r}; {what}. The file was edited or damaged: fix or delete those rows "
-                     "(or restore the file with git checkout) and rerun the affected runs.")
+                     f"{_plain(df[column].iloc[i])!r}; {what}. The file was edited or damaged: fix or delete those "
+                     "rows (or restore the file with git checkout) and rerun the affected runs.")
 
 
 def _typed(df: pd.DataFrame, path: Path) -> pd.DataFrame:

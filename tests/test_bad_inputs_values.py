@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -60,7 +59,7 @@ def test_checkpoint_with_huge_block_count_is_refused_before_building(tmp_path, m
     start = time.perf_counter()
     with pytest.raises(CheckpointError, match=r"'n_blocks' = 10,000,000.*bound: \d+") as err:
         checkpoint.load(path)
-    assert time.perf_counter() - start < 5  # fails fast: nothing was built (it took 25 s at 100,000 blocks)
+    assert time.perf_counter() - start < 10  # fails fast: nothing was built (it took 25 s at 100,000 blocks)
     assert "m.json" in str(err.value) and "restore the pair or retrain" in str(err.value)
 
 
@@ -141,7 +140,8 @@ def _as_floats(split: str, df: pd.DataFrame, value=None) -> pd.DataFrame:
 def test_ali_categorical_codes_written_as_floats_read_as_the_same_codes(tmp_path):
     ints = load_ali_ccp(write_layout(tmp_path / "ints", ALI_CCP))
     floats = load_ali_ccp(write_layout(tmp_path / "floats", ALI_CCP, tweak=_as_floats))
-    assert (pd.read_csv(tmp_path / "floats" / "ali_ccp_test.csv")[ALI_CCP.sparse[0]].astype(str).str.endswith(".0")).all()
+    written = pd.read_csv(tmp_path / "floats" / "ali_ccp_test.csv", dtype=str)[ALI_CCP.sparse[0]]
+    assert written.str.endswith(".0").all()
     assert bool((floats.test.sparse > 0).all())  # no code reads as "unseen in training"
     assert torch.equal(floats.test.sparse, ints.test.sparse) and floats.spec == ints.spec
 
@@ -173,7 +173,8 @@ def _table(tmp_path: Path, values=(0.849, 0.851, 0.850), **edit) -> Path:
 
 def test_foreign_row_of_another_profile_is_refused_not_summarized(tmp_path):
     path = _table(tmp_path, extra=[dict(profile="paper", seed="0", value="0.149")])
-    with pytest.raises(ValueError, match=r"table1.csv mixes rows of run profiles .*'paper'.*line 5.*results/<profile>/"):
+    with pytest.raises(ValueError, match=r"table1.csv mixes rows of run profiles .*'paper'.*line 5.*"
+                                         r"results/<profile>/"):
         results.read(path)
     df = pd.read_csv(path)  # read around the reader: summarize itself refuses the mix
     with pytest.raises(ValueError, match=r"summarize\('test_auc'\) mixes rows of run profiles"):
@@ -221,7 +222,8 @@ def test_bad_seed_cell_is_named_instead_of_a_misleading_duplicate_run(tmp_path):
 
 def test_summarize_names_a_value_that_is_not_a_number(tmp_path):
     df = pd.read_csv(_table(tmp_path, cells={(3, "value"): "abc"}))  # read around results.read
-    with pytest.raises(ValueError, match=r"summarize\('test_auc'\): row 1 holds value 'abc', not a number.*results\.read"):
+    with pytest.raises(ValueError, match=r"summarize\('test_auc'\): row 1 holds value 'abc', not a number.*"
+                                         r"results\.read"):
         tables.summarize(df)
 
 
@@ -348,13 +350,16 @@ def test_from_trained_hand_made_bodies_without_a_spec_are_refused():
 
 @pytest.mark.parametrize("model, found", [
     (torch.nn.Identity(), r"model 0 has no layers \(e\.g\. nn\.Identity\)"),
-    (torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LSTM(8, 8)), r"model 0: layer 1 is LSTM, which deconstruct cannot cut \(it returns a tuple"),
-    (torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(0.1)), r"no weighted layer to cut at \(found: ReLU, Dropout\)"),
+    (torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LSTM(8, 8)),
+     r"model 0: layer 1 is LSTM, which deconstruct cannot cut \(it returns a tuple"),
+    (torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(0.1)),
+     r"no weighted layer to cut at \(found: ReLU, Dropout\)"),
 ])
 def test_deconstruct_names_what_it_supports_and_what_it_found(model, found):
     from emm_lib.deconstruct import deconstruct
 
-    with pytest.raises(ValueError, match=found + r".*needs layers that each take one tensor and return one tensor.*Linear"):
+    with pytest.raises(ValueError, match=found + r".*needs layers that each take one tensor and return one "
+                                                 r"tensor.*Linear"):
         deconstruct([model])
 
 
