@@ -378,3 +378,5 @@ def test_deconstruct_names_a_layer_that_returns_no_tensor():
     with pytest.raises(ValueError, match=r"layer 1 \(Linear\) fails on the output of the layer before it, shape "
                                          r"\(2, 8\)"):
         deconstruct([wrong])
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv1d\) fails on the input \(example_input"):
+        deconstruct([torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3))], example_input=torch.zeros(2, 4))

@@ -195,7 +195,8 @@ def _step(layer: nn.Module, x: Tensor, k: int, name: str, layers: Sequence[nn.Mo
     try:
         out = layer(x)
     except Exception as exc:  # noqa: BLE001 - any failure of a layer on the running tensor is reported alike
-        raise ValueError(f"{name}: layer {k} ({type(layer).__name__}) fails on the output of the layer before it, "
+        what = "the output of the layer before it" if k else "the input (example_input or a default batch)"
+        raise ValueError(f"{name}: layer {k} ({type(layer).__name__}) fails on {what}, "
                          f"shape {tuple(x.shape)} ({type(exc).__name__}: {str(exc)[:160]}); deconstruct needs "
                          f"{SUPPORTED}. Found: {_kinds(layers)}.") from None
     if not isinstance(out, Tensor):
