@@ -278,8 +278,8 @@ class EMM(MultiTaskModel):
 
         Each model is a :class:`~emm_lib.models.SingleTaskMLP` (its ``body`` is used) or a bare
         body that states its features as ``body.spec`` (a SingleTaskMLP's body does; each model's
-        spec must be ``spec``). Bodies are deconstructed together (``n_levels``, ``cut_points``, ``adapters`` as in
-        :func:`~emm_lib.deconstruct.deconstruct`); task t's models' components go to task t at
+        spec must be ``spec``). Bodies are deconstructed together (``n_levels``, ``cut_points``,
+        ``adapters`` as in :func:`~emm_lib.deconstruct.deconstruct`); task t's models' components go to task t at
         every level. Components are *copies* of the trained weights, frozen; the trained models
         are left untouched. The embedding is a new trainable one (authors), of
         ``embedding_dim`` (default: what the bodies' input width implies); with

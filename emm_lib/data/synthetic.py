@@ -130,7 +130,8 @@ def make_synthetic(
     a = check_generator_args(n_tasks=n_tasks, n_rows=n_rows, correlation=correlation, n_sparse=n_sparse,
                              n_dense=n_dense, cardinality=cardinality, seed=seed, val_frac=val_frac,
                              test_frac=test_frac, n_sines=n_sines, noise=noise)
-    n_tasks, n_rows, correlation, n_sparse, n_dense, cardinality, seed, val_frac, test_frac, n_sines, noise = a.values()
+    (n_tasks, n_rows, correlation, n_sparse, n_dense, cardinality, seed, val_frac, test_frac, n_sines,
+     noise) = a.values()
     if isinstance(cardinality, list):
         raise ValueError(f"make_synthetic takes one cardinality (an int) for every sparse feature, got {cardinality}; "
                          "make_streamed takes one per feature.")
