@@ -3,8 +3,10 @@ rebuilds the model).
 
 The ``.pt`` file also carries a copy of the JSON, so :func:`load` catches a JSON that was edited or
 swapped (renamed or reordered tasks or features, other sizes) instead of loading weights under the
-wrong names. The model is rebuilt under an allocation budget derived from the weights, so a JSON that
-asks for a huge model fails before anything large is allocated.
+wrong names. Before the model is rebuilt, its structure (blocks, levels, layers, tasks, widths) is
+bounded by the weights (:mod:`emm_lib.checkpoint_bounds`), and it is rebuilt under an allocation
+budget derived from the weights, so a JSON that asks for a huge model fails before anything large
+is allocated.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
+from .checkpoint_bounds import StructureError, check_structure
 from .data.types import FeatureSpec
 from .models.base import MODEL_REGISTRY, MultiTaskModel
 from .utils import atomic_write
@@ -137,9 +140,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> MultiTa
             raise FileNotFoundError(f"Checkpoint file {p} is missing; save() writes both {pt.name} and {js.name}.")
     meta = _read_json(js)
     state = _read_pt(pt, js, meta, device)
+    limit = 2 * sum(v.numel() for v in state.values()) + 10_000_000
+    try:  # counts first (blocks, levels, tasks, widths...): nothing is built for a config the weights cannot fill
+        check_structure(meta["model"], meta["config"], meta["tasks"], meta["spec"], len(state), limit)
+    except StructureError as exc:
+        raise CheckpointError(f"Checkpoint {js} does not describe a model that the weights in {pt} ({len(state)} "
+                              f"tensors) can fill: {exc}. The JSON was edited or does not belong to these "
+                              "weights; restore the pair or retrain.") from None
     try:
         spec = FeatureSpec.from_dict(meta["spec"])
-        limit = 2 * sum(v.numel() for v in state.values()) + 10_000_000
         with _AllocationBudget(limit):
             model = MODEL_REGISTRY[meta["model"]](spec, tuple(meta["tasks"]), **meta["config"])
     except MemoryError as exc:

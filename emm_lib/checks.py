@@ -14,7 +14,8 @@ import torch
 from .data.types import Dataset, FeatureSpec, Split
 
 __all__ = ["spec_differences", "check_spec", "check_tasks", "check_split", "check_fit_inputs",
-           "check_device", "whole_number", "check_finite_columns"]
+           "check_device", "whole_number", "finite_number", "check_finite_columns", "check_trained_specs",
+           "check_specs_stated"]
 
 
 def spec_differences(model_spec: FeatureSpec, data_spec: FeatureSpec) -> list[str]:
@@ -101,6 +102,21 @@ def whole_number(name: str, value, minimum: int | None = None, allow_none: bool 
     return v
 
 
+def finite_number(name: str, value, minimum: float | None = None, maximum: float | None = None) -> float:
+    """``value`` as a float: a real number (not a bool or a string), finite, within the bounds; else a
+    ValueError naming ``name`` (a NaN would pass every ``<``/``>`` check and poison what follows)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        lo = "-inf" if minimum is None else f"{minimum:g}"
+        hi = "inf" if maximum is None else f"{maximum:g}"
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
+    return v
+
+
 def check_device(device) -> torch.device:
     """A device this machine has (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` when present)."""
     from .utils import resolve_device
@@ -176,3 +192,17 @@ def check_trained_specs(models: Sequence, names: Sequence[str], spec: FeatureSpe
             check_spec(ms, spec, f"from_trained(): trained model {n}",
                        "Train the single-task models on the same dataset (same tasks, hence same columns) "
                        "as the EMM, or pass the spec they were trained with.")
+
+
+def check_specs_stated(models: Sequence, names: Sequence[str], spec: FeatureSpec) -> None:
+    """``EMM.from_trained``: every trained model states the features it was trained for (a
+    :class:`~emm_lib.models.SingleTaskMLP` and its ``body`` carry ``.spec``); a hand-made body of the
+    right input width could otherwise have been trained on any other data set's features."""
+    bare = [n for m, n in zip(models, names) if not isinstance(getattr(m, "spec", None), FeatureSpec)]
+    if bare:
+        raise ValueError(
+            f"from_trained(): trained model(s) {bare} carry no feature spec, so nothing shows that they were "
+            f"trained on this spec's features ({spec.n_sparse} sparse, e.g. {[f.name for f in spec.sparse[:3]]}, "
+            f"and {spec.n_dense} dense); a model trained on another data set's features of the same input width "
+            "would be fused silently. Pass the SingleTaskMLP models (or their .body: it carries their spec), or "
+            "state what a hand-made body was trained on with body.spec = <its FeatureSpec>.")

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from . import assemble
 from .akf import AKF, FUSION_MODES
 from .akf_fused import sequential_forward
-from .checks import check_trained_specs
+from .checks import check_specs_stated, check_trained_specs
 from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter
 from .features import FeatureEmbedding
@@ -277,8 +277,9 @@ class EMM(MultiTaskModel):
         """Build an EMM from trained single-task models ``{task: [model, ...]}`` (Algorithms 1+2).
 
         Each model is a :class:`~emm_lib.models.SingleTaskMLP` (its ``body`` is used) or a bare
-        body. Bodies are deconstructed together (``n_levels``, ``cut_points``, ``adapters`` as in
-        :func:`~emm_lib.deconstruct.deconstruct`); task t's models' components go to task t at
+        body that states its features as ``body.spec`` (a SingleTaskMLP's body does; each model's
+        spec must be ``spec``). Bodies are deconstructed together (``n_levels``, ``cut_points``,
+        ``adapters`` as in :func:`~emm_lib.deconstruct.deconstruct`); task t's models' components go to task t at
         every level. Components are *copies* of the trained weights, frozen; the trained models
         are left untouched. The embedding is a new trainable one (authors), of
         ``embedding_dim`` (default: what the bodies' input width implies); with
@@ -294,6 +295,7 @@ class EMM(MultiTaskModel):
         dec = assemble.deconstruct_trained(models, names, n_levels=n_levels, cut_points=cut_points,
                                            adapters=adapters)
         embedding_dim = assemble.embedding_dim_for(dec, spec, models, names, reuse_embeddings, embedding_dim)
+        check_specs_stated(models, names, spec)  # a bare body of the right width may come from other features
         # Level l of the EMM holds every model's l-th component, grouped by task.
         sources = assemble.align_levels(dec, models, owner, tasks, reuse_embeddings)
         # Algorithm 2: the AKF levels around copies of the components, then the copies frozen.

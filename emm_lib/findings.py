@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import config, stats
+from . import config, results, stats
 from .present import display_name, fmt_diff
 
 __all__ = ["code_versions", "emm_vs_own_models", "ablation_baseline", "paper_gaps_vs_spread", "trained_models_vs_paper",
@@ -16,7 +16,7 @@ __all__ = ["code_versions", "emm_vs_own_models", "ablation_baseline", "paper_gap
 
 def _test(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     d = runs[(runs.metric == "test_auc") & (runs.dataset == dataset)]
-    return d.drop_duplicates(["model", "task", "seed"], keep="last")
+    return results.one_row_per_run(d, "findings")
 
 
 def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:

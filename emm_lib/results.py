@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 
 from .utils import atomic_write, repo_root
 
-__all__ = ["COLUMNS", "KEY", "DuplicateRun", "git_commit", "make_rows", "append", "remove", "read"]
+__all__ = ["COLUMNS", "KEY", "DuplicateRun", "git_commit", "make_rows", "append", "remove", "read", "one_row_per_run",
+           "METRIC_RANGES"]
 
 #: One row per run, task and metric: a run is never written twice.
 KEY = ["dataset", "model", "task", "seed", "metric"]
@@ -143,4 +145,100 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: {int(incomplete.sum())} row(s) are incomplete (first at line "
                          f"{int(incomplete.to_numpy().argmax()) + 2}); the file is truncated or damaged. "
                          "Restore it (git checkout) or delete the broken rows and rerun the experiment.")
+    df = _typed(df, path)
+    _check_ranges(df, path)
+    _check_one_profile(df, str(path))
+    dup = df[df.duplicated(KEY, keep=False)]
+    if len(dup):
+        first = dup[dup[KEY].eq(dup[KEY].iloc[0]).all(axis=1)]
+        key = ", ".join(f"{k}={_plain(first[k].iloc[0])!r}" for k in KEY)
+        raise ValueError(f"{path}: lines {[int(i) + 2 for i in first.index]} hold the same run ({key}), with values "
+                         f"{first.value.tolist()}; a run is written once (results.append refuses a second). Delete "
+                         "the wrong line(s) by hand (or restore the file with git checkout) and read it again.")
     return df
+
+
+#: Columns that must be numbers: (column, whole numbers, may be empty, minimum).
+_NUMERIC = (("seed", True, False, 0), ("value", False, False, None), ("best_epoch", True, True, 0),
+            ("train_seconds", False, True, 0.0))
+#: The range of a metric's value, by a word of its name (``test_auc`` -> ``auc``).
+METRIC_RANGES = {"auc": (0.0, 1.0), "accuracy": (0.0, 1.0), "loss": (0.0, float("inf")),
+                 "logloss": (0.0, float("inf"))}
+
+
+def _plain(v):
+    """A cell as Python sees it (``1.7``, ``'x'``), not as ``np.float64(1.7)``."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _fail(path: Path, df: pd.DataFrame, bad: pd.Series, column: str, what: str) -> None:
+    i, more = int(bad.to_numpy().argmax()), int(bad.sum()) - 1
+    raise ValueError(f"{path}: column {column!r} at line {i + 2}{f' (and {more} more row(s))' if more else ''} holds "
+                     f"{_plain(df[column].iloc[i])!r}; {what}. The file was edited or damaged: fix or delete those "
+                     "rows (or restore the file with git checkout) and rerun the affected runs.")
+
+
+def _typed(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The numeric columns as numbers, each cell checked (a stray ``'x'`` or ``1.5`` seed is named, not
+    carried into comparisons that then never match)."""
+    df = df.copy()
+    for col, whole, optional, minimum in _NUMERIC:
+        num = pd.to_numeric(df[col], errors="coerce")
+        empty = df[col].isna()
+        bad = (num.isna() & ~empty) | (empty & (not optional)) | (~empty & ~np.isfinite(num.fillna(0)))
+        kind = ("a whole number" if whole else "a finite number") + (" (or empty)" if optional else "")
+        if bad.any():
+            _fail(path, df, bad, col, f"it must be {kind}")
+        if whole and ((num % 1 != 0) & ~empty).any():
+            _fail(path, df, (num % 1 != 0) & ~empty, col, f"it must be {kind}")
+        if minimum is not None and ((num < minimum) & ~empty).any():
+            _fail(path, df, (num < minimum) & ~empty, col, f"it must be >= {minimum:g}")
+        df[col] = num.astype("int64" if whole and not empty.any() else "float64")  # empty: NaN, as pandas reads it
+    return df
+
+
+def _check_ranges(df: pd.DataFrame, path: Path) -> None:
+    """Every metric value in its range (:data:`METRIC_RANGES`): an AUC of 1.7 is not averaged in."""
+    words = df.metric.astype(str).str.lower().str.split("_")
+    for word, (lo, hi) in METRIC_RANGES.items():
+        out = words.map(lambda w: word in w) & ((df.value < lo) | (df.value > hi))
+        if out.any():
+            _fail(path, df, out, "value", f"a {df.metric[out].iloc[0]} value lies in [{lo:g}, {hi:g}]")
+
+
+def _check_one_profile(df: pd.DataFrame, where: str, file: bool = True) -> None:
+    """One run profile in ``df`` (a profile's results live in results/<profile>/); rows that state no
+    profile (derived rows, such as a mean over models) are not counted."""
+    if "profile" not in df.columns or df.empty:
+        return
+    profiles = df.profile.astype(str).where(df.profile.notna())
+    counts = profiles.value_counts()
+    if len(counts) > 1:
+        foreign = counts.index[-1]
+        i = int((profiles == foreign).to_numpy().argmax())
+        at = f"line {i + 2}" if file else f"row {i}"
+        raise ValueError(f"{where} mixes rows of run profiles {counts.to_dict()} (the first {foreign!r} row: {at}); "
+                         "the results of one profile live in results/<profile>/ and are summarized apart. Move the "
+                         "foreign rows to their profile's file or delete them (or select one profile's rows).")
+
+
+def one_row_per_run(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``df`` with one row per (dataset, model, task, seed, metric): exact repeats (the same row
+    concatenated twice) count once; rows of one key with different values, or rows of several run
+    profiles, raise a ValueError naming ``where``, the key and the fix (no row silently wins)."""
+    _check_one_profile(df.reset_index(drop=True), where, file=False)
+    num = pd.to_numeric(df["value"], errors="coerce")
+    if (num.isna() & df["value"].notna()).any():
+        i = int((num.isna() & df["value"].notna()).to_numpy().argmax())
+        raise ValueError(f"{where}: row {i} holds value {_plain(df['value'].iloc[i])!r}, not a number; read results "
+                         "tables with emm_lib.results.read, which names the file, line and column of such a cell.")
+    key = [k for k in KEY if k in df.columns]
+    d = df.drop_duplicates(key + ["value"], keep="last")
+    clash = d[d.duplicated(key, keep=False)]
+    if len(clash):
+        first = clash[clash[key].eq(clash[key].iloc[0]).all(axis=1)]
+        name = ", ".join(f"{k}={_plain(first[k].iloc[0])!r}" for k in key)
+        raise ValueError(f"{where}: {len(first)} rows for one run ({name}) disagree (values {first.value.tolist()}); "
+                         "no row is taken over another. Keep one row per run (remove the foreign or stale rows "
+                         "from the results file) and summarize again.")
+    return d

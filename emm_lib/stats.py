@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from . import results
+
 __all__ = ["ALPHA", "UNTESTED", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
            "compare", "VERDICT_RULE"]
 
@@ -88,7 +90,8 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 
 def _dedup(df: pd.DataFrame) -> pd.DataFrame:
-    return df.drop_duplicates(["dataset", "model", "task", "seed", "metric"], keep="last")
+    """One row per run and metric; disagreeing repeats or mixed profiles raise (results.one_row_per_run)."""
+    return results.one_row_per_run(df, "stats")
 
 
 def choose_comparator(df: pd.DataFrame, candidates: Sequence[str], dataset: str, task: str) -> str:

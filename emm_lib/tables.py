@@ -23,8 +23,9 @@ def study_tables(out_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def summarize(df: pd.DataFrame, metric: str = "test_auc") -> pd.DataFrame:
-    """Mean, std and count over seeds per (dataset, model, task); a rerun of the same seed counts once (the last)."""
-    d = df[df.metric == metric].drop_duplicates(["dataset", "model", "task", "seed"], keep="last")
+    """Mean, std and count over seeds per (dataset, model, task); a row repeated exactly counts once, and
+    rows of one run that disagree, or of several run profiles, raise (:func:`results.one_row_per_run`)."""
+    d = results.one_row_per_run(df[df.metric == metric], f"summarize({metric!r})")
     g = d.groupby(["dataset", "model", "task"], sort=False).value
     return g.agg(mean="mean", std="std", n="count").reset_index()
 
@@ -68,7 +69,7 @@ def paired_test(df: pd.DataFrame, model_a: str, model_b: str, metric: str = "tes
     """Per task: mean difference a - b over the seeds both have, and a paired t-test p-value."""
     from scipy import stats
 
-    d = df[df.metric == metric].drop_duplicates(["dataset", "model", "task", "seed"], keep="last")
+    d = results.one_row_per_run(df[df.metric == metric], f"paired_test({model_a!r}, {model_b!r})")
     rows = []
     for (dataset, task), g in d.groupby(["dataset", "task"], sort=False):
         a = g[g.model == model_a].set_index("seed").value

@@ -15,7 +15,8 @@ recommendation code reads:
 The real names (``aliexpress_train.csv``) and the format samples
 (``aliexpress_train_sample.csv``) are both accepted. Categorical columns are
 re-encoded to 1..K in sorted order of their training values, 0 for values unseen
-in training. Dense columns are taken as they are (the preprocessed files hold
+in training; codes written as floats (``9.0``) read as the integers they are, in
+every file. Dense columns are taken as they are (the preprocessed files hold
 them normalised already). ``search_id`` is an identifier, not a feature.
 """
 from __future__ import annotations
@@ -96,6 +97,31 @@ def _find(folder: Path, layout: Layout, split: str) -> Path:
 MAX_ABS_DENSE = 1e9
 
 
+def _whole_codes(values: pd.Series, file: Path, column: str) -> pd.Series:
+    """Categorical codes written as floats read as the integers they are (``9.0``, ``9.``, ``9e0`` -> ``9``),
+    so a file written through a float column matches one written with integers; a number with a
+    fraction (``2.5``) is refused. Text that is not a number is kept as it is. Works on the
+    distinct values (a few thousand), not on the rows."""
+    uniq = pd.Series(pd.unique(values))
+    raw = uniq[uniq.str.contains(r"[.eE]", regex=True)]
+    text = raw.str.strip()
+    if text.empty:
+        return values
+    exact = text.str.fullmatch(r"[+-]?\d+\.0*")  # exact, whatever the size: drop the zero fraction
+    fix = dict(zip(raw[exact], text[exact].str.replace(r"\.0*$", "", regex=True).map(lambda v: str(int(v)))))
+    num = pd.to_numeric(text[~exact], errors="coerce").dropna()
+    whole = np.isfinite(num) & (num == np.floor(num)) & (num.abs() < 2 ** 53)
+    if not whole.all():
+        bad = sorted(raw[num.index[~whole.to_numpy()]])
+        line = int(np.flatnonzero(values.isin(bad).to_numpy())[0]) + 2
+        raise ValueError(f"{file}: categorical column {column!r} holds values that are numbers but not "
+                         f"whole-number codes, e.g. {bad[:3]} (first at line {line}); categorical codes are "
+                         "integers. Fix the export that wrote them (or write them as text labels).")
+    fix.update(zip(raw[num.index], num.astype(np.int64).astype(str)))
+    fixed = values.map(fix)
+    return fixed.where(fixed.notna(), values)
+
+
 def _read(file: Path, layout: Layout) -> pd.DataFrame:
     """One CSV, checked: exact columns, at least one row, categorical columns read as text in every
     file (so one stray string cannot turn a whole column into 'unseen'), finite dense values, 0/1 labels."""
@@ -130,6 +156,8 @@ def _read(file: Path, layout: Layout) -> pd.DataFrame:
         raise ValueError(f"{file}: missing values (NaN) in " +
                          ", ".join(f"column {c!r} ({n} rows)" for c, n in nans.items()) +
                          "; fill or drop them before loading.")
+    for c in layout.sparse:
+        df[c] = _whole_codes(df[c], file, c)
     for c in layout.labels:
         bad = ~df[c].isin([0, 1])
         if bad.any():

@@ -1,6 +1,7 @@
 """The processed-tensor cache of a dataset loader: the splits as one ``.pt`` file plus a JSON
-sidecar that records the settings and a sha256 of the tensors; a cache that does not match its
-sidecar is reported and rebuilt (used by :mod:`emm_lib.data.census`)."""
+sidecar that records the settings (tasks, feature spec, info) and a sha256 of the tensors, and a
+sha256 of its own content; a cache whose tensors or sidecar do not match their hashes is reported
+and rebuilt (used by :mod:`emm_lib.data.census`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ import torch
 from ..utils import atomic_write
 from .types import FeatureSpec, Split
 
-__all__ = ["tensors_sha256", "save", "load"]
+__all__ = ["tensors_sha256", "sidecar_sha256", "save", "load"]
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -26,6 +27,12 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def sidecar_sha256(meta: dict) -> str:
+    """sha256 over the sidecar's content as JSON reads it back (every key but this hash, sorted)."""
+    body = {k: v for k, v in meta.items() if k != "sidecar_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def save(path: Path, splits: dict[str, Split], meta: dict) -> None:
     """Write the processed cache (tensors + a JSON sidecar holding their hash); a folder where it
     cannot be written (read-only, shared) gives a warning: the data itself is usable."""
@@ -33,7 +40,8 @@ def save(path: Path, splits: dict[str, Split], meta: dict) -> None:
     for s in splits:  # codes are small: store them as int16 (4x smaller on disk), widened again on load
         if tensors[f"{s}_sparse"].numel() == 0 or int(tensors[f"{s}_sparse"].max()) < 2**15:
             tensors[f"{s}_sparse"] = tensors[f"{s}_sparse"].to(torch.int16)
-    meta = dict(meta, tensors_sha256=tensors_sha256(tensors))
+    meta = json.loads(json.dumps(dict(meta, tensors_sha256=tensors_sha256(tensors))))  # as load() will read it
+    meta["sidecar_sha256"] = sidecar_sha256(meta)
     try:
         with atomic_write(path, "wb") as fh:
             torch.save(tensors, fh)
@@ -46,8 +54,9 @@ def save(path: Path, splits: dict[str, Split], meta: dict) -> None:
 
 
 def load(path: Path, tasks: tuple[str, ...]) -> tuple[dict, dict[str, Split]] | None:
-    """The cached splits, if the cache is there and matches its sidecar (tasks, spec, row counts,
-    tensor hash); a cache that does not match is reported and rebuilt."""
+    """The cached splits, if the cache is there, its sidecar matches its own hash (feature names,
+    dense columns, info) and the tensors match the sidecar (tasks, spec, row counts, tensor hash); a
+    cache that does not match is reported and rebuilt."""
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
         return None
@@ -56,7 +65,10 @@ def load(path: Path, tasks: tuple[str, ...]) -> tuple[dict, dict[str, Split]] | 
         tensors = torch.load(path, map_location="cpu", weights_only=True)
         spec = FeatureSpec.from_dict(meta["spec"])
         problem = None
-        if tuple(meta.get("tasks", ())) != tasks:
+        if meta.get("sidecar_sha256") != sidecar_sha256(meta):
+            problem = (f"its sidecar {side.name} does not hash to the value it records (edited or damaged, or "
+                       "written before sidecars were hashed)")
+        elif tuple(meta.get("tasks", ())) != tasks:
             problem = f"it holds tasks {meta.get('tasks')}, not {list(tasks)}"
         elif meta.get("tensors_sha256") != tensors_sha256(tensors):
             problem = "its tensors do not hash to the value in its sidecar (edited or damaged)"

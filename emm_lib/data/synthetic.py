@@ -34,9 +34,34 @@ from typing import Sequence
 
 import numpy as np
 
+from ..checks import finite_number, whole_number
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
-__all__ = ["make_synthetic", "task_weights"]
+__all__ = ["make_synthetic", "task_weights", "check_generator_args"]
+
+#: Generator arguments that are counts (ints only), with their minimum where no later check sets one.
+_COUNTS = {"n_tasks": None, "n_rows": None, "n_train": None, "n_val": None, "n_test": None, "n_sparse": None,
+           "n_dense": None, "cardinality": None, "seed": 0, "n_sines": 0, "pilot_rows": None}
+#: Generator arguments that are real numbers (finite), with their bounds where no later check sets them.
+_REALS = {"correlation": (None, None), "noise": (0.0, None), "val_frac": (None, None), "test_frac": (None, None)}
+
+
+def check_generator_args(**args) -> dict:
+    """The generators' numeric arguments, checked before anything is drawn: counts are ints (not
+    ``1000.5`` or ``'1000'``), seeds and ``n_sines`` >= 0, reals finite (a NaN noise gives all-zero
+    labels, an infinite one an all-zero task) and ``noise`` >= 0. Returns them as ints and floats;
+    ``cardinality`` may be one int or one per feature."""
+    out = {}
+    for k, v in args.items():
+        if k == "cardinality" and isinstance(v, (list, tuple, np.ndarray)):
+            out[k] = [whole_number(f"cardinality[{i}]", c, strict=True) for i, c in enumerate(v)]
+        elif k in _COUNTS:
+            out[k] = whole_number(k, v, minimum=_COUNTS[k], strict=True)
+        elif k in _REALS:
+            out[k] = finite_number(k, v, *_REALS[k])
+        else:
+            raise KeyError(f"check_generator_args: unknown argument {k!r}")
+    return out
 
 
 def task_weights(
@@ -102,6 +127,14 @@ def make_synthetic(
     ``t1..tN``. ``noise`` is the standard deviation of :math:`\\epsilon` (0.1, i.e.
     MMoE's variance 0.01).
     """
+    a = check_generator_args(n_tasks=n_tasks, n_rows=n_rows, correlation=correlation, n_sparse=n_sparse,
+                             n_dense=n_dense, cardinality=cardinality, seed=seed, val_frac=val_frac,
+                             test_frac=test_frac, n_sines=n_sines, noise=noise)
+    (n_tasks, n_rows, correlation, n_sparse, n_dense, cardinality, seed, val_frac, test_frac, n_sines,
+     noise) = a.values()
+    if isinstance(cardinality, list):
+        raise ValueError(f"make_synthetic takes one cardinality (an int) for every sparse feature, got {cardinality}; "
+                         "make_streamed takes one per feature.")
     tasks, n_val, n_test = _check_settings(tasks, n_tasks, n_rows, n_sparse, n_dense, cardinality, val_frac,
                                            test_frac)
     rng = np.random.default_rng(seed)

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from .synthetic import task_weights
+from ..checks import whole_number
+from .synthetic import check_generator_args, task_weights
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["make_streamed", "make_preset", "funnel_thresholds", "BLOCK"]
@@ -200,10 +201,14 @@ def make_streamed(
     ``cardinality``: one int, or one per sparse feature. ``base_rates``: one rate, or one per
     task (marginal positive rates; required, non-increasing, with ``funnel=True``).
     """
+    a = check_generator_args(n_tasks=n_tasks, n_train=n_train, correlation=correlation, n_sparse=n_sparse,
+                             n_dense=n_dense, cardinality=cardinality, seed=seed, n_sines=n_sines, noise=noise,
+                             pilot_rows=pilot_rows)
+    n_tasks, n_train, correlation, n_sparse, n_dense, cardinality, seed, n_sines, noise, pilot_rows = a.values()
     tasks = _task_names(tasks, n_tasks)
     t = len(tasks)
-    n_val = n_train // 8 if n_val is None else n_val
-    n_test = n_train // 8 if n_test is None else n_test
+    n_val = n_train // 8 if n_val is None else whole_number("n_val", n_val, strict=True)
+    n_test = n_train // 8 if n_test is None else whole_number("n_test", n_test, strict=True)
     _check_sizes(n_train, n_val, n_test, n_sparse, n_dense, seed, noise, n_sines, pilot_rows)
     cards = _cardinalities(cardinality, n_sparse)
     rates = _base_rates(base_rates, t, funnel)

@@ -14,12 +14,39 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["model_layers", "block_boundaries", "main_before", "default_input", "probe_shapes", "trace_models",
-           "block_signatures"]
+           "block_signatures", "check_supported", "SUPPORTED"]
 
 _NORMS: tuple[type, ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 if hasattr(nn, "RMSNorm"):
     _NORMS = _NORMS + (nn.RMSNorm,)
 
+
+
+#: What a chain may hold, for messages: layers that take one tensor and return one tensor.
+SUPPORTED = ("layers that each take one tensor and return one tensor, with at least one weighted layer: Linear "
+             "(or Conv), normalisations (BatchNorm1d, LayerNorm), activations (ReLU, GELU, ...), Dropout")
+#: Layers that return tuples or take several inputs: no chain of single tensors runs through them.
+_UNSUPPORTED: tuple[type, ...] = (nn.RNNBase, nn.MultiheadAttention, nn.Transformer, nn.TransformerEncoder,
+                                  nn.TransformerDecoder, nn.Bilinear)
+
+
+def _kinds(layers: Sequence[nn.Module]) -> str:
+    names = [type(layer).__name__ for layer in layers]
+    return ", ".join(names[:8]) + (f", ... ({len(names)} layers)" if len(names) > 8 else "")
+
+
+def check_supported(layers: Sequence[nn.Module], name: str) -> None:
+    """A ValueError naming what deconstruct supports and what ``name`` holds instead."""
+    if not layers:
+        raise ValueError(f"{name} has no layers (e.g. nn.Identity); deconstruct needs {SUPPORTED}.")
+    bad = [(k, layer) for k, layer in enumerate(layers) if isinstance(layer, _UNSUPPORTED)]
+    if bad:
+        k, layer = bad[0]
+        raise ValueError(f"{name}: layer {k} is {type(layer).__name__}, which deconstruct cannot cut (it returns "
+                         f"a tuple or takes several inputs); deconstruct needs {SUPPORTED}. Found: {_kinds(layers)}.")
+    if not any(_is_main(layer) for layer in layers):
+        raise ValueError(f"{name} has no weighted layer to cut at (found: {_kinds(layers)}); deconstruct needs "
+                         f"{SUPPORTED}.")
 
 
 class _FxOp(nn.Module):
@@ -142,11 +169,12 @@ def default_input(layers: Sequence[nn.Module], name: str) -> Tensor:
     )
 
 
-def probe_shapes(layers: Sequence[nn.Module], x: Tensor) -> list[tuple[int, ...]]:
+def probe_shapes(layers: Sequence[nn.Module], x: Tensor, name: str = "model") -> list[tuple[int, ...]]:
     """Feature shape (without the batch dimension) before layer 0 and after every layer.
 
     Runs in eval mode without gradients (BatchNorm statistics are not touched), then restores
-    every module's train/eval flag.
+    every module's train/eval flag. A layer that fails on the running tensor, or returns anything
+    but one tensor, is a ValueError naming it.
     """
     modes = [(m, m.training) for layer in layers for m in layer.modules()]
     shapes = [tuple(x.shape[1:])]
@@ -154,8 +182,8 @@ def probe_shapes(layers: Sequence[nn.Module], x: Tensor) -> list[tuple[int, ...]
         for layer in layers:
             layer.eval()
         with torch.no_grad():
-            for layer in layers:
-                x = layer(x)
+            for k, layer in enumerate(layers):
+                x = _step(layer, x, k, name, layers)
                 shapes.append(tuple(x.shape[1:]))
     finally:
         for m, was in modes:
@@ -163,14 +191,30 @@ def probe_shapes(layers: Sequence[nn.Module], x: Tensor) -> list[tuple[int, ...]
     return shapes
 
 
+def _step(layer: nn.Module, x: Tensor, k: int, name: str, layers: Sequence[nn.Module]) -> Tensor:
+    try:
+        out = layer(x)
+    except Exception as exc:  # noqa: BLE001 - any failure of a layer on the running tensor is reported alike
+        what = "the output of the layer before it" if k else "the input (example_input or a default batch)"
+        raise ValueError(f"{name}: layer {k} ({type(layer).__name__}) fails on {what}, "
+                         f"shape {tuple(x.shape)} ({type(exc).__name__}: {str(exc)[:160]}); deconstruct needs "
+                         f"{SUPPORTED}. Found: {_kinds(layers)}.") from None
+    if not isinstance(out, Tensor):
+        raise ValueError(f"{name}: layer {k} ({type(layer).__name__}) returns a {type(out).__name__}, not a tensor; "
+                         f"deconstruct needs {SUPPORTED}. Found: {_kinds(layers)}.")
+    return out
+
+
 def trace_models(models: Sequence[nn.Module], names: Sequence[str], example_input: Tensor | None = None
                  ) -> tuple[list[list[nn.Module]], list[list[tuple[int, ...]]]]:
     """Every model's layers and the feature shapes at its layer boundaries; all must take the same input."""
     layers = [model_layers(m, n) for m, n in zip(models, names)]
+    for ls, n in zip(layers, names):
+        check_supported(ls, n)
     shapes = []
     for ls, n in zip(layers, names):
         x = example_input if example_input is not None else default_input(ls, n)
-        shapes.append(probe_shapes(ls, x))
+        shapes.append(probe_shapes(ls, x, n))
     for i in range(1, len(models)):
         if shapes[i][0] != shapes[0][0]:
             raise ValueError(

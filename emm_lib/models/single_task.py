@@ -52,6 +52,7 @@ class SingleTaskMLP(MultiTaskModel):
             self.config["block3_skipped"] = True
         self.embedding = FeatureEmbedding(spec, embedding_dim)
         self.body = mlp(self.embedding.out_features, list(block) * n_blocks, dropout)
+        self.body.spec = spec  # what the body reads, so EMM.from_trained can check a body passed alone
         out = block[-1]
         self.tower = nn.Sequential(*mlp(out, tower, dropout), nn.Linear(tower[-1] if tower else out, 1))
 
