@@ -1,0 +1,89 @@
+"""Reliability of runs (issue 28): no recorded row is lost or silently replaced, a notebook run never
+overwrites its source, and a study waiting on a claim says so and does not wait forever."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emm_lib import results, runner, runs, study
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "synthetic", "--profile", "tiny", "--seeds", "0", "--task-counts", "2"]
+
+
+def _st(tmp_path, **kw):
+    return study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], **{"epochs": 1, **kw})
+
+
+def _complete(tmp_path, models=("mmoe", "emm")):
+    """A finished tiny study: 4 trained models and ``models`` on 2 synthetic tasks, seed 0."""
+    st = _st(tmp_path)
+    study.run_experiment("synthetic_tasks", st, models=list(models), task_counts=[2])
+    return st
+
+
+def _runs_of(df: pd.DataFrame) -> dict:
+    """{(dataset, model, seed): sorted (task, metric, value, timestamp) rows} of a results table."""
+    return {k: sorted(map(tuple, g[["task", "metric", "value", "timestamp"]].to_numpy().tolist()))
+            for k, g in df.groupby(["dataset", "model", "seed"])}
+
+
+def _study_killed_after_first_run(tmp_path, *args) -> None:
+    """Start the study CLI, SIGKILL it as soon as its first run is written (the next one is training)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "emm_lib.study", "synthetic_tasks", *TINY, "--results-dir", str(tmp_path), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r" in \d+\.\ds", line):  # "  single_task: tm1:t1 (...) seed 0 in 0.2s"
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        proc.wait(60)
+        assert proc.returncode == -signal.SIGKILL, f"the study ended before it was killed: {''.join(lines)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --- D3: a notebook run never writes over its input ---------------------------------------------------
+
+@pytest.mark.parametrize("how", ["same", "relative", "symlink", "hardlink"])
+def test_run_notebook_refuses_to_overwrite_its_input(tmp_path, monkeypatch, capsys, how):
+    from emm_lib import run_notebook
+
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    out = {"same": nb, "relative": Path("sub/../nb.ipynb"), "symlink": tmp_path / "link.ipynb",
+           "hardlink": tmp_path / "hard.ipynb"}[how]
+    if how == "symlink":
+        out.symlink_to(nb)
+    if how == "hardlink":
+        os.link(nb, out)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    before = nb.read_bytes()
+    assert run_notebook.main([str(nb), str(out), "-p", "profile", "tinyy"]) == 2
+    err = capsys.readouterr().err
+    assert "is the input notebook" in err and err.count("\n") == 1
+    assert nb.read_bytes() == before
+
+
+def test_papermill_run_refuses_to_overwrite_its_input(tmp_path):
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    before = nb.read_bytes()
+    out = subprocess.run([sys.executable, "-m", "emm_lib.papermill_run", str(nb), str(nb)], capture_output=True,
+                         text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert out.returncode != 0 and "is the input notebook" in out.stderr and "Traceback" not in out.stderr
+    assert nb.read_bytes() == before
