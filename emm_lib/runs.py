@@ -113,7 +113,8 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
     """Whether ``path`` holds this run's rows made with ``identity``.
 
     Rows with another identity raise :class:`SettingsChanged` naming the settings that changed
-    (``on_change="error"``), or are removed so the run is trained again (``"rerun"``).
+    (``on_change="error"``), or count as not done (``"rerun"``): they stay until the run's new rows
+    replace them in one write (:func:`write`), so an interrupted rerun loses no row.
     """
     rows = _rows_of(path, dataset, model, seed)
     if rows.empty:
@@ -122,7 +123,6 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
     if not diff:
         return True
     if on_change == "rerun":
-        results.remove(path, dataset=dataset, model=model, seed=seed)
         return False
     what = "; ".join(f"{k}: recorded {a!r}, now {b!r}" for k, (a, b) in diff.items())
     raise SettingsChanged(
@@ -219,9 +219,15 @@ def predictions_path(out_dir: Path, run: Run, dataset: str) -> Path:
 
 
 def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path) -> None:
-    """Write a run's files in the driver: history, checkpoint, predictions, then its rows."""
+    """Write a run's files in the driver: history, checkpoint, predictions, then its rows.
+
+    Rows the run already has (of other settings: ``--on-change rerun``) are replaced in the same
+    atomic write that adds the new ones (:func:`emm_lib.results.replace_run`).
+    """
     from . import checkpoint as ckpt
 
+    table = out_dir / f"{run.experiment}.csv"
+    recorded = _rows_of(table, dataset, run.label, run.seed)
     with atomic_write(history) as fh:
         art.history.to_csv(fh, index=False)
     ckpt.save(art.model.cpu(), checkpoint)
@@ -231,7 +237,7 @@ def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Pat
                             tasks=np.array(art.tasks), label=np.array(run.label))
     if art.gates is not None:
         write_gates(out_dir / "analysis" / f"{run.experiment}_gates.csv", run, dataset, art.gates)
-    results.append(out_dir / f"{run.experiment}.csv", art.rows)
+    results.replace_run(table, art.rows, expected=recorded)
 
 
 def write_gates(path: Path, run: Run, dataset: str, gates: pd.DataFrame) -> None:

@@ -56,6 +56,33 @@ def _study_killed_after_first_run(tmp_path, *args) -> None:
             proc.kill()
 
 
+# --- D1: --on-change rerun replaces a run's rows only when the new ones are written ------------------
+
+def test_rerun_killed_mid_study_keeps_every_run_old_or_new(tmp_path):
+    st = _complete(tmp_path, models=("mmoe",))
+    before = {n: _runs_of(results.read(st.out_dir / f"{n}.csv")) for n in ("single_task", "synthetic_tasks")}
+    _study_killed_after_first_run(tmp_path, "--models", "mmoe", "--epochs", "2", "--on-change", "rerun")
+    replaced = 0
+    for name, old in before.items():
+        now = _runs_of(results.read(st.out_dir / f"{name}.csv"))
+        assert set(now) == set(old), f"{name}.csv lost runs: {set(old) - set(now)}"
+        for key, rows in now.items():
+            assert len(rows) == len(old[key])  # a run's rows are all old or all new, never a part
+            replaced += rows != old[key]
+    assert replaced >= 1  # the first run was replaced before the kill
+
+
+def test_rerun_replaces_rows_in_one_write_and_a_racing_writer_is_refused(tmp_path):
+    st = _complete(tmp_path, models=("mmoe",))
+    path = st.out_dir / "synthetic_tasks.csv"
+    old = results.read(path)
+    new = old.assign(value=0.5, timestamp="later")
+    results.replace_run(path, new.to_dict("records"), expected=old)
+    assert (results.read(path).value == 0.5).all() and len(results.read(path)) == len(old)
+    with pytest.raises(results.DuplicateRun, match="meanwhile"):  # the rows are no longer those judged
+        results.replace_run(path, old.to_dict("records"), expected=old)
+
+
 # --- D3: a notebook run never writes over its input ---------------------------------------------------
 
 @pytest.mark.parametrize("how", ["same", "relative", "symlink", "hardlink"])
