@@ -8,9 +8,18 @@ processes (or Ray drivers) on one results directory never train or write it twic
 artifacts are computed by :func:`execute` (in this process or a Ray worker) and written by
 :func:`write` in the driver: history, checkpoint and test predictions first, the result rows
 last, each file atomically.
+
+Recorded rows are never lost or silently replaced. Rows of other settings stay until the rerun
+(``--on-change rerun``) writes their replacement, in the same atomic write of the table. Checkpoints
+are not committed, so a fresh clone has recorded trained-model rows without their models: such a
+model is trained again for its checkpoint, and kept only when it reproduces the recorded rows bit for
+bit (the recorded rows and history stay as they are). When it does not (another machine, another
+commit), nothing is written and :class:`RecordedRowsDiffer` names both values and the choice:
+restore the checkpoint, or ``--on-change rerun`` to replace the rows with the retrained model's.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -27,7 +36,8 @@ from . import results
 from .config import AUTHORS_PROTOCOL, TM_SHAPES
 from .utils import atomic_write
 
-__all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
+__all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "RecordedRowsDiffer",
+           "identity_mismatch", "is_done", "claim", "write",
            "predictions_path", "split_seed", "write_gates"]
 
 
@@ -93,6 +103,10 @@ class Artifacts:
 
 class SettingsChanged(RuntimeError):
     """Rows for this run exist but were made with other settings."""
+
+
+class RecordedRowsDiffer(SettingsChanged):
+    """A run retrained for its missing checkpoint does not reproduce its recorded rows."""
 
 
 def identity_mismatch(recorded: dict, identity: dict) -> dict[str, tuple[Any, Any]]:
@@ -218,18 +232,50 @@ def predictions_path(out_dir: Path, run: Run, dataset: str) -> Path:
     return out_dir / "predictions" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.npz"
 
 
-def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path) -> None:
-    """Write a run's files in the driver: history, checkpoint, predictions, then its rows.
+def _reproduces(path: Path, recorded: pd.DataFrame, rows: list[dict], identity: dict | None, on_change: str) -> bool:
+    """Whether fresh ``rows`` reproduce the run's ``recorded`` rows bit for bit (then those are kept).
 
-    Rows the run already has (of other settings: ``--on-change rerun``) are replaced in the same
-    atomic write that adds the new ones (:func:`emm_lib.results.replace_run`).
+    Recorded rows made with the run's ``identity`` are retrained only to rebuild a missing checkpoint.
+    When the values differ, they are replaced with ``on_change="rerun"``; otherwise
+    :class:`RecordedRowsDiffer` is raised (nothing is written).
+    """
+    if recorded.empty or (identity and identity_mismatch(json.loads(recorded.settings.iloc[-1]), identity)):
+        return False  # no rows, or rows of other settings (--on-change rerun): replaced
+    text = pd.DataFrame(rows)[["task", "metric", "value"]].to_csv(index=False)  # read back as the table is
+    new = pd.read_csv(io.StringIO(text), dtype={"task": str, "metric": str}).set_index(["task", "metric"]).value
+    old = recorded.set_index(["task", "metric"]).value
+    if new.sort_index().equals(old.sort_index()):
+        return True
+    if on_change == "rerun":
+        return False
+    r = rows[0]
+    (task, metric), a = next(((k, v) for k, v in old.items() if new.get(k) != v), (new.index[0], None))
+    raise RecordedRowsDiffer(
+        f"{path} records {r['model']} seed {r['seed']} on {r['dataset']} ({metric} {task} {a!r}, commit "
+        f"{recorded.git_commit.iloc[0]}); its checkpoint is missing or damaged, and training it again here "
+        f"(commit {r['git_commit']}) gave {new.get((task, metric))!r}. The recorded rows are kept and nothing "
+        "was written. Restore the checkpoint to build on them, or use --on-change rerun to replace them with "
+        "the retrained model's (the runs already built on the old model keep theirs).")
+
+
+def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path,
+          identity: dict | None = None, on_change: str = "error") -> bool:
+    """Write a run's files in the driver: history, checkpoint, predictions, then its rows; True when
+    the recorded rows were kept (the run reproduced them).
+
+    Rows the run already has are replaced in the same atomic write that adds the new ones
+    (:func:`emm_lib.results.replace_run`). A run retrained only for its missing checkpoint keeps its
+    recorded rows and history when it reproduces them bit for bit (:func:`_reproduces`); ``identity``
+    tells those apart from rows of other settings (``--on-change rerun``), which are replaced.
     """
     from . import checkpoint as ckpt
 
     table = out_dir / f"{run.experiment}.csv"
     recorded = _rows_of(table, dataset, run.label, run.seed)
-    with atomic_write(history) as fh:
-        art.history.to_csv(fh, index=False)
+    keep = _reproduces(table, recorded, art.rows, identity, on_change)
+    if not (keep and history.exists()):
+        with atomic_write(history) as fh:
+            art.history.to_csv(fh, index=False)
     ckpt.save(art.model.cpu(), checkpoint)
     pred = predictions_path(out_dir, run, dataset)
     with atomic_write(pred, "wb") as fh:
@@ -237,7 +283,9 @@ def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Pat
                             tasks=np.array(art.tasks), label=np.array(run.label))
     if art.gates is not None:
         write_gates(out_dir / "analysis" / f"{run.experiment}_gates.csv", run, dataset, art.gates)
-    results.replace_run(table, art.rows, expected=recorded)
+    if not keep:
+        results.replace_run(table, art.rows, expected=recorded)
+    return keep
 
 
 def write_gates(path: Path, run: Run, dataset: str, gates: pd.DataFrame) -> None:

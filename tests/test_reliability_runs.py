@@ -83,6 +83,70 @@ def test_rerun_replaces_rows_in_one_write_and_a_racing_writer_is_refused(tmp_pat
         results.replace_run(path, old.to_dict("records"), expected=old)
 
 
+# --- D2: a trained model whose checkpoint is missing ------------------------------------------------
+
+def _fresh_clone(st, tamper: str | None = None) -> pd.DataFrame:
+    """As a fresh clone sees the results: no checkpoints, no EMM rows; ``tamper``: that trained model's
+    recorded test AUC made elsewhere (another machine, another commit). Returns single_task.csv."""
+    shutil.rmtree(st.out_dir / "checkpoints")
+    results.remove(st.out_dir / "synthetic_tasks.csv", model="emm")
+    path = st.out_dir / "single_task.csv"
+    if tamper:
+        df = results.read(path)
+        hit = (df.model == tamper) & (df.metric == "test_auc")
+        df.loc[hit, "value"] = df.loc[hit, "value"] + 0.01
+        df.loc[hit, "git_commit"] = "0123456789ab"
+        df.to_csv(path, index=False)
+    return results.read(path)
+
+
+def test_a_missing_checkpoint_that_reproduces_its_rows_keeps_them(tmp_path):
+    st = _complete(tmp_path)
+    single = _fresh_clone(st)
+    history = next((st.out_dir / "histories" / "single_task").iterdir())
+    recorded_history = history.read_bytes()
+    df = study.run_experiment("synthetic_tasks", st, models=["emm"], task_counts=[2])
+    assert results.read(st.out_dir / "single_task.csv").equals(single)  # not rewritten: same timestamps
+    assert history.read_bytes() == recorded_history
+    assert (df.model == "emm").sum() == 4
+    assert study.checkpoint_path(st, "single_task", study.load_dataset(st), 0, "tm2:t2").with_suffix(".pt").exists()
+
+
+def test_a_missing_checkpoint_that_does_not_reproduce_its_rows_stops_naming_the_choice(tmp_path):
+    st = _complete(tmp_path)
+    single = _fresh_clone(st, tamper="tm2:t2")
+    with pytest.raises(runs.SettingsChanged, match=r"tm2:t2.*--on-change rerun"):
+        study.run_experiment("synthetic_tasks", st, models=["emm"], task_counts=[2])
+    assert results.read(st.out_dir / "single_task.csv").equals(single)  # nothing replaced
+    assert not (results.read(st.out_dir / "synthetic_tasks.csv").model == "emm").any()
+    ck = study.checkpoint_path(st, "single_task", study.load_dataset(st), 0, "tm2:t2")
+    assert not ck.with_suffix(".pt").exists()  # no checkpoint that disagrees with its rows
+    # the named choice: replace the rows with the retrained model's
+    rerun = _st(tmp_path, on_change="rerun")
+    study.run_experiment("synthetic_tasks", rerun, models=["emm"], task_counts=[2])
+    now, was = _runs_of(results.read(st.out_dir / "single_task.csv")), _runs_of(single)
+    assert set(now) == set(was) and {k[1] for k in now if now[k] != was[k]} == {"tm2:t2"}
+
+
+def test_a_missing_checkpoint_killed_mid_rebuild_loses_no_row(tmp_path):
+    st = _complete(tmp_path)
+    single = _fresh_clone(st, tamper="tm2:t2")
+    _study_killed_after_first_run(tmp_path, "--models", "emm")
+    assert results.read(st.out_dir / "single_task.csv").equals(single)
+
+
+def test_the_cli_refuses_in_one_line_naming_the_choice(tmp_path):
+    st = _complete(tmp_path)
+    single = _fresh_clone(st, tamper="tm1:t1")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "emm_lib.study", "synthetic_tasks", *TINY, "--results-dir", str(tmp_path),
+           "--models", "emm"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--on-change rerun" in out.stderr.strip().splitlines()[-1]
+    assert results.read(st.out_dir / "single_task.csv").equals(single)
+
+
 # --- D3: a notebook run never writes over its input ---------------------------------------------------
 
 @pytest.mark.parametrize("how", ["same", "relative", "symlink", "hardlink"])
