@@ -6,7 +6,7 @@ Locally, Ray starts one worker per core; ``address`` joins an existing cluster (
 of a GPU (:data:`GPU_PER_RUN`) when the cluster has GPUs, so several small runs share one GPU.
 The driver claims a run before submitting it and writes its artifacts when it returns, so no
 run is trained or written twice and a killed driver loses only the runs in flight (their
-claims are taken over by the next driver on this host).
+claims go stale, :mod:`emm_lib.claims`, and are taken over by the next driver).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from .claims import WaitNotices
 from .runner import _complete, _key, _trained, _write, execute
 from .runs import Run, claim
 
@@ -61,6 +62,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
     """Claim and submit what can run, write what returns; ``rebuild`` grows as EMM runs ask for checkpoints."""
     pending: dict = {}
     running: list[Run] = []
+    notices = WaitNotices(st.out_dir)
     trained_count = 0
     with ExitStack() as claims:
         while waiting or pending:
@@ -81,6 +83,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
                 pending[remote.remote(run, st, trained)] = (run, stack, time.perf_counter())
                 waiting.remove(run)
             if not pending:  # what is left is claimed by another process, or waits on it
+                notices.waiting([(r, _key(r, st)) for r in waiting])
                 time.sleep(poll_seconds)
                 continue
             running = [r for r, _, _ in pending.values()]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 
 from . import config, results
+from .claims import WaitNotices
 from .runs import Artifacts, Run, claim, is_done, split_seed, write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,11 +237,17 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
     return _local(todo, st, log, poll_seconds, rebuild)
 
 
+def _pause(seconds: float) -> None:
+    """Wait between two looks at the runs claimed elsewhere."""
+    time.sleep(seconds)
+
+
 def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], poll_seconds: float,
            rebuild: set[Run]) -> int:
-    """Train ``todo`` one run at a time in this process; wait on runs claimed elsewhere.
+    """Train ``todo`` one run at a time in this process; wait (and say so) on runs claimed elsewhere.
     ``rebuild``: the trained models that need a usable checkpoint (it grows as EMM runs ask)."""
     trained_count = 0
+    notices = WaitNotices(st.out_dir)
     while todo:
         progressed, waiting = False, []
         for run in todo:
@@ -263,5 +270,6 @@ def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], pol
                 log(f"  {run} in {time.perf_counter() - t0:.1f}s{note}")
         todo = waiting
         if todo and not progressed:  # everything left is claimed by another process, or waits on it
-            time.sleep(poll_seconds)
+            notices.waiting([(r, _key(r, st)) for r in todo])
+            _pause(poll_seconds)
     return trained_count

@@ -3,8 +3,9 @@
 A *run* is one (experiment, model label, seed, task count, feature set). Its *identity* is
 every setting that changes what it measures (optimiser, epochs, split seed, feature set,
 model sizes and flags); a run counts as done only when rows with the same identity are in
-the results table. Before training, a run is *claimed* with an exclusive file, so two study
-processes (or Ray drivers) on one results directory never train or write it twice. The
+the results table. Before training, a run is *claimed* with an exclusive file
+(:mod:`emm_lib.claims`), so two study processes (or Ray drivers) on one results directory never
+train or write it twice. The
 artifacts are computed by :func:`execute` (in this process or a Ray worker) and written by
 :func:`write` in the driver: history, checkpoint and test predictions first, the result rows
 last, each file atomically.
@@ -21,18 +22,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import results
+from . import claims, results
+from .claims import CLAIM_GRACE_SECONDS, CLAIM_STALE_SECONDS, claim  # noqa: F401 (the runs' claims)
 from .config import AUTHORS_PROTOCOL, TM_SHAPES
 from .utils import atomic_write
 
@@ -142,89 +140,6 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
     raise SettingsChanged(
         f"{path} already holds {model} seed {seed} on {dataset}, made with other settings ({what}). "
         "Use another --results-dir, or --on-change rerun to replace those rows.")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-#: An unreadable claim file older than this is garbage (a claim is written whole before it appears).
-CLAIM_GRACE_SECONDS = 60.0
-
-
-def _create_claim(path: Path, me: dict) -> bool:
-    """Make ``path`` hold ``me`` in one step: written to a private file, then hard-linked into place
-    (atomic, and it fails when the claim exists), so no process ever reads a half-written claim.
-    Where the file system has no hard links, ``O_EXCL`` creation and a write."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_text(json.dumps(me))
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_claim(path: Path) -> tuple[dict | None, str]:
-    """The claim's holder and raw text (``None``: unreadable or gone)."""
-    try:
-        text = path.read_text()
-        return json.loads(text), text
-    except (OSError, ValueError):
-        return None, ""
-
-
-def _stale(path: Path, other: dict | None, host: str) -> bool:
-    """A claim of a dead process on this host, or an unreadable file older than the grace period."""
-    if other is None:
-        try:
-            return time.time() - path.stat().st_mtime > CLAIM_GRACE_SECONDS
-        except OSError:
-            return True  # gone: try again
-    return other.get("host") == host and not _alive(int(other.get("pid", -1)))
-
-
-@contextmanager
-def claim(out_dir: Path, run: Run, dataset: str) -> Iterator[bool]:
-    """Claim ``run`` with an exclusive file; yields False when another live process holds it.
-
-    A claim left by a process that died on this host is taken over. The file is complete when it
-    appears (:func:`_create_claim`), so a claim being made is never mistaken for a dead one.
-    """
-    path = out_dir / ".claims" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.claim"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-    for _ in range(2):
-        if not _create_claim(path, me):
-            other, text = _read_claim(path)
-            if not _stale(path, other, me["host"]):
-                yield False
-                return
-            if _read_claim(path)[1] == text:  # still the dead claim we judged (not a fresh one)
-                path.unlink(missing_ok=True)
-            continue
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
 
 
 def predictions_path(out_dir: Path, run: Run, dataset: str) -> Path:

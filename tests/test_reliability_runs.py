@@ -178,3 +178,70 @@ def test_papermill_run_refuses_to_overwrite_its_input(tmp_path):
                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.returncode != 0 and "is the input notebook" in out.stderr and "Traceback" not in out.stderr
     assert nb.read_bytes() == before
+
+
+# --- silent hangs: claims go stale by heartbeat; a waiting study says what it waits for -------------
+
+RUN = runs.Run("e", "mmoe", 0)
+
+
+def _foreign_claim(tmp_path, age: float = 0.0, **holder) -> Path:
+    path = tmp_path / ".claims" / "e" / "d__seed0__mmoe.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "since": time.time() - age,
+                                "token": "someone-else", **holder}))
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+@pytest.mark.parametrize("holder", [{}, {"host": "elsewhere"}, {"pid": os.getpid()}])
+def test_a_claim_whose_heartbeat_stopped_is_taken_over(tmp_path, holder):
+    """A live pid, another host, or our own pid (a restarted container): stale once the heartbeat stopped."""
+    _foreign_claim(tmp_path, age=runs.CLAIM_STALE_SECONDS + 5, **holder)
+    with runs.claim(tmp_path, RUN, "d") as got:
+        assert got
+
+
+@pytest.mark.parametrize("holder", [{}, {"host": "elsewhere"}])
+def test_a_claim_with_a_fresh_heartbeat_is_held(tmp_path, holder):
+    _foreign_claim(tmp_path, **holder)
+    with runs.claim(tmp_path, RUN, "d") as got:
+        assert not got
+
+
+def test_a_claim_with_our_pid_but_not_our_token_is_stale(tmp_path):
+    _foreign_claim(tmp_path, pid=os.getpid())  # a container restarted with the same pids; exec'd wrapper
+    with runs.claim(tmp_path, RUN, "d") as got:
+        assert got
+
+
+def test_a_held_claim_keeps_its_heartbeat(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.claims, "HEARTBEAT_SECONDS", 0.05)
+    with runs.claim(tmp_path, RUN, "d") as got:
+        assert got
+        path = next((tmp_path / ".claims").rglob("*.claim"))
+        os.utime(path, (0, 0))
+        time.sleep(0.5)
+        assert time.time() - path.stat().st_mtime < 5
+    assert not path.exists()
+
+
+def test_a_waiting_study_says_what_it_waits_for_then_takes_a_stale_claim(tmp_path, monkeypatch, capsys):
+    st = _st(tmp_path)
+    tm = runs.Run("single_task", "tm1:t1", 0, 2, "paper")
+    held = runs.claims.claim_path(st.out_dir, tm, runner._key(tm, st))
+    held.parent.mkdir(parents=True)
+    held.write_text(json.dumps({"pid": 1, "host": "gpu-box-7", "since": time.time(), "token": "x"}))
+    sleeps = []
+
+    def sleep(seconds):  # the claim's holder is gone: after the first wait its heartbeat grows old
+        sleeps.append(seconds)
+        assert len(sleeps) < 5, "still waiting on a claim whose heartbeat stopped"
+        old = time.time() - runs.CLAIM_STALE_SECONDS - 5
+        os.utime(held, (old, old))
+
+    monkeypatch.setattr(runner, "_pause", sleep)
+    runner.execute_plan([tm], st, poll_seconds=0.01)
+    err = capsys.readouterr().err
+    assert str(held) in err and "gpu-box-7" in err and "pid 1" in err and "delete" in err
+    assert len(results.read(st.out_dir / "single_task.csv")) == 2
