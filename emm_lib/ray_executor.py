@@ -66,6 +66,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
     trained_count = 0
     with ExitStack() as claims:
         while waiting or pending:
+            found = False  # runs found missing in this pass: submitted in the next, without a wait
             for run in list(waiting):
                 if _complete(run, st, rebuild):
                     waiting.remove(run)
@@ -73,7 +74,9 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
                 trained, missing = _trained(run, st)
                 if trained is None:
                     rebuild.update(missing)
-                    waiting += [m for m in missing if m not in waiting and m not in running]
+                    new = [m for m in missing if m not in waiting and m not in running]
+                    waiting += new
+                    found |= bool(new)
                     continue
                 stack = ExitStack()
                 if not stack.enter_context(claim(st.out_dir, run, _key(run, st))) or _complete(run, st, rebuild):
@@ -82,6 +85,8 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
                 claims.callback(stack.close)
                 pending[remote.remote(run, st, trained)] = (run, stack, time.perf_counter())
                 waiting.remove(run)
+            if found:  # submit them before waiting on the runs in flight
+                continue
             if not pending:  # what is left is claimed by another process, or waits on it
                 notices.waiting([(r, _key(r, st)) for r in waiting])
                 time.sleep(poll_seconds)

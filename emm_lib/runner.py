@@ -257,7 +257,9 @@ def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], pol
             trained, missing = _trained(run, st)
             if trained is None:
                 rebuild.update(missing)
-                waiting += [m for m in missing if m not in todo and m not in waiting] + [run]
+                found = [m for m in missing if m not in todo and m not in waiting]
+                waiting += found + [run]
+                progressed |= bool(found)  # runs to train next: nothing to wait for yet
                 continue
             with claim(st.out_dir, run, _key(run, st)) as mine:
                 if not mine or _complete(run, st, rebuild):

@@ -100,9 +100,10 @@ def _fresh_clone(st, tamper: str | None = None) -> pd.DataFrame:
     return results.read(path)
 
 
-def test_a_missing_checkpoint_that_reproduces_its_rows_keeps_them(tmp_path):
+def test_a_missing_checkpoint_that_reproduces_its_rows_keeps_them(tmp_path, monkeypatch):
     st = _complete(tmp_path)
     single = _fresh_clone(st)
+    monkeypatch.setattr(runner, "_pause", lambda s: pytest.fail("waited with nothing claimed elsewhere"))
     history = next((st.out_dir / "histories" / "single_task").iterdir())
     recorded_history = history.read_bytes()
     df = study.run_experiment("synthetic_tasks", st, models=["emm"], task_counts=[2])
