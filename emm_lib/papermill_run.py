@@ -9,15 +9,19 @@ encryption" on every run. This entry point asks jupyter_client's kernel manager 
 CurveZMQ keys (``KernelManager.transport_encryption = "auto"``, honoured when the kernelspec
 declares ``supported_encryption: curve``, as ipykernel's does), so the channel is encrypted and
 the warning has no cause; without CurveZMQ in libzmq it uses IPC sockets instead. Its kernels
-see ``EMM_NOTEBOOK_BATCH=1`` (no widget frontend: interactive cells draw static figures).
+see ``EMM_NOTEBOOK_BATCH=1`` (no widget frontend: interactive cells draw static figures). An output
+path that is the input notebook is refused before the kernel starts (:func:`guarded_execute`).
 """
 from __future__ import annotations
+
+import os
 
 from jupyter_client import AsyncKernelManager
 from papermill.engines import NBClientEngine, papermill_engines
 from traitlets.config import Config
 
-__all__ = ["transport_config", "QuietShutdownKernelManager", "engine_kwargs", "EncryptedEngine", "main"]
+__all__ = ["transport_config", "QuietShutdownKernelManager", "engine_kwargs", "EncryptedEngine", "guarded_execute",
+           "main"]
 
 
 def transport_config() -> Config:
@@ -46,8 +50,6 @@ class QuietShutdownKernelManager(AsyncKernelManager):
 def engine_kwargs() -> dict:
     """Keyword arguments for ``papermill.execute_notebook`` (passed on to nbclient): the encrypted
     transport and the quiet shutdown. Also marks the kernels as batch runs (``EMM_NOTEBOOK_BATCH``)."""
-    import os
-
     os.environ.setdefault("EMM_NOTEBOOK_BATCH", "1")  # kernels inherit it: notebooks draw static figures
     return {"config": transport_config(), "kernel_manager_class": QuietShutdownKernelManager}
 
@@ -62,13 +64,32 @@ class EncryptedEngine(NBClientEngine):
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
 
+def guarded_execute(input_path, output_path, *args, **kwargs):
+    """``papermill.execute_notebook`` that first refuses an output path that is the input notebook
+    (one line on stderr, exit status 2)."""
+    import sys
+
+    from papermill.execute import execute_notebook
+
+    from .run_notebook import check_output_path
+
+    if isinstance(input_path, (str, os.PathLike)) and isinstance(output_path, (str, os.PathLike)) \
+            and str(output_path) != "-":
+        try:
+            check_output_path(input_path, output_path)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+    return execute_notebook(input_path, output_path, *args, **kwargs)
+
+
 def main() -> None:
-    from papermill.cli import papermill
+    import papermill.cli as cli
 
-
+    cli.execute_notebook = guarded_execute  # the CLI calls the name it imported
     papermill_engines.register(None, EncryptedEngine)
     papermill_engines.register("nbclient", EncryptedEngine)
-    papermill(prog_name="papermill")
+    cli.papermill(prog_name="papermill")
 
 
 if __name__ == "__main__":

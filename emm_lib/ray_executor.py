@@ -6,7 +6,7 @@ Locally, Ray starts one worker per core; ``address`` joins an existing cluster (
 of a GPU (:data:`GPU_PER_RUN`) when the cluster has GPUs, so several small runs share one GPU.
 The driver claims a run before submitting it and writes its artifacts when it returns, so no
 run is trained or written twice and a killed driver loses only the runs in flight (their
-claims are taken over by the next driver on this host).
+claims go stale, :mod:`emm_lib.claims`, and are taken over by the next driver).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .runner import _done, _key, _trained, _write, execute
+from .claims import WaitNotices
+from .runner import _complete, _key, _trained, _write, execute
 from .runs import Run, claim
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,8 +37,9 @@ def _remote_execute(run: Run, st: "StudySettings", trained: dict | None):
 
 def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None = None,
                log: Callable[[str], None] = lambda m: None, poll_seconds: float = 2.0,
-               num_cpus: int | None = None) -> int:
-    """Execute ``todo`` on Ray (a local instance unless ``address``); returns how many runs were trained."""
+               num_cpus: int | None = None, rebuild: set[Run] | None = None) -> int:
+    """Execute ``todo`` on Ray (a local instance unless ``address``); returns how many runs were trained.
+    ``rebuild``: trained models that need a usable checkpoint (:func:`emm_lib.runner.execute_plan`)."""
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is a pinned dependency
@@ -50,43 +52,52 @@ def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None 
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         remote = ray.remote(num_cpus=1, num_gpus=GPU_PER_RUN if gpus else 0, max_retries=0)(_remote_execute)
-        return _loop(list(todo), st, remote, ray, log, poll_seconds)
+        return _loop(list(todo), st, remote, ray, log, poll_seconds, set(rebuild or ()))
     finally:
         if started:
             ray.shutdown()
 
 
-def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_seconds: float) -> int:
+def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_seconds: float, rebuild: set[Run]) -> int:
+    """Claim and submit what can run, write what returns; ``rebuild`` grows as EMM runs ask for checkpoints."""
     pending: dict = {}
     running: list[Run] = []
+    notices = WaitNotices(st.out_dir)
     trained_count = 0
     with ExitStack() as claims:
         while waiting or pending:
+            found = False  # runs found missing in this pass: submitted in the next, without a wait
             for run in list(waiting):
-                if _done(run, st):
+                if _complete(run, st, rebuild):
                     waiting.remove(run)
                     continue
                 trained, missing = _trained(run, st)
                 if trained is None:
-                    waiting += [m for m in missing if m not in waiting and m not in running]
+                    rebuild.update(missing)
+                    new = [m for m in missing if m not in waiting and m not in running]
+                    waiting += new
+                    found |= bool(new)
                     continue
                 stack = ExitStack()
-                if not stack.enter_context(claim(st.out_dir, run, _key(run, st))):
+                if not stack.enter_context(claim(st.out_dir, run, _key(run, st))) or _complete(run, st, rebuild):
                     stack.close()
                     continue
                 claims.callback(stack.close)
                 pending[remote.remote(run, st, trained)] = (run, stack, time.perf_counter())
                 waiting.remove(run)
-            if not pending:
-                time.sleep(poll_seconds)  # what is left is claimed by another process, or waits on it
+            if found:  # submit them before waiting on the runs in flight
+                continue
+            if not pending:  # what is left is claimed by another process, or waits on it
+                notices.waiting([(r, _key(r, st)) for r in waiting])
+                time.sleep(poll_seconds)
                 continue
             running = [r for r, _, _ in pending.values()]
             ready, _ = ray.wait(list(pending), num_returns=1)
             run, stack, t0 = pending.pop(ready[0])
             try:
-                _write(run, st, ray.get(ready[0]))
+                note = _write(run, st, ray.get(ready[0]))
                 trained_count += 1
-                log(f"  {run} in {time.perf_counter() - t0:.1f}s (ray)")
+                log(f"  {run} in {time.perf_counter() - t0:.1f}s (ray){note}")
             finally:
                 stack.close()
     return trained_count

@@ -21,8 +21,8 @@ import torch
 
 from .utils import atomic_write, repo_root
 
-__all__ = ["COLUMNS", "KEY", "DuplicateRun", "git_commit", "make_rows", "append", "remove", "read", "one_row_per_run",
-           "METRIC_RANGES"]
+__all__ = ["COLUMNS", "KEY", "DuplicateRun", "git_commit", "make_rows", "append", "replace_run", "remove", "read",
+           "one_row_per_run", "METRIC_RANGES"]
 
 #: One row per run, task and metric: a run is never written twice.
 KEY = ["dataset", "model", "task", "seed", "metric"]
@@ -102,6 +102,39 @@ def append(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
                 raise DuplicateRun(f"{path} already holds {r.model} seed {r.seed} on {r.dataset} ({r.task}, "
                                    f"{r.metric}); a run is written once. Remove its rows first to replace it.")
         out = pd.concat([old, new[COLUMNS]], ignore_index=True) if len(old) else new[COLUMNS]
+        with atomic_write(path, "w") as fh:
+            out.to_csv(fh, index=False)
+    return path
+
+
+def _signature(df: pd.DataFrame) -> list[tuple]:
+    """What tells two row sets of a run apart: each row's task, metric, value and timestamp."""
+    return sorted(map(tuple, df[["task", "metric", "value", "timestamp"]].astype(str).to_numpy().tolist()))
+
+
+def replace_run(path: str | os.PathLike, rows: Iterable[Mapping], expected: pd.DataFrame) -> Path:
+    """Put a run's new ``rows`` in place of its old ones in one atomic write of ``path``.
+
+    The run is the (dataset, model, seed) of ``rows``; ``expected`` are its rows as the caller read them
+    when it judged them replaceable (empty: none). When the table holds other rows for the run by now
+    (another process wrote them meanwhile), nothing is written and :class:`DuplicateRun` is raised.
+    Until this write the old rows stay, so an interrupted run never loses them.
+    """
+    path = Path(path)
+    new = pd.DataFrame(list(rows))
+    if new.empty or new[["dataset", "model", "seed"]].drop_duplicates().shape[0] != 1:
+        raise ValueError("replace_run takes the rows of one run (one dataset, model and seed).")
+    if set(new.columns) != set(COLUMNS):
+        raise ValueError(f"Result rows must have exactly the columns {COLUMNS}. Build them with make_rows().")
+    r = new.iloc[0]
+    with _locked(path):
+        old = read(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+        hit = (old.dataset == r.dataset) & (old.model == r.model) & (old.seed == int(r.seed))
+        if _signature(old[hit]) != _signature(expected):
+            raise DuplicateRun(f"{path}: the rows of {r.model} seed {r.seed} on {r.dataset} were written meanwhile "
+                               "by another process; this run's rows were not written.")
+        kept = old[~hit]
+        out = pd.concat([kept, new[COLUMNS]], ignore_index=True) if len(kept) else new[COLUMNS]
         with atomic_write(path, "w") as fh:
             out.to_csv(fh, index=False)
     return path

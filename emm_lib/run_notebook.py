@@ -6,17 +6,33 @@
 ``-p NAME VALUE`` values are read as papermill reads them, plus lists (``[0,1]``); ``-y YAML`` takes
 a YAML mapping (``-y "seeds: [0, 1]"``). Every name must be one the notebook's ``parameters`` cell
 defines; otherwise the run stops before any kernel starts, listing the known names (papermill alone
-only warns and runs the defaults).
+only warns and runs the defaults). An output path that is the input notebook (the same file after
+resolving links) is refused before anything runs: a failed run would replace the source with its
+error outputs.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from .params import check_notebook_params, coerce_settings, parse_value
 
-__all__ = ["main", "parse_parameters"]
+__all__ = ["main", "parse_parameters", "check_output_path"]
+
+
+def check_output_path(notebook: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Raise a ValueError when ``output`` is the file ``notebook`` (same path after resolving links,
+    or a hard link to it): executing would overwrite the source notebook."""
+    src, out = Path(notebook), Path(output)
+    same = src.resolve() == out.resolve()
+    if not same and src.exists() and out.exists():
+        same = os.path.samefile(src, out)
+    if same:
+        raise ValueError(f"the output {str(output)!r} is the input notebook {str(notebook)!r}; executing would "
+                         "overwrite it. Name another output file (e.g. notebooks/executed/<name>.ipynb).")
 
 
 def parse_parameters(pairs: Sequence[Sequence[str]], yamls: Sequence[str]) -> dict[str, Any]:
@@ -50,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-progress-bar", action="store_true")
     a = ap.parse_args(argv)
     try:
+        check_output_path(a.input, a.output)
         params = parse_parameters(a.parameters, a.parameters_yaml)
         check_notebook_params(a.input, params)
         typed = coerce_settings({k: v for k, v in params.items() if v is not None})  # bad values stop here too

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 
 from . import config, results
+from .claims import WaitNotices
 from .runs import Artifacts, Run, claim, is_done, split_seed, write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,12 +152,27 @@ def _done(run: Run, st: "StudySettings") -> bool:
                    identity(run, st), on_change=st.on_change)
 
 
+def _checkpoint_ok(run: Run, st: "StudySettings") -> bool:
+    """Whether ``run``'s checkpoint loads (a damaged one warns)."""
+    from . import checkpoint
+    from .run_settings import checkpoint_path_of
+
+    path = checkpoint_path_of(st, run.experiment, _key(run, st), run.seed, run.label)
+    return checkpoint.load_or_none(path) is not None
+
+
+def _complete(run: Run, st: "StudySettings", rebuild: set[Run]) -> bool:
+    """Done, and for a trained model an EMM run needs (in ``rebuild``), with a usable checkpoint."""
+    return _done(run, st) and (run not in rebuild or _checkpoint_ok(run, st))
+
+
 def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
     """The trained models an EMM run needs, from their checkpoints, and the ones still missing.
 
-    A damaged checkpoint loses its rows, so its run is trained again (it joins the missing).
+    A trained model with rows but no usable checkpoint is missing too: it is trained again, and its
+    recorded rows stay unless that training reproduces them (:func:`emm_lib.runs.write`).
     """
-    from . import checkpoint, results
+    from . import checkpoint
     from .run_settings import checkpoint_path_of, experiment_tasks
 
     if run.is_trained_model or config.VARIANTS[run.label][0] != "emm":
@@ -176,27 +192,32 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
             done = _done(tm, st)  # asked once: another process may finish tm between two asks
             model = checkpoint.load_or_none(ck) if done else None
             if model is None:
-                if done:  # rows without a usable checkpoint: train it again
-                    results.remove(st.out_dir / f"{tm.experiment}.csv", dataset=_key(tm, st), model=tm.label,
-                                   seed=tm.seed)
                 missing.append(tm)
             out[task].append(model)
     return (None if missing else out), missing
 
 
-def _write(run: Run, st: "StudySettings", art: Artifacts) -> None:
+def _write(run: Run, st: "StudySettings", art: Artifacts) -> str:
+    """Write ``run``'s files; a note for the progress log when its recorded rows were kept."""
     from .run_settings import checkpoint_path_of, history_path_of
 
     key = _key(run, st)
-    write(st.out_dir, run, key, art, history=history_path_of(st, run.experiment, key, run.seed, run.label),
-          checkpoint=checkpoint_path_of(st, run.experiment, key, run.seed, run.label))
+    kept = write(st.out_dir, run, key, art, history=history_path_of(st, run.experiment, key, run.seed, run.label),
+          checkpoint=checkpoint_path_of(st, run.experiment, key, run.seed, run.label), identity=identity(run, st),
+          on_change=st.on_change)
+    return " (checkpoint rebuilt; it reproduces the recorded rows, which are kept)" if kept else ""
 
 
 def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "local", address: str | None = None,
                  log: Callable[[str], None] = lambda m: None, require_trained: bool = False,
-                 poll_seconds: float = 5.0) -> int:
-    """Run every run of ``runs`` that is not done; returns how many this call trained."""
-    todo = [r for r in runs if not _done(r, st)]
+                 poll_seconds: float = 5.0, need_checkpoints: bool = False) -> int:
+    """Run every run of ``runs`` that is not done; returns how many this call trained.
+
+    ``need_checkpoints``: a trained model counts as done only with a usable checkpoint (else it is
+    trained again, keeping its rows when it reproduces them: :func:`emm_lib.runs.write`).
+    """
+    rebuild = {r for r in runs if r.is_trained_model} if need_checkpoints else set()
+    todo = [r for r in runs if not _complete(r, st, rebuild)]
     if not todo:
         return 0
     results.git_commit()  # pinned for this process: every row it writes names the code it loaded
@@ -210,30 +231,47 @@ def execute_plan(runs: Sequence[Run], st: "StudySettings", *, executor: str = "l
     if executor == "ray":
         from .ray_executor import run_on_ray
 
-        return run_on_ray(todo, st, address=address, log=log)
+        return run_on_ray(todo, st, address=address, log=log, rebuild=rebuild)
     if executor != "local":
         raise ValueError(f"Unknown executor {executor!r}; use 'local' or 'ray'.")
+    return _local(todo, st, log, poll_seconds, rebuild)
+
+
+def _pause(seconds: float) -> None:
+    """Wait between two looks at the runs claimed elsewhere."""
+    time.sleep(seconds)
+
+
+def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], poll_seconds: float,
+           rebuild: set[Run]) -> int:
+    """Train ``todo`` one run at a time in this process; wait (and say so) on runs claimed elsewhere.
+    ``rebuild``: the trained models that need a usable checkpoint (it grows as EMM runs ask)."""
     trained_count = 0
+    notices = WaitNotices(st.out_dir)
     while todo:
         progressed, waiting = False, []
         for run in todo:
-            if _done(run, st):
+            if _complete(run, st, rebuild):
                 progressed = True
                 continue
             trained, missing = _trained(run, st)
             if trained is None:
-                waiting += [m for m in missing if m not in todo and m not in waiting] + [run]
+                rebuild.update(missing)
+                found = [m for m in missing if m not in todo and m not in waiting]
+                waiting += found + [run]
+                progressed |= bool(found)  # runs to train next: nothing to wait for yet
                 continue
             with claim(st.out_dir, run, _key(run, st)) as mine:
-                if not mine or _done(run, st):
+                if not mine or _complete(run, st, rebuild):
                     waiting.append(run) if not mine else None
                     continue
                 t0 = time.perf_counter()
-                _write(run, st, execute(run, st, trained))
+                note = _write(run, st, execute(run, st, trained))
                 trained_count += 1
                 progressed = True
-                log(f"  {run} in {time.perf_counter() - t0:.1f}s")
+                log(f"  {run} in {time.perf_counter() - t0:.1f}s{note}")
         todo = waiting
         if todo and not progressed:  # everything left is claimed by another process, or waits on it
-            time.sleep(poll_seconds)
+            notices.waiting([(r, _key(r, st)) for r in todo])
+            _pause(poll_seconds)
     return trained_count

@@ -3,31 +3,39 @@
 A *run* is one (experiment, model label, seed, task count, feature set). Its *identity* is
 every setting that changes what it measures (optimiser, epochs, split seed, feature set,
 model sizes and flags); a run counts as done only when rows with the same identity are in
-the results table. Before training, a run is *claimed* with an exclusive file, so two study
-processes (or Ray drivers) on one results directory never train or write it twice. The
+the results table. Before training, a run is *claimed* with an exclusive file
+(:mod:`emm_lib.claims`), so two study processes (or Ray drivers) on one results directory never
+train or write it twice. The
 artifacts are computed by :func:`execute` (in this process or a Ray worker) and written by
 :func:`write` in the driver: history, checkpoint and test predictions first, the result rows
 last, each file atomically.
+
+Recorded rows are never lost or silently replaced. Rows of other settings stay until the rerun
+(``--on-change rerun``) writes their replacement, in the same atomic write of the table. Checkpoints
+are not committed, so a fresh clone has recorded trained-model rows without their models: such a
+model is trained again for its checkpoint, and kept only when it reproduces the recorded rows bit for
+bit (the recorded rows and history stay as they are). When it does not (another machine, another
+commit), nothing is written and :class:`RecordedRowsDiffer` names both values and the choice:
+restore the checkpoint, or ``--on-change rerun`` to replace the rows with the retrained model's.
 """
 from __future__ import annotations
 
+import io
 import json
-import os
-import socket
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import results
+from . import claims, results
+from .claims import CLAIM_GRACE_SECONDS, CLAIM_STALE_SECONDS, claim  # noqa: F401 (the runs' claims)
 from .config import AUTHORS_PROTOCOL, TM_SHAPES
 from .utils import atomic_write
 
-__all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "identity_mismatch", "is_done", "claim", "write",
+__all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "RecordedRowsDiffer",
+           "identity_mismatch", "is_done", "claim", "write",
            "predictions_path", "split_seed", "write_gates"]
 
 
@@ -95,6 +103,10 @@ class SettingsChanged(RuntimeError):
     """Rows for this run exist but were made with other settings."""
 
 
+class RecordedRowsDiffer(SettingsChanged):
+    """A run retrained for its missing checkpoint does not reproduce its recorded rows."""
+
+
 def identity_mismatch(recorded: dict, identity: dict) -> dict[str, tuple[Any, Any]]:
     """``{key: (recorded, now)}`` for every identity key whose recorded value differs."""
     norm = lambda v: json.loads(json.dumps(v, sort_keys=True, default=str))  # noqa: E731 (tuples -> lists)
@@ -113,7 +125,8 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
     """Whether ``path`` holds this run's rows made with ``identity``.
 
     Rows with another identity raise :class:`SettingsChanged` naming the settings that changed
-    (``on_change="error"``), or are removed so the run is trained again (``"rerun"``).
+    (``on_change="error"``), or count as not done (``"rerun"``): they stay until the run's new rows
+    replace them in one write (:func:`write`), so an interrupted rerun loses no row.
     """
     rows = _rows_of(path, dataset, model, seed)
     if rows.empty:
@@ -122,7 +135,6 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
     if not diff:
         return True
     if on_change == "rerun":
-        results.remove(path, dataset=dataset, model=model, seed=seed)
         return False
     what = "; ".join(f"{k}: recorded {a!r}, now {b!r}" for k, (a, b) in diff.items())
     raise SettingsChanged(
@@ -130,100 +142,55 @@ def is_done(path: Path, dataset: str, model: str, seed: int, identity: dict, on_
         "Use another --results-dir, or --on-change rerun to replace those rows.")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-#: An unreadable claim file older than this is garbage (a claim is written whole before it appears).
-CLAIM_GRACE_SECONDS = 60.0
-
-
-def _create_claim(path: Path, me: dict) -> bool:
-    """Make ``path`` hold ``me`` in one step: written to a private file, then hard-linked into place
-    (atomic, and it fails when the claim exists), so no process ever reads a half-written claim.
-    Where the file system has no hard links, ``O_EXCL`` creation and a write."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_text(json.dumps(me))
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_claim(path: Path) -> tuple[dict | None, str]:
-    """The claim's holder and raw text (``None``: unreadable or gone)."""
-    try:
-        text = path.read_text()
-        return json.loads(text), text
-    except (OSError, ValueError):
-        return None, ""
-
-
-def _stale(path: Path, other: dict | None, host: str) -> bool:
-    """A claim of a dead process on this host, or an unreadable file older than the grace period."""
-    if other is None:
-        try:
-            return time.time() - path.stat().st_mtime > CLAIM_GRACE_SECONDS
-        except OSError:
-            return True  # gone: try again
-    return other.get("host") == host and not _alive(int(other.get("pid", -1)))
-
-
-@contextmanager
-def claim(out_dir: Path, run: Run, dataset: str) -> Iterator[bool]:
-    """Claim ``run`` with an exclusive file; yields False when another live process holds it.
-
-    A claim left by a process that died on this host is taken over. The file is complete when it
-    appears (:func:`_create_claim`), so a claim being made is never mistaken for a dead one.
-    """
-    path = out_dir / ".claims" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.claim"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-    for _ in range(2):
-        if not _create_claim(path, me):
-            other, text = _read_claim(path)
-            if not _stale(path, other, me["host"]):
-                yield False
-                return
-            if _read_claim(path)[1] == text:  # still the dead claim we judged (not a fresh one)
-                path.unlink(missing_ok=True)
-            continue
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
-
-
 def predictions_path(out_dir: Path, run: Run, dataset: str) -> Path:
     """Test-set logits of a run (gitignored; read by the analysis step for paired DeLong variances)."""
     return out_dir / "predictions" / run.experiment / f"{dataset.replace('/', '_')}__seed{run.seed}__{run.slug}.npz"
 
 
-def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path) -> None:
-    """Write a run's files in the driver: history, checkpoint, predictions, then its rows."""
+def _reproduces(path: Path, recorded: pd.DataFrame, rows: list[dict], identity: dict | None, on_change: str) -> bool:
+    """Whether fresh ``rows`` reproduce the run's ``recorded`` rows bit for bit (then those are kept).
+
+    Recorded rows made with the run's ``identity`` are retrained only to rebuild a missing checkpoint.
+    When the values differ, they are replaced with ``on_change="rerun"``; otherwise
+    :class:`RecordedRowsDiffer` is raised (nothing is written).
+    """
+    if recorded.empty or (identity and identity_mismatch(json.loads(recorded.settings.iloc[-1]), identity)):
+        return False  # no rows, or rows of other settings (--on-change rerun): replaced
+    text = pd.DataFrame(rows)[["task", "metric", "value"]].to_csv(index=False)  # read back as the table is
+    new = pd.read_csv(io.StringIO(text), dtype={"task": str, "metric": str}).set_index(["task", "metric"]).value
+    old = recorded.set_index(["task", "metric"]).value
+    if new.sort_index().equals(old.sort_index()):
+        return True
+    if on_change == "rerun":
+        return False
+    r = rows[0]
+    (task, metric), a = next(((k, v) for k, v in old.items() if new.get(k) != v), (new.index[0], None))
+    raise RecordedRowsDiffer(
+        f"{path} records {r['model']} seed {r['seed']} on {r['dataset']} ({metric} {task} {a!r}, commit "
+        f"{recorded.git_commit.iloc[0]}); its checkpoint is missing or damaged, and training it again here "
+        f"(commit {r['git_commit']}) gave {new.get((task, metric))!r}. The recorded rows are kept and nothing "
+        "was written. Restore the checkpoint to build on them, or use --on-change rerun to replace them with "
+        "the retrained model's (the runs already built on the old model keep theirs).")
+
+
+def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Path, checkpoint: Path,
+          identity: dict | None = None, on_change: str = "error") -> bool:
+    """Write a run's files in the driver: history, checkpoint, predictions, then its rows; True when
+    the recorded rows were kept (the run reproduced them).
+
+    Rows the run already has are replaced in the same atomic write that adds the new ones
+    (:func:`emm_lib.results.replace_run`). A run retrained only for its missing checkpoint keeps its
+    recorded rows and history when it reproduces them bit for bit (:func:`_reproduces`); ``identity``
+    tells those apart from rows of other settings (``--on-change rerun``), which are replaced.
+    """
     from . import checkpoint as ckpt
 
-    with atomic_write(history) as fh:
-        art.history.to_csv(fh, index=False)
+    table = out_dir / f"{run.experiment}.csv"
+    recorded = _rows_of(table, dataset, run.label, run.seed)
+    keep = _reproduces(table, recorded, art.rows, identity, on_change)
+    if not (keep and history.exists()):
+        with atomic_write(history) as fh:
+            art.history.to_csv(fh, index=False)
     ckpt.save(art.model.cpu(), checkpoint)
     pred = predictions_path(out_dir, run, dataset)
     with atomic_write(pred, "wb") as fh:
@@ -231,7 +198,9 @@ def write(out_dir: Path, run: Run, dataset: str, art: Artifacts, *, history: Pat
                             tasks=np.array(art.tasks), label=np.array(run.label))
     if art.gates is not None:
         write_gates(out_dir / "analysis" / f"{run.experiment}_gates.csv", run, dataset, art.gates)
-    results.append(out_dir / f"{run.experiment}.csv", art.rows)
+    if not keep:
+        results.replace_run(table, art.rows, expected=recorded)
+    return keep
 
 
 def write_gates(path: Path, run: Run, dataset: str, gates: pd.DataFrame) -> None:

@@ -90,7 +90,7 @@ def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable | No
     features = ds.info.get("feature_set", "paper")
     runs = [Run("single_task", f"{shape}:{t}", seed, len(ds.tasks), features)
             for t in ds.tasks for shape in config.TM_SHAPES]
-    execute_plan(runs, st, log=_logger(st, log), require_trained=require)
+    execute_plan(runs, st, log=_logger(st, log), require_trained=require, need_checkpoints=True)
     key = dataset_key(ds)
     return {t: [checkpoint.load(checkpoint_path_of(st, "single_task", key, seed, f"{shape}:{t}"))
                 for shape in config.TM_SHAPES] for t in ds.tasks}
@@ -218,4 +218,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from .runs import SettingsChanged
+
+    try:
+        main(sys.argv[1:])
+    except SettingsChanged as exc:  # recorded rows that this run would replace: the message names the choice
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -73,6 +73,7 @@ def test_summaries_gain_and_paired_test():
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
+import socket  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
@@ -122,7 +123,7 @@ def test_a_claim_excludes_others_and_a_dead_claim_is_taken_over(tmp_path):
     path = next((tmp_path / ".claims").rglob("*.claim"), None)
     assert path is None  # released
     dead = tmp_path / ".claims" / "e" / "d__seed0__mmoe.claim"
-    dead.write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": runs_mod.socket.gethostname()}))
+    dead.write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": socket.gethostname()}))
     with runs_mod.claim(tmp_path, run, "d") as third:
         assert third
 
