@@ -143,13 +143,16 @@ def fmt_p(p: float) -> str:
 
 
 def with_ci(summary: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Add ``ci_low``/``ci_high``: a t-based CI of the mean over seeds (columns mean, std, n)."""
+    """Add ``ci_low``/``ci_high``: a t-based CI of the mean AUC over seeds (columns mean, std, n), on the
+    logit scale so that it stays inside [0, 1] (:func:`emm_lib.stats.bounded_ci`)."""
     from scipy import stats
+
+    from .stats import bounded_ci
 
     s = summary.copy()
     n = s["n"].astype(float)
-    half = stats.t.ppf(0.5 + level / 2, (n - 1).where(n > 1)) * s["std"] / n.pow(0.5)
-    s["ci_low"], s["ci_high"] = s["mean"] - half, s["mean"] + half
+    q = stats.t.ppf(0.5 + level / 2, (n - 1).where(n > 1))
+    s["ci_low"], s["ci_high"] = bounded_ci(s["mean"], s["std"] / n.pow(0.5), q)
     return s
 
 

@@ -10,7 +10,8 @@ The verdict rule (one rule, used everywhere and stated in the book):
    error adds the paired DeLong variance ``v`` of the difference on one test half (mean over
    seeds), undivided: the halves of different seeds are drawn from one test file, so that
    error does not average out over seeds (a conservative choice):
-   ``mean ± t_{n-1} sqrt(s^2/n + v)``.
+   ``mean ± t_{n-1} sqrt(s^2/n + v)``, clipped to a difference's bounds [−1, 1]. An AUC's own
+   interval (a level in [0, 1]) is built on the logit scale instead (:func:`bounded_ci`).
 4. **Test.** ``p`` from ``t = mean / sqrt(s^2/n + v)`` with ``n-1`` degrees of freedom, Holm-
    corrected across the tasks of one comparison. Verdict: "better"/"worse" when the Holm
    p-value is below 0.05, else "no detectable difference"; with one seed, "not tested".
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-__all__ = ["ALPHA", "UNTESTED", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
+__all__ = ["ALPHA", "UNTESTED", "bounded_ci", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
            "compare", "VERDICT_RULE"]
 
 ALPHA = 0.05
@@ -33,6 +34,23 @@ VERDICT_RULE = ("Comparator chosen on mean validation AUC; difference = mean ove
                 "test-AUC difference; 95% CI and p from a t distribution with n−1 df over the seed spread "
                 "plus the paired DeLong test-set variance; Holm correction across tasks; "
                 "\"better\"/\"worse\" when the Holm p < 0.05, else \"no detectable difference\".")
+
+
+def bounded_ci(mean, se, q, lo: float = 0.0, hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A ``mean ± q·se`` interval for a metric bounded by ``[lo, hi]`` (an AUC: [0, 1]), built on the
+    logit scale of ``(mean - lo) / (hi - lo)`` (delta method: ``se / (p (1 - p))`` there) and mapped
+    back, so it never leaves the bounds and is asymmetric near them. Where ``se`` is not finite the
+    bounds are NaN; a mean on a bound gives the degenerate interval at that bound."""
+    mean, se, q = (np.asarray(x, dtype=float) for x in (mean, se, q))
+    p = np.clip((mean - lo) / (hi - lo), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z = np.log(p) - np.log1p(-p)
+        h = q * se / ((hi - lo) * p * (1 - p))
+        low, high = (lo + (hi - lo) / (1 + np.exp(-(z + sgn * h))) for sgn in (-1, 1))
+    edge = (p == 0) | (p == 1)
+    low, high = np.where(edge, mean, low), np.where(edge, mean, high)
+    bad = ~np.isfinite(se)
+    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 
 
 def midrank(x: np.ndarray) -> np.ndarray:
@@ -156,8 +174,8 @@ def compare(df: pd.DataFrame, model: str, candidates: Sequence[str], *, experime
                 q = _st.t.ppf(1 - alpha / 2, n - 1)
                 se = sd / np.sqrt(n)
                 se_all = np.sqrt(se ** 2 + v) if np.isfinite(v) else float("nan")
-                row.update(ci_low=mean - q * se, ci_high=mean + q * se,
-                           ci_low_test=mean - q * se_all, ci_high_test=mean + q * se_all)
+                row.update(ci_low=max(mean - q * se, -1.0), ci_high=min(mean + q * se, 1.0),
+                           ci_low_test=max(mean - q * se_all, -1.0), ci_high_test=min(mean + q * se_all, 1.0))
                 se_test = se_all if np.isfinite(se_all) else se
                 row["p_value"] = float(2 * _st.t.sf(abs(mean) / se_test, n - 1)) if se_test > 0 else float("nan")
             rows.append(row)

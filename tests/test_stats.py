@@ -112,3 +112,27 @@ def test_one_seed_is_not_tested():
     df = pd.DataFrame(_rows("emm", "x", [0.90], [0.9]) + _rows("mmoe", "x", [0.91], [0.91]))
     r = stats.compare(df, "emm", ["mmoe"]).iloc[0]
     assert r.n_seeds == 1 and r.verdict == stats.UNTESTED
+
+
+def test_bounded_ci_stays_in_bounds_and_matches_the_t_interval_in_the_middle():
+    # chapter 08's tiny run had [0.7102, 1.0534]: mean 0.8818, half-width 0.1716
+    lo, hi = stats.bounded_ci(0.8818, 0.1716, 1.0)
+    assert 0 < lo < 0.8818 < hi < 1
+    lo, hi = stats.bounded_ci(np.array([0.999, 0.001]), np.array([0.05, 0.05]), 12.7)
+    assert np.all(lo >= 0) and np.all(hi <= 1)
+    # near 0.5 with a small se the logit interval is the symmetric one
+    lo, hi = stats.bounded_ci(0.5, 0.001, 1.96)
+    assert (lo, hi) == (pytest.approx(0.5 - 1.96e-3, abs=1e-6), pytest.approx(0.5 + 1.96e-3, abs=1e-6))
+    # other bounds, the degenerate and the missing case
+    lo, hi = stats.bounded_ci(0.9, 0.2, 2.0, lo=-1.0, hi=1.0)
+    assert -1 <= lo < 0.9 < hi <= 1
+    assert stats.bounded_ci(1.0, 0.1, 2.0) == (1.0, 1.0)
+    assert np.isnan(stats.bounded_ci(0.9, np.nan, 2.0)[0])
+
+
+def test_difference_intervals_are_clipped_to_their_bounds():
+    rows = [dict(dataset="d", model=m, task="t", seed=s, metric=k, value=v)
+            for s, (a, b) in enumerate([(0.99, 0.01), (0.98, 0.5), (0.97, 0.02)])
+            for m, v in (("x", a), ("y", b)) for k in ("val_auc", "test_auc")]
+    out = stats.compare(pd.DataFrame(rows), "x", ["y"])
+    assert out.ci_high.iloc[0] <= 1.0 and out.ci_low.iloc[0] >= -1.0
