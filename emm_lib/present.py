@@ -206,10 +206,12 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
     One row per experiment (with its task count) and task; the model column appears when
-    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set
+    ``show_model`` (default: when ``cmp`` compares several models), the comparator kind when ``cmp``
+    has several (``against``, :mod:`emm_lib.verdicts`). The CI includes test-set
     error where recorded (``ci_*_test``), else it is the seed-level CI.
     """
     several = cmp.model.nunique() > 1 if show_model is None else show_model
+    kinds = "against" in cmp and cmp.against.nunique() > 1  # the headline family: two comparator kinds
     rows = []
     for r in cmp.itertuples():
         lo_v, hi_v = r.ci_low, r.ci_high
@@ -220,6 +222,8 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
         row = {"Experiment": _experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
         if several:
             row["Model"] = display_name(r.model)
+        if kinds:
+            row["Against"] = r.against
         row.update({"Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
                     "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
                     "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})

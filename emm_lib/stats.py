@@ -13,7 +13,9 @@ The verdict rule (one rule, used everywhere and stated in the book):
    ``mean ± t_{n-1} sqrt(s^2/n + v)``, clipped to a difference's bounds [−1, 1]. An AUC's own
    interval (a level in [0, 1]) is built on the logit scale instead (:func:`bounded_ci`).
 4. **Test.** ``p`` from ``t = mean / sqrt(s^2/n + v)`` with ``n-1`` degrees of freedom, Holm-
-   corrected across the tasks of one comparison. Verdict: "better"/"worse" when the Holm
+   corrected across the tasks of one comparison; the book's headline verdicts are Holm-corrected
+   once over the whole declared family instead (:mod:`emm_lib.verdicts`,
+   ``config.HEADLINE_FAMILY``). Verdict: "better"/"worse" when the Holm
    p-value is below 0.05, else "no detectable difference"; with one seed, "not tested".
 
 DeLong et al. (1988) with the fast midrank algorithm of Sun & Xu (2014).
@@ -32,7 +34,8 @@ __all__ = ["ALPHA", "UNTESTED", "bounded_ci", "midrank", "delong", "delong_paire
 ALPHA = 0.05
 VERDICT_RULE = ("Comparator chosen on mean validation AUC; difference = mean over seeds of the paired "
                 "test-AUC difference; 95% CI and p from a t distribution with n−1 df over the seed spread "
-                "plus the paired DeLong test-set variance; Holm correction across tasks; "
+                "plus the paired DeLong test-set variance; Holm correction over the declared family "
+                "(the headline: all experiments × tasks × comparators at once, duplicates dropped); "
                 "\"better\"/\"worse\" when the Holm p < 0.05, else \"no detectable difference\".")
 
 
