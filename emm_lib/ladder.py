@@ -1,8 +1,8 @@
 """The replay's ladder (issue 17, chapter 08): per rung, the trained models, EMM, its gain and its rank.
 
 Per rung of :mod:`emm_lib.authors`, on the first task (Census: income): TM-1 and TM-2 test AUC,
-EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), and EMM −
-best baseline with the comparator chosen on validation. Differences follow the study's verdict
+EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), EMM − best
+baseline and EMM − best trained model, each comparator chosen on validation. Differences follow the study's verdict
 rule (:func:`emm_lib.stats.compare`: seeds paired, the paired DeLong test-set variance added,
 Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v)`` with ``v`` its
 DeLong variance (the same conservative rule), built on the logit scale so that it stays inside
@@ -78,6 +78,8 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
     keys = [k for k in (authors._key(dataset, r) for r in rungs) if k in has_emm]
     gain = stats.compare(v, "emm", ["tm_mean"], datasets=keys, pair_var=pv)
     best = stats.compare(v, "emm", list(config.AUTHORS_PROTOCOL["baselines"]), datasets=keys, pair_var=pv)
+    trained = [m for m in dict.fromkeys(v.model) if m.split(":")[0] in config.TM_SHAPES and ":" in m]
+    own = stats.compare(v, "emm", trained, datasets=keys, pair_var=pv)  # EMM vs its best trained model
     rows, prev = [], None
     for rung in rungs:
         key = authors._key(dataset, rung)
@@ -91,14 +93,14 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
             row[name], row[f"{name}_lo"], row[f"{name}_hi"], n = _level(v, pv, key, m, task)
             if name == "emm":  # the rung's verdicts rest on EMM's seeds (its trained models may be ahead)
                 row["n_seeds"] = n
-        for name, cmp in (("gain", gain), ("vs_best", best)):
+        for name, cmp in (("gain", gain), ("vs_best", best), ("vs_tm", own)):
             c = cmp[(cmp.dataset == key) & (cmp.task == task)] if len(cmp) else cmp
             if len(c):
                 c = c.iloc[0]
                 row[name], (row[f"{name}_lo"], row[f"{name}_hi"]) = float(c.mean_diff), _ci(c)
                 row[f"{name}_verdict"] = c.verdict
-                if name == "vs_best":
-                    row["comparator"] = c.comparator
+                if name in ("vs_best", "vs_tm"):
+                    row["comparator" if name == "vs_best" else "tm_comparator"] = c.comparator
         rows.append(row)
     out = pd.DataFrame(rows)
     out["task"] = task
@@ -300,5 +302,7 @@ def pretty(t: pd.DataFrame) -> pd.DataFrame:
                      "gain over TM mean": cell(r, "gain", "+") + f" ({_verdict(r.get('gain_verdict'))})",
                      "EMM − best baseline": cell(r, "vs_best", "+")
                      + f" vs {r.get('comparator', '?')} ({_verdict(r.get('vs_best_verdict'))})",
+                     "EMM − best trained model": cell(r, "vs_tm", "+")
+                     + f" vs {r.get('tm_comparator', '?')} ({_verdict(r.get('vs_tm_verdict'))})",
                      "picture": r.picture})
     return pd.DataFrame(rows).set_index("rung")
