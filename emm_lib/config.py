@@ -411,3 +411,20 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
     },
 }
 __all__ += ["SYNTHETIC_SWEEPS"]
+
+#: Chapter 08's question (emm_lib.consistency, issue 29), fixed before the numbers: the paper reports
+#: single runs, so a rung reproduces a paper number when that number is consistent with *one run* of
+#: the rung. Quantities: TM-1, TM-2, EMM, MMoE, PLE and EMM's gain over the TM mean, per task.
+#: "picture": the quantities that make the paper's picture (its trained models, EMM and EMM's gain).
+REPLAY_CONSISTENCY: dict[str, Any] = {
+    "level": 0.95,
+    "tasks": ("income", "marital"),
+    "picture": ("TM-1", "TM-2", "EMM", "gain"),
+    "rule": ("A paper number is consistent with a rung when it lies inside the 95% prediction interval of "
+             "one new run of that rung, mean ± t(n−1) · sqrt(s²(1 + 1/n) + v), where s is the spread over the "
+             "rung's seeds and v the DeLong test-set variance of one run (of the AUC, or of the paired "
+             "difference for EMM's gain), built on the logit scale for an AUC; otherwise it is inconsistent. "
+             "Consistent is not evidence that the rung is the paper's protocol: a wide interval excludes "
+             "little, so every verdict is shown with its interval's half-width."),
+}
+__all__ += ["REPLAY_CONSISTENCY"]
