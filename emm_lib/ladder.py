@@ -4,8 +4,8 @@ Per rung of :mod:`emm_lib.authors`, on the first task (Census: income): TM-1 and
 EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), EMM − best
 baseline and EMM − best trained model, each comparator chosen on validation. Differences follow the study's verdict
 rule (:func:`emm_lib.stats.compare`: seeds paired, the paired DeLong test-set variance added,
-Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v)`` with ``v`` its
-DeLong variance (the same conservative rule), built on the logit scale so that it stays inside
+Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v/2)`` with ``v`` its
+DeLong variance on a half (the same rule: ``config.TEST_SET_TERM``), built on the logit scale so that it stays inside
 [0, 1] (:func:`emm_lib.stats.bounded_ci`). :func:`picture` names what a rung shows, and
 :func:`answer` turns the table into plain words.
 """
@@ -44,7 +44,8 @@ def _level(v: pd.DataFrame, pv: pd.DataFrame, dataset: str, model: str, task: st
     var = pv[(pv.dataset == dataset) & (pv.task == task) & (pv.model_a == model) & (pv.model_b == "")
              & pv.seed.isin(d.seed)]
     tv = float(var.var_diff.astype(float).mean()) if len(var) == n else 0.0
-    lo, hi = stats.bounded_ci(mean, np.sqrt(d.value.var(ddof=1) / n + tv), _st.t.ppf(0.975, n - 1))
+    se = np.sqrt(d.value.var(ddof=1) / n + config.TEST_SET_TERM["factor"] * tv)  # the file-level term
+    lo, hi = stats.bounded_ci(mean, se, _st.t.ppf(0.975, n - 1))
     return (mean, float(lo), float(hi), n)
 
 
