@@ -128,8 +128,9 @@ def pretty(t: pd.DataFrame, task: str) -> pd.DataFrame:
     rows = [{"rung": "paper's single run", **{_label(q): _fmt(q, paper_value(q, task)) for q in cols}}]
     for rung, r in g.groupby("rung", sort=False):
         r = r.set_index("quantity")
-        rows.append({"rung": rung, **{_label(q): f"{_fmt(q, r.loc[q, 'mean'])} ±{r.loc[q, 'half_width']:.4f} "
-                                                f"{_MARK.get(r.loc[q, 'verdict'], '–')}" for q in cols if q in r.index}})
+        cells = {_label(q): f"{_fmt(q, r.loc[q, 'mean'])} ±{r.loc[q, 'half_width']:.4f} "
+                            f"{_MARK.get(r.loc[q, 'verdict'], '–')}" for q in cols if q in r.index}
+        rows.append({"rung": rung, **cells})
     return pd.DataFrame(rows).set_index("rung")
 
 
@@ -189,7 +190,8 @@ def _task_lines(g: pd.DataFrame, task: str, short: bool = False) -> list[str]:
         for r in fits:
             bad = st[r]["bad_other"]
             if bad:
-                lines.append(f"Not consistent there: the paper's {_names(bad) if short else _outside(st[r]['rows'], bad)}.")
+                what = _names(bad) if short else _outside(st[r]["rows"], bad)
+                lines.append(f"Not consistent there: the paper's {what}.")
     else:
         lines.append(f"{head} No rung is consistent with all of the paper's {_names(pic)}. Closest: `{best}` "
                      f"(half-widths {_width(st[best])}), which excludes the paper's "
@@ -202,9 +204,9 @@ def _task_lines(g: pd.DataFrame, task: str, short: bool = False) -> list[str]:
         for r in fits:
             w, wp = st[r]["widths"], st["published"]["widths"]
             widest = st[r]["rows"].loc[list(pic)].half_width.idxmax()
-            lines.append(f"The widest interval at `{r}` ({_label(widest)}, ±{w.max():.4f}) is {w.max() / wp.max():.1f} "
-                         f"times the widest at `published`: consistency there excludes little, while the narrow "
-                         "intervals of `published` do exclude the paper.")
+            lines.append(f"The widest interval at `{r}` ({_label(widest)}, ±{w.max():.4f}) is "
+                         f"{w.max() / wp.max():.1f} times the widest at `published`: consistency there excludes "
+                         "little, while the narrow intervals of `published` do exclude the paper.")
     others = [r for r in rest if r != "published" and (fits or r != best)]
     if others:
         common = [q for q in pic if all(q in st[r]["bad_pic"] for r in others)]

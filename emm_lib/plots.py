@@ -84,8 +84,8 @@ def task_panels(summary: pd.DataFrame, order: Sequence[str] | None = None, title
     for ax, t in zip(axes, tasks):
         d = s[(s.task == t) & s.model.isin(models)]
         for r in d.itertuples():
-            ax.errorbar(r.mean, y[r.model], xerr=_asym(r.mean, r.ci_low, r.ci_high), fmt="o", color=present.colour(r.model),
-                        capsize=3, ms=6)
+            ax.errorbar(r.mean, y[r.model], xerr=_asym(r.mean, r.ci_low, r.ci_high), fmt="o",
+                        color=present.colour(r.model), capsize=3, ms=6)
         ax.set_title(present.task_name(t))
         ax.set_xlabel("test AUC")
         _plain_ticks(ax.xaxis, 3)
@@ -223,7 +223,8 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
             r = s[(s.model == model) & (s.task == t)]
             if len(r):
                 r = r.iloc[0]
-                ax.errorbar(r["mean"], y, xerr=_asym(r["mean"], r.ci_low, r.ci_high), fmt="o", color=col, capsize=3, ms=6,
+                ax.errorbar(r["mean"], y, xerr=_asym(r["mean"], r.ci_low, r.ci_high), fmt="o", color=col,
+                            capsize=3, ms=6,
                             label="ours (mean, 95% CI)" if y == 0 else None)
         ax.set(title=present.task_name(t), xlabel="test AUC")
         _plain_ticks(ax.xaxis, 3)

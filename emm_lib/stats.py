@@ -32,8 +32,8 @@ from scipy import stats as _st
 
 from . import config
 
-__all__ = ["ALPHA", "UNTESTED", "bounded_ci", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
-           "compare", "VERDICT_RULE", "split_spread"]
+__all__ = ["ALPHA", "UNTESTED", "bounded_ci", "midrank", "delong", "delong_paired", "holm", "choose_comparator",
+           "seed_differences", "compare", "VERDICT_RULE", "split_spread"]
 
 ALPHA = 0.05
 _FILE_TERM = config.TEST_SET_TERM["factor"]  # the file-level share of a half's DeLong variance (measured)
