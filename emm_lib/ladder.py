@@ -1,11 +1,12 @@
 """The replay's ladder (issue 17, chapter 08): per rung, the trained models, EMM, its gain and its rank.
 
 Per rung of :mod:`emm_lib.authors`, on the first task (Census: income): TM-1 and TM-2 test AUC,
-EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), and EMM −
-best baseline with the comparator chosen on validation. Differences follow the study's verdict
+EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), EMM − best
+baseline and EMM − best trained model, each comparator chosen on validation. Differences follow the study's verdict
 rule (:func:`emm_lib.stats.compare`: seeds paired, the paired DeLong test-set variance added,
-Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v)`` with ``v`` its
-DeLong variance (the same conservative rule). :func:`picture` names what a rung shows, and
+Holm across tasks); an AUC's own 95% CI is ``mean ± t_{n-1} sqrt(s^2/n + v/2)`` with ``v`` its
+DeLong variance on a half (the same rule: ``config.TEST_SET_TERM``), built on the logit scale so that it stays inside
+[0, 1] (:func:`emm_lib.stats.bounded_ci`). :func:`picture` names what a rung shows, and
 :func:`answer` turns the table into plain words.
 """
 from __future__ import annotations
@@ -43,8 +44,9 @@ def _level(v: pd.DataFrame, pv: pd.DataFrame, dataset: str, model: str, task: st
     var = pv[(pv.dataset == dataset) & (pv.task == task) & (pv.model_a == model) & (pv.model_b == "")
              & pv.seed.isin(d.seed)]
     tv = float(var.var_diff.astype(float).mean()) if len(var) == n else 0.0
-    half = _st.t.ppf(0.975, n - 1) * np.sqrt(d.value.var(ddof=1) / n + tv)
-    return (mean, mean - half, mean + half, n)
+    se = np.sqrt(d.value.var(ddof=1) / n + config.TEST_SET_TERM["factor"] * tv)  # the file-level term
+    lo, hi = stats.bounded_ci(mean, se, _st.t.ppf(0.975, n - 1))
+    return (mean, float(lo), float(hi), n)
 
 
 def _ci(row: pd.Series) -> tuple[float, float]:
@@ -77,6 +79,8 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
     keys = [k for k in (authors._key(dataset, r) for r in rungs) if k in has_emm]
     gain = stats.compare(v, "emm", ["tm_mean"], datasets=keys, pair_var=pv)
     best = stats.compare(v, "emm", list(config.AUTHORS_PROTOCOL["baselines"]), datasets=keys, pair_var=pv)
+    trained = [m for m in dict.fromkeys(v.model) if m.split(":")[0] in config.TM_SHAPES and ":" in m]
+    own = stats.compare(v, "emm", trained, datasets=keys, pair_var=pv)  # EMM vs its best trained model
     rows, prev = [], None
     for rung in rungs:
         key = authors._key(dataset, rung)
@@ -90,14 +94,14 @@ def table(df: pd.DataFrame, dataset: str, rungs: Sequence[str], pair_var: pd.Dat
             row[name], row[f"{name}_lo"], row[f"{name}_hi"], n = _level(v, pv, key, m, task)
             if name == "emm":  # the rung's verdicts rest on EMM's seeds (its trained models may be ahead)
                 row["n_seeds"] = n
-        for name, cmp in (("gain", gain), ("vs_best", best)):
+        for name, cmp in (("gain", gain), ("vs_best", best), ("vs_tm", own)):
             c = cmp[(cmp.dataset == key) & (cmp.task == task)] if len(cmp) else cmp
             if len(c):
                 c = c.iloc[0]
                 row[name], (row[f"{name}_lo"], row[f"{name}_hi"]) = float(c.mean_diff), _ci(c)
                 row[f"{name}_verdict"] = c.verdict
-                if name == "vs_best":
-                    row["comparator"] = c.comparator
+                if name in ("vs_best", "vs_tm"):
+                    row["comparator" if name == "vs_best" else "tm_comparator"] = c.comparator
         rows.append(row)
     out = pd.DataFrame(rows)
     out["task"] = task
@@ -299,5 +303,7 @@ def pretty(t: pd.DataFrame) -> pd.DataFrame:
                      "gain over TM mean": cell(r, "gain", "+") + f" ({_verdict(r.get('gain_verdict'))})",
                      "EMM − best baseline": cell(r, "vs_best", "+")
                      + f" vs {r.get('comparator', '?')} ({_verdict(r.get('vs_best_verdict'))})",
+                     "EMM − best trained model": cell(r, "vs_tm", "+")
+                     + f" vs {r.get('tm_comparator', '?')} ({_verdict(r.get('vs_tm_verdict'))})",
                      "picture": r.picture})
     return pd.DataFrame(rows).set_index("rung")

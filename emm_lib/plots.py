@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from .utils import repo_root
@@ -47,6 +48,11 @@ def _ci(summary: pd.DataFrame) -> pd.DataFrame:
     return with_ci(summary) if "ci_low" not in summary else summary
 
 
+def _asym(mean: float, lo: float, hi: float) -> list[list[float]]:
+    """Error-bar lengths below and above ``mean`` (AUC intervals are asymmetric near 1); 0 when missing."""
+    return [[mean - lo if pd.notna(lo) else 0.0], [hi - mean if pd.notna(hi) else 0.0]]
+
+
 def _panels(n: int, width: float = 3.6, height: float = 3.2, sharey: bool = True, ncols: int = 2):
     """A grid of ``n`` panels, at most ``ncols`` per row (unused cells hidden)."""
     import matplotlib.pyplot as plt
@@ -78,9 +84,8 @@ def task_panels(summary: pd.DataFrame, order: Sequence[str] | None = None, title
     for ax, t in zip(axes, tasks):
         d = s[(s.task == t) & s.model.isin(models)]
         for r in d.itertuples():
-            lo = r.mean - r.ci_low if pd.notna(r.ci_low) else 0.0
-            ax.errorbar(r.mean, y[r.model], xerr=[[lo], [lo]], fmt="o", color=present.colour(r.model),
-                        capsize=3, ms=6)
+            ax.errorbar(r.mean, y[r.model], xerr=_asym(r.mean, r.ci_low, r.ci_high), fmt="o",
+                        color=present.colour(r.model), capsize=3, ms=6)
         ax.set_title(present.task_name(t))
         ax.set_xlabel("test AUC")
         _plain_ticks(ax.xaxis, 3)
@@ -112,7 +117,7 @@ def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
             if d.empty:
                 continue
             x = d.k + (j - (len(models) - 1) / 2) * 0.04  # a small dodge so CIs do not overlap
-            err = (d["mean"] - d.ci_low).fillna(0.0)
+            err = np.nan_to_num(np.vstack([d["mean"] - d.ci_low, d.ci_high - d["mean"]]).astype(float))
             ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, lw=1.4,
                         color=present.colour(m), label=present.display_name(m))
         ax.set_xticks(counts, [str(k) for k in counts])
@@ -218,8 +223,8 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
             r = s[(s.model == model) & (s.task == t)]
             if len(r):
                 r = r.iloc[0]
-                err = r["mean"] - r.ci_low if pd.notna(r.ci_low) else 0.0
-                ax.errorbar(r["mean"], y, xerr=[[err], [err]], fmt="o", color=col, capsize=3, ms=6,
+                ax.errorbar(r["mean"], y, xerr=_asym(r["mean"], r.ci_low, r.ci_high), fmt="o", color=col,
+                            capsize=3, ms=6,
                             label="ours (mean, 95% CI)" if y == 0 else None)
         ax.set(title=present.task_name(t), xlabel="test AUC")
         _plain_ticks(ax.xaxis, 3)

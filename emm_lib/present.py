@@ -143,13 +143,16 @@ def fmt_p(p: float) -> str:
 
 
 def with_ci(summary: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Add ``ci_low``/``ci_high``: a t-based CI of the mean over seeds (columns mean, std, n)."""
+    """Add ``ci_low``/``ci_high``: a t-based CI of the mean AUC over seeds (columns mean, std, n), on the
+    logit scale so that it stays inside [0, 1] (:func:`emm_lib.stats.bounded_ci`)."""
     from scipy import stats
+
+    from .stats import bounded_ci
 
     s = summary.copy()
     n = s["n"].astype(float)
-    half = stats.t.ppf(0.5 + level / 2, (n - 1).where(n > 1)) * s["std"] / n.pow(0.5)
-    s["ci_low"], s["ci_high"] = s["mean"] - half, s["mean"] + half
+    q = stats.t.ppf(0.5 + level / 2, (n - 1).where(n > 1))
+    s["ci_low"], s["ci_high"] = bounded_ci(s["mean"], s["std"] / n.pow(0.5), q)
     return s
 
 
@@ -203,10 +206,12 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
     One row per experiment (with its task count) and task; the model column appears when
-    ``show_model`` (default: when ``cmp`` compares several models). The CI includes test-set
+    ``show_model`` (default: when ``cmp`` compares several models), the comparator kind when ``cmp``
+    has several (``against``, :mod:`emm_lib.verdicts`). The CI includes test-set
     error where recorded (``ci_*_test``), else it is the seed-level CI.
     """
     several = cmp.model.nunique() > 1 if show_model is None else show_model
+    kinds = "against" in cmp and cmp.against.nunique() > 1  # the headline family: two comparator kinds
     rows = []
     for r in cmp.itertuples():
         lo_v, hi_v = r.ci_low, r.ci_high
@@ -217,6 +222,8 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
         row = {"Experiment": _experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
         if several:
             row["Model"] = display_name(r.model)
+        if kinds:
+            row["Against"] = r.against
         row.update({"Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
                     "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
                     "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})

@@ -7,12 +7,17 @@ The verdict rule (one rule, used everywhere and stated in the book):
 2. **Difference.** Per seed ``d_s = AUC_test(model) - AUC_test(comparator)``; the estimate is
    the mean over seeds.
 3. **Uncertainty.** The seed-level 95% CI is ``mean ± t_{n-1} s/sqrt(n)``. The CI with test-set
-   error adds the paired DeLong variance ``v`` of the difference on one test half (mean over
-   seeds), undivided: the halves of different seeds are drawn from one test file, so that
-   error does not average out over seeds (a conservative choice):
-   ``mean ± t_{n-1} sqrt(s^2/n + v)``.
-4. **Test.** ``p`` from ``t = mean / sqrt(s^2/n + v)`` with ``n-1`` degrees of freedom, Holm-
-   corrected across the tasks of one comparison. Verdict: "better"/"worse" when the Holm
+   error adds the file-level part of the paired DeLong variance ``v`` of the difference on one
+   test half (mean over seeds): the halves of different seeds are drawn from one test file, so
+   the file's error does not average out over seeds, while the split noise (which rows form the
+   half) is already in the seed spread. Measured with fixed models
+   (``config.TEST_SET_TERM``, scripts/test_set_term.py): the split noise is ``v/2``, the
+   file's ``v/2``, so ``mean ± t_{n-1} sqrt(s^2/n + v/2)``, clipped to a difference's bounds [−1, 1]. An AUC's own
+   interval (a level in [0, 1]) is built on the logit scale instead (:func:`bounded_ci`).
+4. **Test.** ``p`` from ``t = mean / sqrt(s^2/n + v/2)`` with ``n-1`` degrees of freedom, Holm-
+   corrected across the tasks of one comparison; the book's headline verdicts are Holm-corrected
+   once over the whole declared family instead (:mod:`emm_lib.verdicts`,
+   ``config.HEADLINE_FAMILY``). Verdict: "better"/"worse" when the Holm
    p-value is below 0.05, else "no detectable difference"; with one seed, "not tested".
 
 DeLong et al. (1988) with the fast midrank algorithm of Sun & Xu (2014).
@@ -25,16 +30,36 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from . import results
+from . import config, results
 
-__all__ = ["ALPHA", "UNTESTED", "midrank", "delong", "delong_paired", "holm", "choose_comparator", "seed_differences",
-           "compare", "VERDICT_RULE"]
+__all__ = ["ALPHA", "UNTESTED", "bounded_ci", "midrank", "delong", "delong_paired", "holm", "choose_comparator",
+           "seed_differences", "compare", "VERDICT_RULE", "split_spread"]
 
 ALPHA = 0.05
+_FILE_TERM = config.TEST_SET_TERM["factor"]  # the file-level share of a half's DeLong variance (measured)
 VERDICT_RULE = ("Comparator chosen on mean validation AUC; difference = mean over seeds of the paired "
                 "test-AUC difference; 95% CI and p from a t distribution with n−1 df over the seed spread "
-                "plus the paired DeLong test-set variance; Holm correction across tasks; "
+                "plus the file-level part of the paired DeLong test-set variance (half of it, as measured "
+                "with fixed models); Holm correction over the declared family "
+                "(the headline: all experiments × tasks × comparators at once, duplicates dropped); "
                 "\"better\"/\"worse\" when the Holm p < 0.05, else \"no detectable difference\".")
+
+
+def bounded_ci(mean, se, q, lo: float = 0.0, hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A ``mean ± q·se`` interval for a metric bounded by ``[lo, hi]`` (an AUC: [0, 1]), built on the
+    logit scale of ``(mean - lo) / (hi - lo)`` (delta method: ``se / (p (1 - p))`` there) and mapped
+    back, so it never leaves the bounds and is asymmetric near them. Where ``se`` is not finite the
+    bounds are NaN; a mean on a bound gives the degenerate interval at that bound."""
+    mean, se, q = (np.asarray(x, dtype=float) for x in (mean, se, q))
+    p = np.clip((mean - lo) / (hi - lo), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z = np.log(p) - np.log1p(-p)
+        h = q * se / ((hi - lo) * p * (1 - p))
+        low, high = (lo + (hi - lo) / (1 + np.exp(-(z + sgn * h))) for sgn in (-1, 1))
+    edge = (p == 0) | (p == 1)
+    low, high = np.where(edge, mean, low), np.where(edge, mean, high)
+    bad = ~np.isfinite(se)
+    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 
 
 def midrank(x: np.ndarray) -> np.ndarray:
@@ -158,9 +183,9 @@ def compare(df: pd.DataFrame, model: str, candidates: Sequence[str], *, experime
             if n > 1:
                 q = _st.t.ppf(1 - alpha / 2, n - 1)
                 se = sd / np.sqrt(n)
-                se_all = np.sqrt(se ** 2 + v) if np.isfinite(v) else float("nan")
-                row.update(ci_low=mean - q * se, ci_high=mean + q * se,
-                           ci_low_test=mean - q * se_all, ci_high_test=mean + q * se_all)
+                se_all = np.sqrt(se ** 2 + _FILE_TERM * v) if np.isfinite(v) else float("nan")
+                row.update(ci_low=max(mean - q * se, -1.0), ci_high=min(mean + q * se, 1.0),
+                           ci_low_test=max(mean - q * se_all, -1.0), ci_high_test=min(mean + q * se_all, 1.0))
                 se_test = se_all if np.isfinite(se_all) else se
                 row["p_value"] = float(2 * _st.t.sf(abs(mean) / se_test, n - 1)) if se_test > 0 else float("nan")
             rows.append(row)
@@ -184,3 +209,29 @@ def _verdict(mean: float, p: float, alpha: float, n_seeds: int = 2) -> str:
     if not np.isfinite(p) or p >= alpha:
         return "no detectable difference"
     return "better" if mean > 0 else "worse"
+
+
+def split_spread(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, n_draws: int,
+                 halves=None) -> dict[str, float]:
+    """How much of the paired DeLong variance ``v`` of a half is split noise, for fixed scores.
+
+    ``y``, ``score_a``, ``score_b``: labels and two models' scores on a whole test file. Each of
+    ``n_draws`` draws splits the file 1:1 (``halves(y, draw)`` -> (first, second) row indices;
+    default :func:`emm_lib.data.census.stratified_halves`) and takes the AUC difference and its
+    ``v`` on the second half. Returns the file's difference and DeLong variance (``v_file``), the
+    mean ``v`` of a half, the empirical variance of the difference over draws (``var_split``)
+    and ``split_share = var_split / v``. The file-level term that the redrawn halves leave out of
+    the seed spread is ``v - var_split``: about ``v / 2`` when ``split_share`` is about 1/2.
+    """
+    if halves is None:
+        from .data.census import stratified_halves as halves
+    y = np.asarray(y)
+    a_file, b_file, v_file = delong_paired(y, score_a, score_b)
+    diffs, vs = [], []
+    for draw in range(n_draws):
+        idx = halves(y, draw)[1]
+        a, b, v = delong_paired(y[idx], score_a[idx], score_b[idx])
+        diffs.append(a - b), vs.append(v)
+    v_half, var_split = float(np.mean(vs)), float(np.var(diffs, ddof=1))
+    return dict(diff_file=a_file - b_file, v_file=v_file, v_half=v_half, var_split=var_split,
+                split_share=var_split / v_half, file_share=v_file / v_half, n_draws=n_draws)

@@ -1,5 +1,6 @@
 """The protocol replay experiment (issue 17): plan, shared runs, rows, resume, the ladder."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -312,3 +313,15 @@ def test_ladder_figure_names_only_the_reference_marks_it_draws():
     fig = plots_protocol.ladder(t, dict(ladder.PAPER), None, title="Census")
     assert "dashed: the paper" in fig._suptitle.get_text() and "dotted" not in fig._suptitle.get_text()
     plt.close(fig)
+
+
+def test_published_code_rows_record_the_split_and_torch_seed_of_their_seed():
+    """Each committed row names the published code's split random_state and torch seed (README: Seeds),
+    so another run of the published code can be lined up by them; the reader still works."""
+    path = Path(__file__).resolve().parents[1] / "results" / "paper" / "published_code.csv"
+    d = pd.read_csv(path, dtype={"commit": str})
+    assert {"split_random_state", "torch_seed"} <= set(d.columns)
+    assert (d.split_random_state == d.seed).all() and (d.torch_seed == d.seed).all()
+    assert ladder.published_code(path).n.min() == d.seed.nunique()
+    run_sh = (path.parents[2] / "scripts" / "published_code" / "run.sh").read_text()
+    assert "split_random_state=seed, torch_seed=seed" in run_sh and "random_state=$SEED" in run_sh

@@ -12,11 +12,13 @@ def _rows(model, task, values, dataset="census"):
     return out
 
 
-def test_emm_below_its_own_models_is_counted_per_seed():
+def test_emm_against_its_own_models_is_tested_against_the_validation_choice():
     df = pd.DataFrame(_rows("emm", "income", [0.90, 0.95, 0.91]) + _rows("tm1:income", "income", [0.92, 0.93, 0.92])
                       + _rows("tm2:income", "income", [0.91, 0.94, 0.93]))
     s = findings.emm_vs_own_models(df)
-    assert "in 2 of 3 seeds" in s  # seed 1: EMM 0.95 is above both
+    # tm2 has the better mean validation AUC (0.9267 > 0.9233); EMM is below it in seeds 0 and 2
+    assert "vs TM-2 (income)" in s and "in 2 of 3 seed-level comparisons" in s
+    assert "no detectable difference" in s and "Holm over its tasks" in s
 
 
 def test_leakage_reports_both_feature_sets():

@@ -69,10 +69,13 @@ def test_p_values():
     assert present.fmt_diff(-0.0029) == "\u22120.0029"
 
 
-def test_ci_matches_scipy():
-    s = present.with_ci(pd.DataFrame({"mean": [0.9], "std": [0.01], "n": [5]}))
-    lo, hi = stats.t.interval(0.95, 4, loc=0.9, scale=0.01 / math.sqrt(5))
-    assert s.ci_low[0] == pytest.approx(lo) and s.ci_high[0] == pytest.approx(hi)
+def test_ci_matches_scipy_on_the_logit_scale_and_stays_below_one():
+    s = present.with_ci(pd.DataFrame({"mean": [0.9, 0.99], "std": [0.01, 0.05], "n": [5, 3]}))
+    se = 0.01 / math.sqrt(5) / (0.9 * 0.1)  # delta method on logit(0.9)
+    lo, hi = stats.t.interval(0.95, 4, loc=math.log(9), scale=se)
+    expit = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    assert s.ci_low[0] == pytest.approx(expit(lo)) and s.ci_high[0] == pytest.approx(expit(hi))
+    assert s.ci_low[0] < 0.9 < s.ci_high[0] and s.ci_high[1] < 1.0
     one = present.with_ci(pd.DataFrame({"mean": [0.9], "std": [np.nan], "n": [1]}))
     assert np.isnan(one.ci_low[0])
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as st
 from sklearn.metrics import roc_auc_score
 
-from emm_lib import stats
+from emm_lib import config, stats
 
 
 def _scores(n=2000, seed=0):
@@ -97,7 +97,7 @@ def test_test_set_variance_widens_the_interval_and_can_flip_the_verdict():
                         "var_diff": 0.006 ** 2} for s in range(5)])
     r = stats.compare(df, "emm", ["mmoe"], pair_var=pv).iloc[0]
     d = np.subtract(emm_t, base_t)
-    se = np.sqrt(d.var(ddof=1) / 5 + 0.006 ** 2)
+    se = np.sqrt(d.var(ddof=1) / 5 + config.TEST_SET_TERM["factor"] * 0.006 ** 2)  # the file-level term
     assert r.ci_high_test - r.ci_low_test == pytest.approx(2 * st.t.ppf(0.975, 4) * se)
     assert r.ci_low_test < r.ci_low and r.verdict == "no detectable difference"
 
@@ -112,3 +112,54 @@ def test_one_seed_is_not_tested():
     df = pd.DataFrame(_rows("emm", "x", [0.90], [0.9]) + _rows("mmoe", "x", [0.91], [0.91]))
     r = stats.compare(df, "emm", ["mmoe"]).iloc[0]
     assert r.n_seeds == 1 and r.verdict == stats.UNTESTED
+
+
+def test_bounded_ci_stays_in_bounds_and_matches_the_t_interval_in_the_middle():
+    # chapter 08's tiny run had [0.7102, 1.0534]: mean 0.8818, half-width 0.1716
+    lo, hi = stats.bounded_ci(0.8818, 0.1716, 1.0)
+    assert 0 < lo < 0.8818 < hi < 1
+    lo, hi = stats.bounded_ci(np.array([0.999, 0.001]), np.array([0.05, 0.05]), 12.7)
+    assert np.all(lo >= 0) and np.all(hi <= 1)
+    # near 0.5 with a small se the logit interval is the symmetric one
+    lo, hi = stats.bounded_ci(0.5, 0.001, 1.96)
+    assert (lo, hi) == (pytest.approx(0.5 - 1.96e-3, abs=1e-6), pytest.approx(0.5 + 1.96e-3, abs=1e-6))
+    # other bounds, the degenerate and the missing case
+    lo, hi = stats.bounded_ci(0.9, 0.2, 2.0, lo=-1.0, hi=1.0)
+    assert -1 <= lo < 0.9 < hi <= 1
+    assert stats.bounded_ci(1.0, 0.1, 2.0) == (1.0, 1.0)
+    assert np.isnan(stats.bounded_ci(0.9, np.nan, 2.0)[0])
+
+
+def test_difference_intervals_are_clipped_to_their_bounds():
+    rows = [dict(dataset="d", model=m, task="t", seed=s, metric=k, value=v)
+            for s, (a, b) in enumerate([(0.99, 0.01), (0.98, 0.5), (0.97, 0.02)])
+            for m, v in (("x", a), ("y", b)) for k in ("val_auc", "test_auc")]
+    out = stats.compare(pd.DataFrame(rows), "x", ["y"])
+    assert out.ci_high.iloc[0] <= 1.0 and out.ci_low.iloc[0] >= -1.0
+
+
+def test_split_spread_of_fixed_scores_is_half_the_delong_variance_of_a_half():
+    """The calibration behind the test-set term: for fixed scores on one file, redrawing the 1:1
+    halves spreads the difference by about v/2 (v: paired DeLong variance of a half), and the
+    file's own DeLong variance is about v/2 as well (twice the rows)."""
+    y, a, b = _scores(n=4000, seed=3)
+    out = stats.split_spread(y, a, b, n_draws=300)
+    assert out["n_draws"] == 300 and out["v_half"] > 0
+    # the variance of 300 draws has a relative SE of about sqrt(2/299) ~ 0.08
+    assert 0.35 < out["split_share"] < 0.65
+    assert out["file_share"] == pytest.approx(0.5, abs=0.08)
+
+
+def test_the_file_level_factor_is_the_committed_measurement():
+    """config.TEST_SET_TERM is what scripts/test_set_term.py measured on Census with fixed models:
+    the split noise of every pair and task is about half of v, and so is the whole file's variance."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / config.TEST_SET_TERM["calibration"]
+    m = pd.read_csv(path)
+    assert len(m) >= 4 and set(m.task) == {"income", "marital"} and (m.n_draws >= 500).all()
+    f = config.TEST_SET_TERM["factor"]
+    se = np.sqrt(2 / (m.n_draws - 1))  # relative SE of a variance from n draws
+    assert (abs(m.split_share - (1 - f)) < 3 * se).all()
+    assert (abs(m.file_share - f) < 0.05).all()
+    assert {"git_commit", "torch_version", "settings"} <= set(m.columns)

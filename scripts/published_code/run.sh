@@ -129,14 +129,15 @@ for name, (model, tasks) in runs.items():
         rows.append(dict(commit=commit, seed=seed, max_epochs=epochs, model=model, task=task,
                          test_auc=float(test[i]), best_val_auc=val[best][i], best_epoch=best + 1,
                          epochs_run=len(val), train_seconds=secs[name], train_rows_per_s=rows_per_s(name),
-                         threads=os.environ["OMP_NUM_THREADS"]))
+                         threads=os.environ["OMP_NUM_THREADS"],
+                         split_random_state=seed, torch_seed=seed))  # what SEED set above (README: Seeds)
 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 new = not os.path.exists(path)
 tmp = path + ".tmp"
 old = open(path).read() if not new else ""
 with open(tmp, "w", newline="") as fh:
     fh.write(old)
-    w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")  # not csv's \r\n
     if new:
         w.writeheader()
     w.writerows(rows)
