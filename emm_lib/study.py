@@ -153,7 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--cuda-graph", action="store_true",
                     help="on CUDA, replay each training step as one CUDA graph (the same training, faster)")
     ap.add_argument("--results-dir")
-    ap.add_argument("--data-dir")
+    ap.add_argument("--data-dir", help="Census: where its files are cached (default data/); AliExpress, "
+                                       "Ali-CCP: the same as --data-path")
+    ap.add_argument("--data-path", help="AliExpress, Ali-CCP: the folder holding your downloaded CSVs")
     ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
     ap.add_argument("--on-change", choices=["error", "rerun"], default="error",
                     help="rows made with other settings: stop and name the change (default), or replace them")
@@ -185,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     make = authors.settings if a.experiment == "authors" else settings  # the replay's synthetic budget
     st = make(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
-              cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
+              cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, data_dir=a.data_dir, data_path=a.data_path,
+              on_change=a.on_change)
     log = lambda m: print(m, flush=True)  # noqa: E731
     if a.experiment == "analyze":
         from .analysis import write_pair_variances
