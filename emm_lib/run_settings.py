@@ -76,6 +76,8 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
 
     kw = coerce_settings(kw)  # "0", "[0,1]", 3.0 -> ints; batch_size=2.5 or an absent device -> clear errors
     kw.update(_data_folder(dataset, kw.get("data_dir"), kw.get("data_path")))
+    if kw.get("results_dir") is not None:
+        check_folder("results_dir", repo_root() / kw["results_dir"])  # as out_dir: relative to the repo
     st = StudySettings(dataset=dataset, profile=profile, **kw)
     if not st.seeds:
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
@@ -106,6 +108,22 @@ def _data_folder(dataset: str, data_dir, data_path) -> dict:
                          f"{dataset!r} data does not read it. Drop it (Census: data_dir is where its files are "
                          "cached).")
     return {}
+
+
+def check_folder(name: str, path) -> None:
+    """A ValueError naming ``name`` when ``path`` (or the nearest part of it that exists) is a file, or a
+    folder that cannot be written to: results would fail to save only after the first run."""
+    import os
+
+    p = Path(path).expanduser()
+    existing = next((q for q in (p, *p.parents) if q.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        where = "is a file" if existing == p else f"cannot be created: {existing} is a file"
+        raise ValueError(f"{name}: {p} {where}; pass a folder (it is created when missing).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {p}: {existing} is not writable; pass a folder you can write to.")
 
 
 def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2, rung: str | None = None) -> str:

@@ -74,3 +74,82 @@ def test_1_notebook_01_runs_on_aliexpress_named_by_data_dir(tmp_path):
                          "-p", "results_dir", str(tmp_path / "res"), "--no-progress-bar"]) == 0
     text = out.read_text()
     assert "aliexpress: tasks ['conversion', 'click']; 16 sparse + 63 dense features" in text
+
+
+# --------------------------------------------------------------------------- 2. one-line command-line errors
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--epochs", "0"], "argument --epochs: Need epochs >= 1, got 0."),
+    (["--seeds", "99999999999999999999"], "argument --seeds: seed 99999999999999999999 is too large"),
+    (["--threads", "0"], "argument --threads: Need threads >= 1"),
+    (["--profile", "tny"], "argument --profile: invalid choice: 'tny'"),
+    (["--models", "nope"], "Unknown model label(s) ['nope'] (--models)"),
+    (["--task-counts", "3"], "Experiment 'table1' runs task counts [2], not [3] (--task-counts)"),
+    (["--dataset", "aliexpress"], "--dataset aliexpress needs --data-path"),
+    (["--dataset", "aliexpress", "--data-path", "/nonexistent/ali"], "the data folder '/nonexistent/ali' does not exist"),
+])
+def test_2_bad_settings_are_one_line_naming_the_option(tmp_path, capsys, argv, words):
+    line = _cli_error(capsys, ["table1", "--profile", "tiny", "--results-dir", str(tmp_path), *argv])
+    assert line.startswith(PROG) and words in line
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_2_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    line = _cli_error(capsys, ["table1", "--profile", "tiny", "--results-dir", str(tmp_path / "f")])
+    assert line == f"{PROG}argument --results-dir: {tmp_path / 'f'} is a file; pass a folder (it is created when missing)."
+    line = _cli_error(capsys, ["table1", "--profile", "tiny", "--results-dir", str(tmp_path / "f" / "x")])
+    assert f"cannot be created: {tmp_path / 'f'} is a file" in line
+    with pytest.raises(ValueError, match="results_dir: .* is a file"):
+        study.settings("census", "tiny", results_dir=str(tmp_path / "f"))
+
+
+def test_2_unreachable_ray_address_is_one_line_within_seconds(tmp_path, capsys):
+    port = _closed_port()
+    t0 = time.perf_counter()
+    line = _cli_error(capsys, ["table1", "--profile", "tiny", "--executor", "ray", "--address", f"127.0.0.1:{port}",
+                               "--results-dir", str(tmp_path)])
+    assert time.perf_counter() - t0 < 10
+    assert f"argument --address: No Ray cluster answers at 127.0.0.1:{port}" in line and "ray start --head" in line
+    line = _cli_error(capsys, ["table1", "--executor", "ray", "--address", "headnode", "--results-dir", str(tmp_path)])
+    assert "is not HOST:PORT" in line
+
+
+def test_2_data_cli_with_a_path_census_does_not_read(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "emm_lib.data", *args], capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+
+    p = run("census", "--path", str(tmp_path / "X"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "--path names the folder of your AliExpress / Ali-CCP CSVs; 'census' does not read one" in p.stderr
+    p = run("aliexpress", "--path", str(tmp_path / "X"))
+    assert p.returncode == 1 and "Traceback" not in p.stderr and f"{tmp_path / 'X'} is not a folder" in p.stderr
+
+
+# --------------------------------------------------------------------------- 3. options a subcommand ignores
+
+
+def test_3_synthetic_refuses_the_options_it_would_ignore(tmp_path, capsys):
+    line = _cli_error(capsys, ["synthetic", "--profile", "tiny", "--epochs", "3", "--models", "emm",
+                               "--task-counts", "2", "--dataset", "census", "--results-dir", str(tmp_path)])
+    assert "'synthetic' does not use --dataset, --models, --epochs, --task-counts; drop them." in line
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["analyze", "--seeds", "1"], "'analyze' does not use --seeds; drop it."),
+    (["analyze", "--executor", "ray"], "'analyze' does not use --executor"),
+    (["single_task", "--models", "emm"], "'single_task' does not use --models"),
+    (["table1", "--axes", "relatedness"], "--axes applies to the 'synthetic' experiment only"),
+    (["table1", "--address", "127.0.0.1:6379"], "--address names a Ray cluster and applies to --executor ray only"),
+])
+def test_3_other_subcommands_refuse_options_they_ignore(tmp_path, capsys, argv, words):
+    assert words in _cli_error(capsys, [*argv, "--results-dir", str(tmp_path)])
