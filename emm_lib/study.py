@@ -246,7 +246,10 @@ def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings)
     if a.experiment == "analyze":
         from .analysis import write_pair_variances
 
-        print(write_pair_variances(st.out_dir))
+        try:
+            print(write_pair_variances(st.out_dir))
+        except FileNotFoundError as exc:
+            ap.error(str(exc))
         return
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
         from . import authors

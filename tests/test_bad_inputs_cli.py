@@ -153,3 +153,16 @@ def test_3_synthetic_refuses_the_options_it_would_ignore(tmp_path, capsys):
 ])
 def test_3_other_subcommands_refuse_options_they_ignore(tmp_path, capsys, argv, words):
     assert words in _cli_error(capsys, [*argv, "--results-dir", str(tmp_path)])
+
+
+# --------------------------------------------------------------------------- 4. analyze without runs
+
+
+def test_4_analyze_refuses_a_missing_or_empty_results_folder(tmp_path, capsys):
+    line = _cli_error(capsys, ["analyze", "--results-dir", str(tmp_path / "none")])
+    assert f"{tmp_path / 'none' / 'default'} does not exist: there are no runs to analyze" in line
+    assert not (tmp_path / "none").exists()
+    (tmp_path / "empty" / "tiny").mkdir(parents=True)
+    line = _cli_error(capsys, ["analyze", "--profile", "tiny", "--results-dir", str(tmp_path / "empty")])
+    assert "holds no saved test predictions" in line
+    assert not any((tmp_path / "empty" / "tiny").iterdir())
