@@ -166,3 +166,61 @@ def test_4_analyze_refuses_a_missing_or_empty_results_folder(tmp_path, capsys):
     line = _cli_error(capsys, ["analyze", "--profile", "tiny", "--results-dir", str(tmp_path / "empty")])
     assert "holds no saved test predictions" in line
     assert not any((tmp_path / "empty" / "tiny").iterdir())
+
+
+# --------------------------------------------------------------------------- 5. data fit() cannot train on
+
+
+def _with(ds: Dataset, split: str, **tensors) -> Dataset:
+    """``ds`` with some tensors of one split replaced (sparse, dense or y)."""
+    s = getattr(ds, split)
+    new = Split(tensors.get("sparse", s.sparse), tensors.get("dense", s.dense), tensors.get("y", s.y), s.tasks)
+    parts = {k: getattr(ds, k) for k in ("train", "val", "test")}
+    parts[split] = new
+    return Dataset(ds.name, ds.tasks, ds.spec, parts["train"], parts["val"], parts["test"])
+
+
+def _fit(ds: Dataset, **kw):
+    return fit(SingleTaskMLP(ds.spec, ds.tasks[0]), ds, epochs=1, batch_size=64, device="cpu", **kw)
+
+
+@pytest.mark.parametrize("split, where", [("train", "training"), ("val", "validation")])
+@pytest.mark.parametrize("code", [5, 9, -1])
+def test_5_codes_outside_a_features_cardinality_are_refused_naming_it(tiny_dataset, split, where, code):
+    sparse = getattr(tiny_dataset, split).sparse.clone()
+    sparse[3, 0] = code  # feature s0 has cardinality 5: code 5 would read s1's first embedding row
+    with pytest.raises(ValueError, match=rf"fit\(\): the {where} split of 'tiny': sparse feature 's0' holds codes "
+                                         rf".*\(1 row\(s\) out of range\) but its cardinality is 5 \(codes 0\.\.4\)"):
+        _fit(_with(tiny_dataset, split, sparse=sparse))
+
+
+@pytest.mark.parametrize("bad", [-1.0, 5.0, 0.5, float("nan")])
+def test_5_labels_that_are_not_0_or_1_are_refused_naming_the_task(tiny_dataset, bad):
+    y = tiny_dataset.train.y.clone()
+    y[:7, 0] = bad
+    with pytest.raises(ValueError, match=r"fit\(\): the training split of 'tiny': the labels of task 'a' must be 0 "
+                                         r"or 1, but 7 of 600 are not"):
+        _fit(_with(tiny_dataset, "train", y=y))
+
+
+@pytest.mark.parametrize("split, where", [("train", "training"), ("val", "validation")])
+def test_5_non_finite_inputs_name_the_split_and_column_not_the_learning_rate(tiny_dataset, split, where):
+    dense = getattr(tiny_dataset, split).dense.clone()
+    dense[:3, 1], dense[5, 2] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match=rf"the {where} split of 'tiny': dense feature\(s\) 'd1' \(3 values\), "
+                                         r"'d2' \(1 values\) hold NaN or inf"):
+        _fit(_with(tiny_dataset, split, dense=dense))
+
+
+@pytest.mark.parametrize("patience", [0, -2, 1.5, True])
+def test_5_patience_below_one_is_refused(tiny_dataset, patience):
+    with pytest.raises(ValueError, match=r"must be a whole number >= 1; pass patience=None"):
+        fit(SingleTaskMLP(tiny_dataset.spec, "a"), tiny_dataset, epochs=5, patience=patience)
+
+
+def test_5_evaluate_shares_the_check(tiny_dataset):
+    sparse = tiny_dataset.test.sparse.clone()
+    sparse[0, 3] = 11
+    split = Split(sparse, tiny_dataset.test.dense, tiny_dataset.test.y, tiny_dataset.tasks, tiny_dataset.spec)
+    with pytest.raises(ValueError, match=r"evaluate\(\): sparse feature 's3' holds codes 0\.\.11 .*cardinality is 11"):
+        evaluate(SingleTaskMLP(tiny_dataset.spec, "a"), split)
