@@ -224,3 +224,13 @@ def test_5_evaluate_shares_the_check(tiny_dataset):
     split = Split(sparse, tiny_dataset.test.dense, tiny_dataset.test.y, tiny_dataset.tasks, tiny_dataset.spec)
     with pytest.raises(ValueError, match=r"evaluate\(\): sparse feature 's3' holds codes 0\.\.11 .*cardinality is 11"):
         evaluate(SingleTaskMLP(tiny_dataset.spec, "a"), split)
+
+
+# --------------------------------------------------------------------------- 6. AUC on labels that are not 0/1
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 1, 0, 2], [0.0, 0.3, 1.0, 0.7, 0.0, 1.0]])
+def test_6_auc_on_multi_class_or_soft_labels_names_the_task(labels):
+    with pytest.raises(ValueError, match=r"AUC for task 'income' needs 0/1 labels, but 2 of 6 are not.*Map the "
+                                         r"classes to 0/1"):
+        auc(torch.tensor(labels), torch.linspace(0, 1, 6), task="income")
