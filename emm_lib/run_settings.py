@@ -147,13 +147,14 @@ def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
             raise ValueError(f"The synthetic-ali preset defines tasks {list(tasks)}; {k} were asked for.")
         return tasks[:k]
     if dataset != "census":
-        if k != 2:
-            raise ValueError(f"More than two tasks are defined for Census and synthetic data, not {dataset!r}.")
         from .data.ali import ALI_CCP, ALIEXPRESS
 
         layouts = {"aliexpress": ALIEXPRESS, "ali-ccp": ALI_CCP}
         if dataset not in layouts:
             raise ValueError(f"Unknown dataset {dataset!r}. Known datasets: {list(config.DATASETS)}.")
+        if k != 2:
+            raise ValueError(f"{dataset} defines two tasks {list(layouts[dataset].paper_tasks)}; {k} were asked for. "
+                             "More tasks: run on census or synthetic data.")
         return layouts[dataset].paper_tasks
     from .data.census import TASKS
 

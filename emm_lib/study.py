@@ -115,7 +115,7 @@ def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[st
                     task_counts: Sequence[int] | None = None, executor: str = "local",
                     address: str | None = None) -> dict[str, pd.DataFrame]:
     """Run (or resume) several experiments, seed by seed; returns each one's results table."""
-    check_request(names, models, task_counts)
+    check_request(names, models, task_counts, st.dataset)
     runs = plan(names, st, models, task_counts)
     execute_plan(runs, st, executor=executor, address=address, log=_logger(st, log),
                  require_trained=require_trained)
@@ -127,8 +127,9 @@ def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[st
 
 
 def check_request(names: Sequence[str], models: Sequence[str] | None = None,
-                  task_counts: Sequence[int] | None = None) -> None:
-    """A ValueError naming an unknown experiment or model label, or a task count an experiment does not run."""
+                  task_counts: Sequence[int] | None = None, dataset: str | None = None) -> None:
+    """A ValueError naming an unknown experiment or model label, a task count an experiment does not run,
+    or (given ``dataset``) an experiment that ``dataset`` cannot run (Census feature sets, more tasks)."""
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"Unknown experiment {unknown[0]!r}. Known: {sorted(EXPERIMENTS)}.")
@@ -140,6 +141,13 @@ def check_request(names: Sequence[str], models: Sequence[str] | None = None,
     bad_models = [m for m in (models or ()) if m not in VARIANTS]
     if bad_models:
         raise ValueError(f"Unknown model label(s) {bad_models} (--models). Known: {sorted(VARIANTS)}.")
+    for n in names if dataset is not None else ():
+        features = EXPERIMENTS[n]["features"]
+        if features != "paper" and dataset != "census":
+            raise ValueError(f"Experiment {n!r} uses Census' {features!r} feature set; it runs on --dataset census "
+                             f"only, not {dataset!r}.")
+        for k in task_counts or EXPERIMENTS[n]["task_counts"]:
+            experiment_tasks(dataset, k)  # names the tasks the dataset defines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -263,7 +271,7 @@ def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings)
         return
     names = [n for n in EXPERIMENTS if n != "synthetic_tasks"] if a.experiment == "all" else [a.experiment]
     try:
-        check_request(names, a.models, a.task_counts)
+        check_request(names, a.models, a.task_counts, st.dataset)
     except ValueError as exc:
         ap.error(str(exc))
     run_experiments(names, st, a.models, log=log, task_counts=a.task_counts, executor=a.executor,

@@ -101,6 +101,18 @@ def test_2_bad_settings_are_one_line_naming_the_option(tmp_path, capsys, argv, w
     assert not (tmp_path / "tiny").exists()
 
 
+@pytest.mark.parametrize("experiment, words", [
+    ("all", "Experiment 'leak_free' uses Census' 'leak-free' feature set; it runs on --dataset census only"),
+    ("figure3", "Experiment 'figure3' uses Census' 'fixed-features' feature set"),
+    ("synthetic_tasks", "aliexpress defines two tasks ['conversion', 'click']; 4 were asked for"),
+])
+def test_2_experiments_the_dataset_cannot_run_are_one_line_before_any_run(tmp_path, capsys, experiment, words):
+    (tmp_path / "ali").mkdir()
+    line = _cli_error(capsys, [experiment, "--dataset", "aliexpress", "--data-path", str(tmp_path / "ali"),
+                               "--profile", "tiny", "--results-dir", str(tmp_path / "res")])
+    assert words in line and not (tmp_path / "res").exists()
+
+
 def test_2_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "f").write_text("")
     line = _cli_error(capsys, ["table1", "--profile", "tiny", "--results-dir", str(tmp_path / "f")])
