@@ -45,9 +45,8 @@ def _flag(dest: str) -> str:
 def unused_options(experiment: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """The options given on the command line (not at their default) that ``experiment`` does not read."""
     used = OPTIONS_USED.get(experiment, _EXPERIMENT)
-    return [a.dest for a in parser._actions
-            if a.dest not in ("help", "experiment") and a.dest not in used
-            and getattr(args, a.dest, None) != a.default]
+    return [dest for dest, value in vars(args).items()
+            if dest != "experiment" and dest not in used and value != parser.get_default(dest)]
 
 
 def check_options(experiment: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

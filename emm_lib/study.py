@@ -9,6 +9,7 @@ a run's settings and file locations in :mod:`emm_lib.run_settings`, the tables o
 :mod:`emm_lib.tables`; their names are re-exported here (``study.settings``, ``study.summarize``, ...).
 
     python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
+    python -m emm_lib.study table1 --dataset aliexpress --data-path ~/data/aliexpress   # your Tianchi CSVs
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
     python -m emm_lib.study synthetic --profile paper --axes relatedness task_count   # emm_lib.sweep
     python -m emm_lib.study authors --profile paper                 # the protocol replay (emm_lib.authors)
