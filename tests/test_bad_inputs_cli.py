@@ -134,6 +134,16 @@ def test_2_unreachable_ray_address_is_one_line_within_seconds(tmp_path, capsys):
     assert "is not HOST:PORT" in line
 
 
+def test_2_run_on_ray_checks_the_address_before_ray_init(tmp_path):
+    from emm_lib.ray_executor import run_on_ray
+
+    port = _closed_port()
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match=f"No Ray cluster answers at 127.0.0.1:{port}"):
+        run_on_ray([], study.settings("synthetic", "tiny", results_dir=str(tmp_path)), address=f"127.0.0.1:{port}")
+    assert time.perf_counter() - t0 < 10
+
+
 def test_2_data_cli_with_a_path_census_does_not_read(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "emm_lib.data", *args], capture_output=True, text=True,
