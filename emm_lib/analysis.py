@@ -60,8 +60,14 @@ def pair_variances(out_dir: str | Path) -> pd.DataFrame:
 
 
 def write_pair_variances(out_dir: str | Path) -> Path:
-    """Compute :func:`pair_variances` and write them atomically to ``<out_dir>/analysis/pair_variances.csv``."""
+    """Compute :func:`pair_variances` and write them atomically to ``<out_dir>/analysis/pair_variances.csv``;
+    a FileNotFoundError (and nothing written) when ``out_dir`` holds no saved predictions."""
     out_dir = Path(out_dir)
+    if not any((out_dir / "predictions").glob("*/*.npz")):
+        what = "does not exist" if not out_dir.is_dir() else "holds no saved test predictions (predictions/*/*.npz)"
+        raise FileNotFoundError(f"{out_dir} {what}: there are no runs to analyze. Run the experiments first "
+                                "(e.g. python -m emm_lib.study table1), or pass the --results-dir and --profile "
+                                "they were run with.")
     df = pair_variances(out_dir)
     path = out_dir / PAIR_VARIANCES
     with atomic_write(path) as fh:

@@ -14,7 +14,10 @@ from typing import Any, Mapping
 
 from .checks import whole_number
 
-__all__ = ["notebook_parameters", "check_notebook_params", "parse_value", "coerce_seeds", "coerce_float"]
+#: The largest seed a run takes (torch's generators and the int64 ``seed`` column of results).
+MAX_SEED = 2**63 - 1
+
+__all__ = ["MAX_SEED", "notebook_parameters", "check_notebook_params", "parse_value", "coerce_seeds", "coerce_float"]
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
@@ -91,9 +94,14 @@ def coerce_seeds(value: Any) -> tuple[int, ...] | None:
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{expected}; got {value!r}.")
     try:
-        return tuple(whole_number("seed", v, minimum=0) for v in value)
+        seeds = tuple(whole_number("seed", v, minimum=0) for v in value)
     except ValueError as exc:
         raise ValueError(f"{expected}; got {value!r} ({exc})") from None
+    big = [s for s in seeds if s > MAX_SEED]
+    if big:
+        raise ValueError(f"seed {big[0]} is too large: seeds go to torch and to int64 result columns, so each must "
+                         f"be at most 2**63 - 1 ({MAX_SEED}); use a smaller seed, e.g. 0 or [0, 1, 2].")
+    return seeds
 
 
 def coerce_float(name: str, value: Any, positive: bool = False) -> float | None:

@@ -39,13 +39,17 @@ def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None 
                log: Callable[[str], None] = lambda m: None, poll_seconds: float = 2.0,
                num_cpus: int | None = None, rebuild: set[Run] | None = None) -> int:
     """Execute ``todo`` on Ray (a local instance unless ``address``); returns how many runs were trained.
-    ``rebuild``: trained models that need a usable checkpoint (:func:`emm_lib.runner.execute_plan`)."""
+    ``rebuild``: trained models that need a usable checkpoint (:func:`emm_lib.runner.execute_plan`).
+    A ConnectionError when nothing answers at ``address``."""
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is a pinned dependency
         raise ImportError("--executor ray needs Ray: pip install 'ray==2.60.0' (or pip install -e .[test]).") from e
     started = False
     if not ray.is_initialized():
+        from .cli import check_ray_address
+
+        check_ray_address(address)  # one line in seconds, not ray.init's retries and a long trace
         kw = dict(address=address) if address else dict(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
         ray.init(log_to_driver=False, configure_logging=False, **kw)
         started = True

@@ -75,6 +75,9 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
     from .params import coerce_settings
 
     kw = coerce_settings(kw)  # "0", "[0,1]", 3.0 -> ints; batch_size=2.5 or an absent device -> clear errors
+    kw.update(_data_folder(dataset, kw.get("data_dir"), kw.get("data_path")))
+    if kw.get("results_dir") is not None:
+        check_folder("results_dir", repo_root() / kw["results_dir"])  # as out_dir: relative to the repo
     st = StudySettings(dataset=dataset, profile=profile, **kw)
     if not st.seeds:
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
@@ -82,6 +85,45 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
     if st.threads:
         torch.set_num_threads(int(st.threads))
     return st
+
+
+ALI_DATASETS = ("aliexpress", "ali-ccp")
+
+
+def _data_folder(dataset: str, data_dir, data_path) -> dict:
+    """``data_dir`` / ``data_path`` for ``dataset``. AliExpress and Ali-CCP read the user's CSVs from one
+    folder, named by either (they are the same setting there); Census caches its files in ``data_dir``
+    and has no ``data_path``."""
+    if dataset in ALI_DATASETS:
+        if data_dir is not None and data_path is not None and Path(data_dir) != Path(data_path):
+            raise ValueError(f"{dataset}: data_dir={str(data_dir)!r} and data_path={str(data_path)!r} name two "
+                             "folders; for AliExpress / Ali-CCP both name the folder with your CSVs: pass one.")
+        folder = data_path if data_path is not None else data_dir
+        if folder is not None and not Path(folder).expanduser().is_dir():
+            raise ValueError(f"{dataset}: the data folder {str(folder)!r} does not exist (or is a file); pass the "
+                             "folder that holds your downloaded CSVs (see the data chapter).")
+        return {"data_path": None if folder is None else str(folder), "data_dir": None}
+    if data_path is not None:
+        raise ValueError(f"data_path ({str(data_path)!r}) names the folder of AliExpress / Ali-CCP CSVs; the "
+                         f"{dataset!r} data does not read it. Drop it (Census: data_dir is where its files are "
+                         "cached).")
+    return {}
+
+
+def check_folder(name: str, path) -> None:
+    """A ValueError naming ``name`` when ``path`` (or the nearest part of it that exists) is a file, or a
+    folder that cannot be written to: results would fail to save only after the first run."""
+    import os
+
+    p = Path(path).expanduser()
+    existing = next((q for q in (p, *p.parents) if q.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        where = "is a file" if existing == p else f"cannot be created: {existing} is a file"
+        raise ValueError(f"{name}: {p} {where}; pass a folder (it is created when missing).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {p}: {existing} is not writable; pass a folder you can write to.")
 
 
 def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2, rung: str | None = None) -> str:
@@ -105,11 +147,15 @@ def experiment_tasks(dataset: str, k: int) -> tuple[str, ...]:
             raise ValueError(f"The synthetic-ali preset defines tasks {list(tasks)}; {k} were asked for.")
         return tasks[:k]
     if dataset != "census":
-        if k != 2:
-            raise ValueError(f"More than two tasks are defined for Census and synthetic data, not {dataset!r}.")
-        from .data.ali import TASKS as ALI_TASKS  # noqa: N811
+        from .data.ali import ALI_CCP, ALIEXPRESS
 
-        return tuple(ALI_TASKS)[:2]
+        layouts = {"aliexpress": ALIEXPRESS, "ali-ccp": ALI_CCP}
+        if dataset not in layouts:
+            raise ValueError(f"Unknown dataset {dataset!r}. Known datasets: {list(config.DATASETS)}.")
+        if k != 2:
+            raise ValueError(f"{dataset} defines two tasks {list(layouts[dataset].paper_tasks)}; {k} were asked for. "
+                             "More tasks: run on census or synthetic data.")
+        return layouts[dataset].paper_tasks
     from .data.census import TASKS
 
     if not 1 <= k <= len(TASKS):

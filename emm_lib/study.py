@@ -9,6 +9,7 @@ a run's settings and file locations in :mod:`emm_lib.run_settings`, the tables o
 :mod:`emm_lib.tables`; their names are re-exported here (``study.settings``, ``study.summarize``, ...).
 
     python -m emm_lib.study table1 --profile paper --seeds 0 1 2 3 4
+    python -m emm_lib.study table1 --dataset aliexpress --data-path ~/data/aliexpress   # your Tianchi CSVs
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
     python -m emm_lib.study synthetic --profile paper --axes relatedness task_count   # emm_lib.sweep
     python -m emm_lib.study authors --profile paper                 # the protocol replay (emm_lib.authors)
@@ -30,6 +31,7 @@ from .run_settings import (StudySettings, checkpoint_path, checkpoint_path_of, d
 from .run_settings import logger as _logger
 from .runner import execute_plan, plan
 from .runs import Run, split_seed
+from .utils import repo_root
 from .tables import (compute_cost, paired_test, paper_table, pretty, study_tables, summarize,  # noqa: F401
                      table_with_gain)
 
@@ -114,17 +116,7 @@ def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[st
                     task_counts: Sequence[int] | None = None, executor: str = "local",
                     address: str | None = None) -> dict[str, pd.DataFrame]:
     """Run (or resume) several experiments, seed by seed; returns each one's results table."""
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(f"Unknown experiment {unknown[0]!r}. Known: {sorted(EXPERIMENTS)}.")
-    for n in names:
-        counts = EXPERIMENTS[n]["task_counts"]
-        bad = [k for k in (task_counts or ()) if k not in counts]
-        if bad:
-            raise ValueError(f"Experiment {n!r} runs task counts {list(counts)}, not {bad}.")
-    bad_models = [m for m in (models or ()) if m not in VARIANTS]
-    if bad_models:
-        raise ValueError(f"Unknown model label(s) {bad_models}. Known: {sorted(VARIANTS)}.")
+    check_request(names, models, task_counts, st.dataset)
     runs = plan(names, st, models, task_counts)
     execute_plan(runs, st, executor=executor, address=address, log=_logger(st, log),
                  require_trained=require_trained)
@@ -135,6 +127,30 @@ def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[st
     return out
 
 
+def check_request(names: Sequence[str], models: Sequence[str] | None = None,
+                  task_counts: Sequence[int] | None = None, dataset: str | None = None) -> None:
+    """A ValueError naming an unknown experiment or model label, a task count an experiment does not run,
+    or (given ``dataset``) an experiment that ``dataset`` cannot run (Census feature sets, more tasks)."""
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"Unknown experiment {unknown[0]!r}. Known: {sorted(EXPERIMENTS)}.")
+    for n in names:
+        counts = EXPERIMENTS[n]["task_counts"]
+        bad = [k for k in (task_counts or ()) if k not in counts]
+        if bad:
+            raise ValueError(f"Experiment {n!r} runs task counts {list(counts)}, not {bad} (--task-counts).")
+    bad_models = [m for m in (models or ()) if m not in VARIANTS]
+    if bad_models:
+        raise ValueError(f"Unknown model label(s) {bad_models} (--models). Known: {sorted(VARIANTS)}.")
+    for n in names if dataset is not None else ():
+        features = EXPERIMENTS[n]["features"]
+        if features != "paper" and dataset != "census":
+            raise ValueError(f"Experiment {n!r} uses Census' {features!r} feature set; it runs on --dataset census "
+                             f"only, not {dataset!r}.")
+        for k in task_counts or EXPERIMENTS[n]["task_counts"]:
+            experiment_tasks(dataset, k)  # names the tasks the dataset defines
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,8 +159,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances; "
                          "'synthetic': the synthetic sweep (emm_lib.sweep; --axes, seeds from its grid); "
                          "'authors': the protocol replay (emm_lib.authors; --rungs)")
-    ap.add_argument("--dataset", default="census")
-    ap.add_argument("--profile", default="default")
+    # Defaults are None (filled in by main) so that an option a subcommand ignores can be refused.
+    ap.add_argument("--dataset", choices=list(config.DATASETS), help="default: census")
+    ap.add_argument("--profile", default="default", choices=sorted(config.PROFILES))
     ap.add_argument("--seeds", type=int, nargs="+")
     ap.add_argument("--models", nargs="+")
     ap.add_argument("--epochs", type=int)
@@ -153,53 +170,98 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--cuda-graph", action="store_true",
                     help="on CUDA, replay each training step as one CUDA graph (the same training, faster)")
     ap.add_argument("--results-dir")
-    ap.add_argument("--data-dir")
+    ap.add_argument("--data-dir", help="Census: where its files are cached (default data/); AliExpress, "
+                                       "Ali-CCP: the same as --data-path")
+    ap.add_argument("--data-path", help="AliExpress, Ali-CCP: the folder holding your downloaded CSVs")
     ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
-    ap.add_argument("--on-change", choices=["error", "rerun"], default="error",
+    ap.add_argument("--on-change", choices=["error", "rerun"],
                     help="rows made with other settings: stop and name the change (default), or replace them")
     ap.add_argument("--axes", nargs="+", help="synthetic sweep: only these axes (relatedness task_count "
                                              "data_size shapes)")
     ap.add_argument("--rows", type=int, nargs="+", help="synthetic sweep: only the points with these training "
                                                        "rows (e.g. --axes data_size --rows 10000000 on a GPU)")
-    ap.add_argument("--executor", choices=["local", "ray"], default="local")
+    ap.add_argument("--executor", choices=["local", "ray"], help="default: local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     ap.add_argument("--rungs", nargs="+", help="authors: only these protocol rungs (default: the profile's)")
     return ap
 
 
+def _checked_args(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, refused with one line (``ap.error``) when it names an option the subcommand
+    ignores, a bad value, or a Ray cluster that does not answer."""
+    from . import cli
+
+    a = ap.parse_args(argv)
+    cli.check_options(a.experiment, a, ap)
+    cli.check_values(ap, [("--seeds", "seeds", a.seeds), ("--epochs", "epochs", a.epochs),
+                          ("--threads", "threads", a.threads), ("--device", "device", a.device)])
+    if a.results_dir is not None:
+        from .run_settings import check_folder
+
+        try:
+            check_folder("--results-dir", repo_root() / a.results_dir)
+        except ValueError as exc:
+            ap.error(f"argument {exc}")
+    a.dataset, a.executor, a.on_change = a.dataset or "census", a.executor or "local", a.on_change or "error"
+    if a.dataset in ("aliexpress", "ali-ccp") and not (a.data_path or a.data_dir):
+        ap.error(f"--dataset {a.dataset} needs --data-path: the folder holding your downloaded CSVs (they cannot "
+                 "be downloaded automatically; see the data chapter).")
+    if a.executor == "ray":
+        try:
+            cli.check_ray_address(a.address)
+        except (ValueError, ConnectionError) as exc:
+            ap.error(f"argument --address: {exc}")
+    return a
+
+
+def _settings(ap: argparse.ArgumentParser, a: argparse.Namespace) -> StudySettings:
+    """The run's settings from the command line; a bad combination is one line (``ap.error``)."""
+    from . import authors
+
+    try:
+        if a.experiment == "synthetic":
+            return settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
+                            cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, on_change=a.on_change,
+                            quiet=False)
+        make = authors.settings if a.experiment == "authors" else settings  # the replay's synthetic budget
+        return make(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
+                    cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, data_dir=a.data_dir,
+                    data_path=a.data_path, on_change=a.on_change)
+    except ValueError as exc:
+        ap.error(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = _parser()
-    a = ap.parse_args(argv)
+    a = _checked_args(ap, argv)
+    st = _settings(ap, a)
+    try:
+        _main(ap, a, st)
+    except ConnectionError as exc:  # a Ray cluster that stopped answering
+        ap.exit(1, f"{ap.prog}: error: {exc}\n")
+
+
+def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings) -> None:
     if a.experiment == "synthetic":
         from . import sweep
 
-        st = settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
-                      cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, on_change=a.on_change, quiet=False)
         try:
             sweep.plan(st, a.axes or sweep.AXES, a.seeds, a.rows)  # names a point that does not exist
         except ValueError as exc:
             ap.error(str(exc))
         sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address, rows=a.rows)
         return
-    from . import authors
-
-    make = authors.settings if a.experiment == "authors" else settings  # the replay's synthetic budget
-    st = make(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
-              cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, data_dir=a.data_dir, on_change=a.on_change)
     log = lambda m: print(m, flush=True)  # noqa: E731
     if a.experiment == "analyze":
         from .analysis import write_pair_variances
 
-        print(write_pair_variances(st.out_dir))
+        try:
+            print(write_pair_variances(st.out_dir))
+        except FileNotFoundError as exc:
+            ap.error(str(exc))
         return
-    if a.rows:
-        ap.error("--rows applies to the 'synthetic' experiment only (its data-size points).")
-    if a.rungs and a.experiment != "authors":
-        ap.error("--rungs applies to the 'authors' experiment only.")
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
-        if a.models or a.task_counts:
-            ap.error("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM) on 2 tasks; "
-                     "choose rungs with --rungs instead of --models/--task-counts.")
+        from . import authors
 
         authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log)
         print(authors.write_pair_variances(st, a.rungs))
@@ -209,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         execute_plan(runs, st, executor=a.executor, address=a.address, log=log)
         return
     names = [n for n in EXPERIMENTS if n != "synthetic_tasks"] if a.experiment == "all" else [a.experiment]
+    try:
+        check_request(names, a.models, a.task_counts, st.dataset)
+    except ValueError as exc:
+        ap.error(str(exc))
     run_experiments(names, st, a.models, log=log, task_counts=a.task_counts, executor=a.executor,
                     address=a.address)
     if a.experiment == "all":

@@ -133,13 +133,9 @@ def fit(
     for these launch-bound models; CUDA only, ignored on CPU). Returns a
     :class:`FitResult`; the test split is left for the caller.
     """
-    check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs)  # names the problem and the fix
     check_device(device)
-    if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
-        raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
-                         f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")
     dev = resolve_device(device)
-    if dev.type == "cpu" and cpu_threads is not None:
+    if dev.type == "cpu" and cpu_threads is not None:  # the inner call checks the inputs
         old_threads = torch.get_num_threads()
         torch.set_num_threads(cpu_threads)
         try:
@@ -149,6 +145,11 @@ def fit(
                        restore_best=restore_best, cuda_graph=cuda_graph)
         finally:
             torch.set_num_threads(old_threads)
+    # Settings, model against data, and one pass over the training and validation tensors.
+    check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs, patience)
+    if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
+        raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
+                         f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")
     gen = seed_everything(seed)
     model.to(dev)
     train, val = _training_split(model, dataset, gen, max_train_rows).to(dev), dataset.val.to(dev)
