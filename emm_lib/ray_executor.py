@@ -51,7 +51,7 @@ def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None 
 
         check_ray_address(address)  # one line in seconds, not ray.init's retries and a long trace
         kw = dict(address=address) if address else dict(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
-        ray.init(log_to_driver=False, configure_logging=False, **kw)
+        _init(ray, kw, log)
         started = True
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
@@ -60,6 +60,23 @@ def run_on_ray(todo: Sequence[Run], st: "StudySettings", *, address: str | None 
     finally:
         if started:
             ray.shutdown()
+
+
+def _init(ray, kw: dict, log: Callable[[str], None], attempts: int = 3) -> None:
+    """``ray.init``, again when a local instance did not register within Ray's fixed 30 s (it happens on a
+    machine whose cores are all busy); the last failure is raised with what to do."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(log_to_driver=False, configure_logging=False, **kw)
+            return
+        except Exception as e:  # noqa: BLE001 -- Ray raises a bare Exception for this
+            if "timed out during startup" not in str(e) or "address" in kw:
+                raise
+            ray.shutdown()
+            if attempt == attempts:
+                raise RuntimeError(f"A local Ray instance did not start in {attempts} tries of 30 s (the machine "
+                                   "is too busy): run again when it is idler, or use --executor local.") from e
+            log(f"Ray did not start within 30 s (try {attempt} of {attempts}); starting it again")
 
 
 def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_seconds: float, rebuild: set[Run]) -> int:

@@ -246,3 +246,31 @@ def test_a_waiting_study_says_what_it_waits_for_then_takes_a_stale_claim(tmp_pat
     err = capsys.readouterr().err
     assert str(held) in err and "gpu-box-7" in err and "pid 1" in err and "delete" in err
     assert len(results.read(st.out_dir / "single_task.csv")) == 2
+
+
+class _SlowRay:
+    """A stand-in for ``ray`` whose local start times out ``fails`` times (Ray's fixed 30 s wait)."""
+
+    def __init__(self, fails: int):
+        self.fails, self.inits, self.shutdowns = fails, 0, 0
+
+    def init(self, **kw):
+        self.inits += 1
+        if self.inits <= self.fails:
+            raise Exception("The current node timed out during startup. This could happen because ...")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_local_ray_that_starts_late_is_started_again_then_named():
+    from emm_lib.ray_executor import _init
+
+    said = []
+    ray = _SlowRay(fails=2)
+    _init(ray, {"num_cpus": 2}, said.append)
+    assert ray.inits == 3 and ray.shutdowns == 2 and len(said) == 2 and "try 1 of 3" in said[0]
+    with pytest.raises(RuntimeError, match="did not start in 3 tries.*--executor local"):
+        _init(_SlowRay(fails=3), {"num_cpus": 2}, said.append)
+    with pytest.raises(Exception, match="timed out during startup"):  # a cluster address: no silent retry
+        _init(_SlowRay(fails=1), {"address": "head:6379"}, said.append)
