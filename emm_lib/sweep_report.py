@@ -23,7 +23,7 @@ from .efficiency import training_wall_time
 from .runs import Run
 from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, point_key, points
 
-__all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "efficiency", "gate_recovery",
+__all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "view_table", "efficiency", "gate_recovery",
            "recommendation"]
 
 #: Multi-task baselines of the sweep (besides the trained single-task models of each point).
@@ -104,6 +104,19 @@ def axis_view(cmp: pd.DataFrame, g: dict, axis: str) -> pd.DataFrame:
     view = cmp[cmp.dataset.isin(keys)].copy()
     view["x"] = view[_X[axis]]
     return view.sort_values(["x", "model", "task"]).reset_index(drop=True)
+
+
+def view_table(view: pd.DataFrame, axis: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """An :func:`axis_view` as the rows a reader needs: the point (named by the axis's own column),
+    ``extra`` columns, model (when several), task, comparator, seeds, the difference with its
+    95% CI in one cell, Holm's p and the verdict (show it with :func:`emm_lib.present.table`)."""
+    from .present import fmt_diff
+
+    ci = [f"{fmt_diff(m)} [{fmt_diff(lo)}, {fmt_diff(hi)}]" for m, lo, hi in zip(view.mean_diff, view.lo, view.hi)]
+    out = view.drop(columns=_X[axis]).assign(difference_ci=ci).rename(columns={"x": _X[axis]})
+    models = ["model"] if out.model.nunique() > 1 else []
+    cols = [*extra, _X[axis], *models, "task", "comparator", "n_seeds", "difference_ci", "p_holm", "verdict"]
+    return out[[c for c in dict.fromkeys(cols) if c in out]].reset_index(drop=True)
 
 
 def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
