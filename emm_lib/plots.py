@@ -6,6 +6,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from .plot_axes import auc_error, bound_auc, integer_ticks
 from .utils import repo_root
 
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
@@ -36,6 +37,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation
         ax.plot(h.epoch, h.val_auc_mean, marker="o", ms=3, ls=ls, color=present.colour(name),
                 label=present.display_name(name))
     ax.set(xlabel="epoch", ylabel="validation AUC (mean over tasks)", title=title)
+    integer_ticks(ax.xaxis)
+    bound_auc(ax, "y")
     ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return fig
@@ -78,12 +81,12 @@ def task_panels(summary: pd.DataFrame, order: Sequence[str] | None = None, title
     for ax, t in zip(axes, tasks):
         d = s[(s.task == t) & s.model.isin(models)]
         for r in d.itertuples():
-            lo = r.mean - r.ci_low if pd.notna(r.ci_low) else 0.0
-            ax.errorbar(r.mean, y[r.model], xerr=[[lo], [lo]], fmt="o", color=present.colour(r.model),
+            ax.errorbar(r.mean, y[r.model], xerr=auc_error(r.mean, r.ci_low), fmt="o", color=present.colour(r.model),
                         capsize=3, ms=6)
         ax.set_title(present.task_name(t))
         ax.set_xlabel("test AUC")
         _plain_ticks(ax.xaxis, 3)
+        bound_auc(ax, "x")
     for ax in axes[::2]:
         ax.set_yticks(range(len(models)), [present.display_name(m) for m in models])
     axes[0].set_ylim(len(models) - 0.5, -0.5)
@@ -112,13 +115,13 @@ def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
             if d.empty:
                 continue
             x = d.k + (j - (len(models) - 1) / 2) * 0.04  # a small dodge so CIs do not overlap
-            err = (d["mean"] - d.ci_low).fillna(0.0)
-            ax.errorbar(x, d["mean"], yerr=err, marker="o", ms=4, capsize=2, lw=1.4,
+            ax.errorbar(x, d["mean"], yerr=auc_error(d["mean"], d.ci_low), marker="o", ms=4, capsize=2, lw=1.4,
                         color=present.colour(m), label=present.display_name(m))
         ax.set_xticks(counts, [str(k) for k in counts])
         ax.set_xlim(counts[0] - 0.3, counts[-1] + 0.3)
         ax.set(title=present.task_name(t), xlabel="number of tasks")
         _plain_ticks(ax.yaxis)
+        bound_auc(ax, "y")
     axes[0].set_ylabel("test AUC (mean, 95% CI)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small",
@@ -218,11 +221,11 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
             r = s[(s.model == model) & (s.task == t)]
             if len(r):
                 r = r.iloc[0]
-                err = r["mean"] - r.ci_low if pd.notna(r.ci_low) else 0.0
-                ax.errorbar(r["mean"], y, xerr=[[err], [err]], fmt="o", color=col, capsize=3, ms=6,
+                ax.errorbar(r["mean"], y, xerr=auc_error(r["mean"], r.ci_low), fmt="o", color=col, capsize=3, ms=6,
                             label="ours (mean, 95% CI)" if y == 0 else None)
         ax.set(title=present.task_name(t), xlabel="test AUC")
         _plain_ticks(ax.xaxis, 3)
+        bound_auc(ax, "x")
     axes[0].set_yticks(range(len(names)), names)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
     from matplotlib.lines import Line2D
@@ -247,6 +250,8 @@ def heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: str, 
     sns.heatmap(matrix, annot=True, fmt=fmt, xticklabels=list(xlabels), yticklabels=list(ylabels),
                 cmap="viridis", vmin=0, vmax=1, ax=ax, cbar=False)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=0)  # horizontal labels never run into each other
+    ax.tick_params(axis="y", labelrotation=0)
     return ax
 
 
@@ -269,16 +274,23 @@ def task_gate_heatmaps(details: dict, component_names: Sequence[str] = ("TM-1", 
 
 
 def task_gate_spread(details: dict, component: int = 0, name: str = "TM-1"):
-    """Histogram over rows of the task-gate weight on one component, per task and level."""
+    """Histogram over rows of the task-gate weight on one component: one panel per level, one
+    outline per task (small multiples, not every histogram on one axis)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    for t in details["tasks"]:
-        for lv in details["levels"]:
+    from . import present
+
+    levels = details["levels"]
+    fig, axes = plt.subplots(1, len(levels), figsize=(max(7.5, 3.0 * len(levels)), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, lv in zip(axes[0], levels):
+        for t in details["tasks"]:
             ax.hist(lv["task_gate"][t][:, component].numpy(), bins=40, range=(0, 1), histtype="step", lw=1.5,
-                    label=f"{t}, level {lv['level']}")
-    ax.set(xlabel=f"weight on {name} (per row)", ylabel="rows", title="Task-gate weights across rows")
-    ax.legend(fontsize="small", ncol=2)
+                    label=present.task_name(t))
+        ax.set(title=f"level {lv['level']}", xlabel=f"weight on {name}", xlim=(0, 1))
+    axes[0][0].set_ylabel("rows")
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle("Task-gate weights across rows", fontweight="bold")
     fig.tight_layout()
     return fig
 
