@@ -3,9 +3,19 @@ that one outlier does not set. Every figure of :mod:`emm_lib.plots`, :mod:`emm_l
 :mod:`emm_lib.plots_protocol` goes through these; ``tests/test_present.py`` checks them."""
 from __future__ import annotations
 
+import base64
+import io
+import json
+import re
+
 import numpy as np
 
-__all__ = ["bound_auc", "auc_error", "integer_ticks", "robust_limits", "count_label"]
+__all__ = ["bound_auc", "auc_error", "integer_ticks", "robust_limits", "count_label", "AXES_KEY", "auc_axes",
+           "png_bytes", "install_png_formatter"]
+
+#: The PNG text chunk in which every book figure records its AUC axes (the browser check reads it).
+AXES_KEY = "emm:axes"
+_NOT_ABSOLUTE = re.compile(r"difference|gain|\u2212|-|\bvs\b", re.I)
 
 
 def bound_auc(ax, axis: str = "x", pad: float = 0.02) -> tuple[float, float]:
@@ -75,3 +85,40 @@ def count_label(value) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:g}"
+
+
+def auc_axes(fig) -> list[dict]:
+    """The figure's absolute-AUC axes (a visible axis whose label names AUC and no difference or
+    gain), with their limits: ``[{"axis": "x", "label": "test AUC", "lo": 0.93, "hi": 0.96}]``."""
+    out = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for name, label, lim in (("x", ax.get_xlabel(), ax.get_xlim()), ("y", ax.get_ylabel(), ax.get_ylim())):
+            if re.search(r"\bAUC\b", label) and not _NOT_ABSOLUTE.search(label):
+                out.append({"axis": name, "label": label, "lo": float(min(lim)), "hi": float(max(lim))})
+    return out
+
+
+def png_bytes(fig, **kwargs) -> bytes:
+    """The figure as PNG with its AUC axes recorded in the text chunk :data:`AXES_KEY`."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", metadata={AXES_KEY: json.dumps(auc_axes(fig))}, **kwargs)
+    return buf.getvalue()
+
+
+def install_png_formatter() -> bool:
+    """In IPython (Jupyter, papermill), show every matplotlib figure through :func:`png_bytes`, so
+    the book's inline figures carry their AUC axes too. False outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    if ip is None:
+        return False
+    from matplotlib.figure import Figure
+
+    ip.display_formatter.formatters["image/png"].for_type(
+        Figure, lambda fig: base64.b64encode(png_bytes(fig)).decode("ascii"))
+    return True

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .plot_axes import auc_error, bound_auc, integer_ticks
+from .plot_axes import auc_error, bound_auc, integer_ticks, png_bytes
 from .utils import repo_root
 
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
@@ -21,6 +21,9 @@ def style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.5, 4.0),
                          "axes.titleweight": "bold"})
+    from .plot_axes import install_png_formatter
+
+    install_png_formatter()  # inline figures record their AUC axes (tests/browser_check.py reads them)
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation AUC per epoch"):
@@ -351,7 +354,8 @@ def save(fig, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        with open(tmp, "wb") as f:
+            f.write(png_bytes(fig))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

@@ -60,3 +60,20 @@ def test_gate_recovery_counts_tasks_in_whole_numbers():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert all(float(t).is_integer() for t in ticks)
     plt.close(fig)
+
+
+
+def test_figures_record_their_auc_axes_in_the_png(tmp_path):
+    import io
+    import json
+
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0.9, 0.95])
+    ax.set(ylabel="test AUC", xlabel="epoch")
+    rec = json.loads(Image.open(io.BytesIO(plot_axes.png_bytes(fig))).text[plot_axes.AXES_KEY])
+    assert [r["axis"] for r in rec] == ["y"] and rec[0]["label"] == "test AUC"
+    ax.set_ylabel("difference in test AUC")
+    assert plot_axes.auc_axes(fig) == []  # a difference is not bounded to [0, 1]
+    plt.close(fig)
