@@ -9,6 +9,7 @@ can number and caption it.
 """
 from __future__ import annotations
 
+import html
 import math
 import re
 from typing import Iterable, Sequence
@@ -20,7 +21,7 @@ from . import glossary
 __all__ = ["DISPLAY_NAMES", "MODEL_ORDER", "MISSING", "display_name", "colour", "palette", "task_name",
            "experiment_name", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
            "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS",
-           "sort_models", "verdict_summary", "cost_table", "table", "cell", "Tables", "MAX_COLUMNS"]
+           "sort_models", "verdict_summary", "cost_table", "table", "cell", "Tables", "dropdown", "MAX_COLUMNS"]
 
 MISSING = "\u2013"  # en dash: "no score for this model and task"
 
@@ -270,13 +271,26 @@ def cell(value, kind: str) -> str:
 
 
 class Tables:
-    """Several Stylers shown one below the other (the parts of a table too wide for the page)."""
+    """Several Stylers shown one below the other (the parts of a table too wide for the page); with a
+    ``summary``, inside a collapsed section that opens on a click (``<details>``)."""
 
-    def __init__(self, parts: list):
+    def __init__(self, parts: list, summary: str | None = None):
         self.parts = parts
+        self.summary = summary
 
     def _repr_html_(self) -> str:
-        return "\n".join(p.to_html() for p in self.parts)
+        body = "\n".join(p.to_html() if hasattr(p, "to_html") else p._repr_html_() for p in self.parts)
+        if self.summary is None:
+            return body
+        return (f'<details class="emm-dropdown"><summary>{html.escape(self.summary)}</summary>\n'
+                f"{body}\n</details>")
+
+
+def dropdown(summary: str, *tables) -> Tables:
+    """Tables (Stylers or :class:`Tables`) in one collapsed section titled ``summary``: per-point
+    detail a reader opens when wanted, so that a chapter's finding stays near its top."""
+    parts = [p for t in tables for p in (t.parts if isinstance(t, Tables) else [t])]
+    return Tables(parts, summary)
 
 
 def table(df: pd.DataFrame, caption: str | None = None, keys: Sequence[str] | None = None,
@@ -299,7 +313,7 @@ def table(df: pd.DataFrame, caption: str | None = None, keys: Sequence[str] | No
     key_labels = [glossary.column_label(k) for k in (keys or list(d.columns[:1]))]
     rest = [c for c in labels if c not in key_labels]
     n_parts = max(-(-len(rest) // max(max_columns - len(key_labels), 1)), 1)
-    size = -(-len(rest) // n_parts)  # balanced parts, not a full one and a stub
+    size = max(-(-len(rest) // n_parts), 1)  # balanced parts, not a full one and a stub
     parts = [key_labels + rest[i:i + size] for i in range(0, len(rest), size)] or [key_labels]
     stylers = [_styler(shown[cols], caption if i == len(parts) - 1 else None).set_table_styles(_FIT, overwrite=False)
                for i, cols in enumerate(parts)]
