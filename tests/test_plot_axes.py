@@ -62,6 +62,17 @@ def test_gate_recovery_counts_tasks_in_whole_numbers():
     plt.close(fig)
 
 
+def test_architecture_is_drawn_with_the_codes_names():
+    from emm_lib import akf, plots_architecture
+
+    fig = plots_architecture.architecture(tasks=("a", "b", "c"), n_levels=2)
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for cls in (akf.AKF, akf.TaskGate, akf.FusionGate, akf.MultiTaskMerge):
+        assert cls.__name__ in text
+    assert "deconstruct()" in text and "EMM.towers[2]" in text and "EMM.levels[1]" in text
+    assert "EMM.levels[2]" not in text  # two levels drawn
+    plt.close(fig)
+
 
 def test_figures_record_their_auc_axes_in_the_png(tmp_path):
     import io
