@@ -229,7 +229,7 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
         ax.set(title=present.task_name(t), xlabel="test AUC")
         _plain_ticks(ax.xaxis, 3)
         bound_auc(ax, "x")
-    axes[0].set_yticks(range(len(names)), names)
+    axes[0].set_yticks(range(len(names)), [_paper_row_label(n) for n in names])
     axes[0].set_ylim(len(names) - 0.5, -0.5)
     from matplotlib.lines import Line2D
 
@@ -240,6 +240,14 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def _paper_row_label(name: str) -> str:
+    """A paper row in the book's names ("baseline+MTM" -> "EMM +MTM"); TM-1/TM-2 stay per task."""
+    from . import present
+
+    mid = present.PAPER_MODEL_IDS.get(name, name)
+    return name if mid in ("tm1", "tm2") else present.display_name(mid)
 
 
 def heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: str, xlabel: str, ylabel: str,
