@@ -117,8 +117,11 @@ def install_png_formatter() -> bool:
     ip = get_ipython()
     if ip is None:
         return False
+    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
+    plt.get_backend()
+    plt._get_backend_mod()  # load the (lazily chosen) inline backend now: it registers its own PNG formatter
     ip.display_formatter.formatters["image/png"].for_type(
         Figure, lambda fig: base64.b64encode(png_bytes(fig)).decode("ascii"))
     return True
