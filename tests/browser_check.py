@@ -427,7 +427,7 @@ def probe_page(chromium: str, base: str, page: str) -> PageReport:
 
 def internal_names_in(text: str) -> list[str]:
     """The glossary's internal names (and the internal patterns) that ``text`` shows, each once."""
-    found = [n for n in _glossary().internal_names() if re.search(rf"(?<![\w.`]){re.escape(n)}(?![\w])", text)]
+    found = [n for n in _glossary().internal_names() if re.search(rf"(?<![\w.`/-]){re.escape(n)}(?![\w-])", text)]
     for pat in _glossary().INTERNAL_PATTERNS:
         found += [m.group(0) for m in re.finditer(pat, text)]
     return list(dict.fromkeys(found))
