@@ -246,13 +246,16 @@ def cost_table(cost: pd.DataFrame, caption: str | None = None):
 #: The most columns one table shows; a wider table is split into parts that repeat its key columns.
 MAX_COLUMNS = 8
 _FIT = [{"selector": "", "props": "font-size: 0.85em; max-width: 100%; margin-bottom: 0.8em;"},
-        {"selector": "th, td", "props": "white-space: normal; overflow-wrap: anywhere;"}]
+        {"selector": "th", "props": "white-space: normal; overflow-wrap: normal;"},
+        {"selector": "td", "props": "white-space: normal; overflow-wrap: break-word;"}]
 
 
 def cell(value, kind: str) -> str:
     """One value as the book writes it (``kind`` from :data:`emm_lib.glossary.KINDS`)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA:
         return MISSING
+    if isinstance(value, (tuple, list)):  # a shape: (135,) -> "135", (8, 16) -> "8 × 16"
+        return " \u00d7 ".join(str(x) for x in value)
     spec = glossary.KINDS.get(kind, "text")
     if spec == "model":
         return display_name(str(value))
@@ -313,8 +316,8 @@ def table(df: pd.DataFrame, caption: str | None = None, keys: Sequence[str] | No
     key_labels = [glossary.column_label(k) for k in (keys or list(d.columns[:1]))]
     rest = [c for c in labels if c not in key_labels]
     n_parts = max(-(-len(rest) // max(max_columns - len(key_labels), 1)), 1)
-    size = max(-(-len(rest) // n_parts), 1)  # balanced parts, not a full one and a stub
-    parts = [key_labels + rest[i:i + size] for i in range(0, len(rest), size)] or [key_labels]
+    bounds = [round(i * len(rest) / n_parts) for i in range(n_parts + 1)]  # balanced: 7 -> 3, 2, 2
+    parts = [key_labels + rest[a:b] for a, b in zip(bounds, bounds[1:])] or [key_labels]
     stylers = [_styler(shown[cols], caption if i == len(parts) - 1 else None).set_table_styles(_FIT, overwrite=False)
                for i, cols in enumerate(parts)]
     return stylers[0] if len(stylers) == 1 else Tables(stylers)

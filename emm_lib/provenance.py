@@ -82,7 +82,7 @@ def differences(cmp: pd.DataFrame) -> str:
 
 
 def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_dir=None,
-               what: str = "against its validation-chosen comparator") -> str:
+               what: str = "against its validation-chosen comparator", source: str = "the committed runs") -> str:
     """A chapter's closing sentence, computed: ``model`` {what} in ``runs`` under the study's verdict
     rule (Holm-corrected; paired test-set variance when ``out_dir`` has it)."""
     from . import analysis, stats
@@ -92,4 +92,4 @@ def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_
                         pair_var=pv if pv is not None and len(pv) else None)
     if cmp.empty:
         return f"No runs of {model!r} with a comparator yet: nothing to conclude."
-    return f"**In these runs, {what}:** " + differences(cmp) + "."
+    return f"**In {source}, {what}:** " + differences(cmp) + "."

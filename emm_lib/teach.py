@@ -43,22 +43,22 @@ def cut_figure(decomposition, title: str = "Where Algorithm 1 cuts the trained m
     t = cut_table(decomposition)
     names = list(dict.fromkeys(t.model))
     depth = int(t.groupby("model").size().max())
-    fig, ax = plt.subplots(figsize=(max(7.5, 2.6 * len(names)), 0.9 + 0.36 * depth))
+    fig, ax = plt.subplots(figsize=(max(7.5, 3.0 * len(names)), 0.9 + 0.36 * depth))
     shades = ["#dbe9f6", "#fde8d0", "#d9f0d3", "#f2d9ef", "#eeeeee"]
     for j, name in enumerate(names):
         rows = t[t.model == name].reset_index(drop=True)
         for r in rows.itertuples():
-            ax.add_patch(Rectangle((j * 2.6, r.position), 2.2, 0.9, fc=shades[(r.level - 1) % len(shades)], ec="0.4"))
-            ax.text(j * 2.6 + 1.1, r.position + 0.45, r.layer, ha="center", va="center", fontsize=7)
+            ax.add_patch(Rectangle((j * 3.0, r.position), 2.2, 0.9, fc=shades[(r.level - 1) % len(shades)], ec="0.4"))
+            ax.text(j * 3.0 + 1.1, r.position + 0.45, r.layer, ha="center", va="center", fontsize=7)
         for cut in rows.index[rows.level.diff().fillna(0) > 0]:
-            ax.plot([j * 2.6 - 0.1, j * 2.6 + 2.3], [cut - 0.05] * 2, color="#d55e00", ls="--", lw=1.5)
-            ax.text(j * 2.6 + 2.32, cut - 0.05, f"cut {int(rows.level[cut]) - 1}|{int(rows.level[cut])}",
+            ax.plot([j * 3.0 - 0.1, j * 3.0 + 2.3], [cut - 0.05] * 2, color="#d55e00", ls="--", lw=1.5)
+            ax.text(j * 3.0 + 2.32, cut - 0.05, f"cut {int(rows.level[cut]) - 1}|{int(rows.level[cut])}",
                     fontsize=6.5, color="#d55e00", va="center")
-        ax.text(j * 2.6 + 1.1, -0.35, name, ha="center", va="top", fontsize=8.5, weight="bold")
-    ax.set_xlim(-0.2, 2.6 * len(names) + 0.4)
+        ax.text(j * 3.0 + 1.1, -0.35, name, ha="center", va="top", fontsize=8.5, weight="bold")
+    ax.set_xlim(-0.2, 3.0 * len(names) + 0.4)
     ax.set_ylim(-1.0, depth + 0.2)
     ax.axis("off")
-    ax.set_title(title + f" ({decomposition.n_levels} levels; shading: the component of each layer)", fontsize=10)
+    ax.set_title(f"{title}\n({decomposition.n_levels} levels; shading: the component of each layer)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -37,7 +37,7 @@ def test_label_says_committed_or_short_run_with_seeds_and_commit():
 
 def test_conclusion_is_computed_from_the_runs():
     text = provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM against its best baseline")
-    assert text.startswith("**In these runs, EMM against its best baseline:**")
+    assert text.startswith("**In the committed runs, EMM against its best baseline:**")
     assert "income: EMM (paper's arg-max gate) \u2212 PLE \u22120.0050" in text and "worse" in text
 
 
