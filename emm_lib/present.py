@@ -83,7 +83,10 @@ def palette() -> dict[str, str]:
     import seaborn as sns
 
     cols = sns.color_palette("colorblind", 10).as_hex() + sns.color_palette("dark", 10).as_hex()
-    return {m: cols[i % len(cols)] for i, m in enumerate(MODEL_ORDER)}
+    pal = {m: cols[i % len(cols)] for i, m in enumerate(MODEL_ORDER)}
+    # The models that share Figure 3 with MMoE and AITM get hues of their own (not four reds).
+    pal.update({"emm": "#222222", "emm:soft": "#7b3294", "emm:reused-embeddings": "#8c6d31"})
+    return pal
 
 
 def colour(model: str) -> str:

@@ -50,6 +50,16 @@ def test_display_names_and_colours():
     assert present.colour("tm1:income") == present.colour("tm1:marital")
     cols = [present.colour(m) for m in ("shared_bottom", "mmoe", "ple", "aitm", "adatt", "emm", "emm:soft")]
     assert len(set(cols)) == len(cols)
+    import matplotlib.colors as mc
+
+    def reddish(c):
+        import colorsys
+
+        h, _, sat = colorsys.rgb_to_hls(*mc.to_rgb(c))
+        return (h < 0.09 or h > 0.95) and sat > 0.2
+
+    reds = [m for m in ("shared_bottom", "mmoe", "ple", "aitm", "adatt", "emm", "emm:soft") if reddish(present.colour(m))]
+    assert len(reds) <= 2, reds  # Figure 3's models are told apart by hue, not shades of one red
 
 
 def test_precision_follows_the_spread():
