@@ -299,10 +299,12 @@ def task_gate_spread(details: dict, component: int = 0, name: str = "TM-1"):
             ax.hist(lv["task_gate"][t][:, component].numpy(), bins=40, range=(0, 1), histtype="step", lw=1.5,
                     label=present.task_name(t))
         ax.set(title=f"level {lv['level']}", xlabel=f"weight on {name}", xlim=(0, 1))
+        integer_ticks(ax.yaxis)  # rows are counted
     axes[0][0].set_ylabel("rows")
-    axes[0][-1].legend(fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
     fig.suptitle("Task-gate weights across rows", fontweight="bold")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))  # the legend below the panels, not over a histogram
     return fig
 
 
