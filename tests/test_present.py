@@ -229,3 +229,29 @@ def test_glossary_flags_cover_the_protocol_flags():
     assert set(glossary.FLAGS) == set(config.PROTOCOL_FLAGS)
     assert "hard_gate" in glossary.internal_names() and "emm:soft" in glossary.internal_names()
     assert "model" not in glossary.internal_names()  # plain words are not internal names
+
+
+def test_notebooks_show_tables_only_through_the_presentation_layer():
+    """No chapter styles a DataFrame by hand (``df.style...``): every table goes through
+    present.table / auc_table / comparison_table, so headers and numbers follow the glossary."""
+    import json
+    from pathlib import Path
+
+    offenders = []
+    for nb in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and (".style." in src or ".style\n" in src):
+                offenders.append(f"{nb.name} cell {i}")
+    assert not offenders, offenders
+
+
+def test_task_count_lines_and_paper_vs_ours_keep_auc_within_one():
+    s = pd.DataFrame([dict(dataset=ds, model=m, task="marital", mean=0.996, std=0.02, n=2)
+                      for ds in ("census", "census/3-tasks") for m in ("mmoe", "emm")])
+    for fig in (plots.task_count_lines(s), plots.paper_vs_ours(s.assign(task="marital"))):
+        for ax in fig.axes:
+            for lim, label in ((ax.get_xlim(), ax.get_xlabel()), (ax.get_ylim(), ax.get_ylabel())):
+                if "AUC" in label:
+                    assert 0 <= min(lim) and max(lim) <= 1, (label, lim)
+        matplotlib.pyplot.close(fig)
