@@ -15,7 +15,8 @@ from typing import Sequence
 
 import pandas as pd
 
-__all__ = ["TEACHING", "batch_run", "fit_synthetic_emm", "gate_view", "gate_figure", "widget"]
+__all__ = ["TEACHING", "batch_run", "synthetic_trained", "fresh_emm", "fit_synthetic_emm", "gate_view", "gate_figure", "widget", "task_gate_sentence",
+           "correlation_sentence"]
 
 # Small on purpose: one fit of 2 x n_tasks single-task models and one EMM takes seconds on a CPU.
 TEACHING = dict(n_tasks=3, n_rows=6000, epochs=3, batch_size=512)
@@ -38,15 +39,13 @@ def batch_run() -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def fit_synthetic_emm(correlation: float, seed: int, n_tasks: int = TEACHING["n_tasks"],
+def synthetic_trained(correlation: float, seed: int, n_tasks: int = TEACHING["n_tasks"],
                       n_rows: int = TEACHING["n_rows"], epochs: int = TEACHING["epochs"], device: str = "auto"):
-    """Synthetic data at ``correlation``, TM-1/TM-2 per task trained, fused into an EMM and trained
-    (Algorithm 2); cached per arguments so moving a widget back is instant. Returns (emm, dataset)."""
+    """Synthetic data at ``correlation`` and TM-1/TM-2 trained per task (cached). Returns (trained, dataset)."""
     import torch
 
     from . import config
     from .data import load
-    from .emm import EMM
     from .models import SingleTaskMLP
     from .train import fit
 
@@ -60,12 +59,33 @@ def fit_synthetic_emm(correlation: float, seed: int, n_tasks: int = TEACHING["n_
             m = SingleTaskMLP(ds.spec, task, **config.model_settings("synthetic", shape))
             fit(m, ds, **kw)
             trained[task].append(m)
+    return trained, ds
+
+
+def fresh_emm(trained: dict, seed: int = 0):
+    """An untrained EMM fused from ``trained`` (Algorithm 2) with the synthetic profile's sizes."""
+    import torch
+
+    from . import config
+    from .emm import EMM
+
     sizes = config.model_settings("synthetic", "emm")
     for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
         sizes.pop(k, None)
     torch.manual_seed(seed)
-    emm = EMM.from_trained(trained, **sizes)
-    fit(emm, ds, **kw)
+    return EMM.from_trained(trained, **sizes)
+
+
+@functools.lru_cache(maxsize=16)
+def fit_synthetic_emm(correlation: float, seed: int, n_tasks: int = TEACHING["n_tasks"],
+                      n_rows: int = TEACHING["n_rows"], epochs: int = TEACHING["epochs"], device: str = "auto"):
+    """Synthetic data at ``correlation``, TM-1/TM-2 per task trained, fused into an EMM and trained
+    (Algorithm 2); cached per arguments so moving a widget back is instant. Returns (emm, dataset)."""
+    from .train import fit
+
+    trained, ds = synthetic_trained(correlation, seed, n_tasks, n_rows, epochs, device)
+    emm = fresh_emm(trained, seed)
+    fit(emm, ds, epochs=epochs, batch_size=TEACHING["batch_size"], seed=seed, device=device, patience=None)
     return emm.eval(), ds
 
 
@@ -134,3 +154,33 @@ def widget(tasks: list[str] | None = None, levels: int = 3, seeds: tuple[int, ..
                          correlation=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.25, continuous_update=False),
                          task=w.Dropdown(options=tasks), level=w.IntSlider(value=1, min=1, max=levels),
                          seed=w.Dropdown(options=list(seeds)))
+
+
+def _spread_words(lo: float, hi: float) -> str:
+    if hi - lo < 0.1 and lo > 0.4 and hi < 0.6:
+        return "about an even mix of the two trained models"
+    return "a clear preference for one trained model" if max(abs(lo - 0.5), abs(hi - 0.5)) > 0.25 else "a mild preference"
+
+
+def task_gate_sentence(details: dict, component: str = "TM-1") -> str:
+    """What :meth:`emm_lib.emm.EMM.explain` output's task gates (Eq. 2) do, in one computed sentence:
+    the range over levels of each task's mean weight on its first trained model."""
+    parts, lo_all, hi_all = [], 1.0, 0.0
+    for t in details["tasks"]:
+        w = [float(lv["task_gate"][t][:, 0].mean()) for lv in details["levels"]]
+        lo_all, hi_all = min(lo_all, *w), max(hi_all, *w)
+        parts.append(f"{t} {min(w):.2f}\u2013{max(w):.2f}")
+    return (f"Mean task-gate weight on {component} over the levels: {'; '.join(parts)}, "
+            f"{_spread_words(lo_all, hi_all)}.")
+
+
+def correlation_sentence(correlations: Sequence[float], seed: int = 0, task: str | None = None, level: int = 1,
+                         **fit_kw) -> str:
+    """What :func:`gate_figure` shows, in one computed sentence: how far the task gate's weight on
+    TM-1 moves across ``correlations`` (cached fits: no retraining after the figure)."""
+    w = [float(gate_view(c, seed, task, level, **fit_kw)["task_gate"].iloc[0]) for c in correlations]
+    moved = max(w) - min(w)
+    verdict = ("the gate barely responds to relatedness here" if moved < 0.1
+               else "the gate moves with relatedness here")
+    return (f"Task gate on TM-1 at correlations {', '.join(f'{c:g}' for c in correlations)}: "
+            f"{', '.join(f'{x:.2f}' for x in w)} (level {level}, seed {seed}): it moves by {moved:.2f}; {verdict}.")

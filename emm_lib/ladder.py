@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from . import authors, config, protocol, stats
+from .present import display_name
 
 __all__ = ["PAPER", "of", "table", "picture", "answer", "headline", "pretty", "published_code", "agreement"]
 
@@ -214,7 +215,7 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
     for r in t.itertuples():
         vb = getattr(r, "vs_best", np.nan)
         lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {getattr(r, 'gain', np.nan):+.4f} "
-                     f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {getattr(r, 'comparator', 'best baseline')} "
+                     f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {display_name(str(getattr(r, 'comparator', 'best baseline')))} "
                      f"{vb:+.4f} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
     return "\n".join(lines)
 
@@ -302,8 +303,8 @@ def pretty(t: pd.DataFrame) -> pd.DataFrame:
                      "TM-1": cell(r, "tm1"), "TM-2": cell(r, "tm2"), "EMM": cell(r, "emm"),
                      "gain over TM mean": cell(r, "gain", "+") + f" ({_verdict(r.get('gain_verdict'))})",
                      "EMM − best baseline": cell(r, "vs_best", "+")
-                     + f" vs {r.get('comparator', '?')} ({_verdict(r.get('vs_best_verdict'))})",
+                     + f" vs {display_name(str(r.get('comparator', '?')))} ({_verdict(r.get('vs_best_verdict'))})",
                      "EMM − best trained model": cell(r, "vs_tm", "+")
-                     + f" vs {r.get('tm_comparator', '?')} ({_verdict(r.get('vs_tm_verdict'))})",
+                     + f" vs {display_name(str(r.get('tm_comparator', '?')))} ({_verdict(r.get('vs_tm_verdict'))})",
                      "picture": r.picture})
     return pd.DataFrame(rows).set_index("rung")

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .plot_axes import bound_auc, integer_ticks, png_bytes
 from .utils import repo_root
 
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
@@ -21,6 +22,9 @@ def style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.5, 4.0),
                          "axes.titleweight": "bold"})
+    from .plot_axes import install_png_formatter
+
+    install_png_formatter()  # inline figures record their AUC axes (tests/browser_check.py reads them)
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation AUC per epoch"):
@@ -37,6 +41,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation
         ax.plot(h.epoch, h.val_auc_mean, marker="o", ms=3, ls=ls, color=present.colour(name),
                 label=present.display_name(name))
     ax.set(xlabel="epoch", ylabel="validation AUC (mean over tasks)", title=title)
+    integer_ticks(ax.xaxis)
+    bound_auc(ax, "y")
     ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return fig
@@ -89,6 +95,7 @@ def task_panels(summary: pd.DataFrame, order: Sequence[str] | None = None, title
         ax.set_title(present.task_name(t))
         ax.set_xlabel("test AUC")
         _plain_ticks(ax.xaxis, 3)
+        bound_auc(ax, "x")
     for ax in axes[::2]:
         ax.set_yticks(range(len(models)), [present.display_name(m) for m in models])
     axes[0].set_ylim(len(models) - 0.5, -0.5)
@@ -124,6 +131,7 @@ def task_count_lines(summary: pd.DataFrame, order: Sequence[str] | None = None,
         ax.set_xlim(counts[0] - 0.3, counts[-1] + 0.3)
         ax.set(title=present.task_name(t), xlabel="number of tasks")
         _plain_ticks(ax.yaxis)
+        bound_auc(ax, "y")
     axes[0].set_ylabel("test AUC (mean, 95% CI)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small",
@@ -228,7 +236,8 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
                             label="ours (mean, 95% CI)" if y == 0 else None)
         ax.set(title=present.task_name(t), xlabel="test AUC")
         _plain_ticks(ax.xaxis, 3)
-    axes[0].set_yticks(range(len(names)), names)
+        bound_auc(ax, "x")
+    axes[0].set_yticks(range(len(names)), [_paper_row_label(n) for n in names])
     axes[0].set_ylim(len(names) - 0.5, -0.5)
     from matplotlib.lines import Line2D
 
@@ -239,6 +248,14 @@ def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def _paper_row_label(name: str) -> str:
+    """A paper row in the book's names ("baseline+MTM" -> "EMM +MTM"); TM-1/TM-2 stay per task."""
+    from . import present
+
+    mid = present.PAPER_MODEL_IDS.get(name, name)
+    return name if mid in ("tm1", "tm2") else present.display_name(mid)
 
 
 def heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: str, xlabel: str, ylabel: str,
@@ -252,6 +269,8 @@ def heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: str, 
     sns.heatmap(matrix, annot=True, fmt=fmt, xticklabels=list(xlabels), yticklabels=list(ylabels),
                 cmap="viridis", vmin=0, vmax=1, ax=ax, cbar=False)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.tick_params(axis="x", labelrotation=0)  # horizontal labels never run into each other
+    ax.tick_params(axis="y", labelrotation=0)
     return ax
 
 
@@ -274,17 +293,26 @@ def task_gate_heatmaps(details: dict, component_names: Sequence[str] = ("TM-1", 
 
 
 def task_gate_spread(details: dict, component: int = 0, name: str = "TM-1"):
-    """Histogram over rows of the task-gate weight on one component, per task and level."""
+    """Histogram over rows of the task-gate weight on one component: one panel per level, one
+    outline per task (small multiples, not every histogram on one axis)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    for t in details["tasks"]:
-        for lv in details["levels"]:
+    from . import present
+
+    levels = details["levels"]
+    fig, axes = plt.subplots(1, len(levels), figsize=(max(7.5, 3.0 * len(levels)), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, lv in zip(axes[0], levels):
+        for t in details["tasks"]:
             ax.hist(lv["task_gate"][t][:, component].numpy(), bins=40, range=(0, 1), histtype="step", lw=1.5,
-                    label=f"{t}, level {lv['level']}")
-    ax.set(xlabel=f"weight on {name} (per row)", ylabel="rows", title="Task-gate weights across rows")
-    ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
+                    label=present.task_name(t))
+        ax.set(title=f"level {lv['level']}", xlabel=f"weight on {name}", xlim=(0, 1))
+        integer_ticks(ax.yaxis)  # rows are counted
+    axes[0][0].set_ylabel("rows")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False)
+    fig.suptitle("Task-gate weights across rows", fontweight="bold")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))  # the legend below the panels, not over a histogram
     return fig
 
 
@@ -344,7 +372,8 @@ def save(fig, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        with open(tmp, "wb") as f:
+            f.write(png_bytes(fig))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .plot_axes import auc_error, bound_auc
+
 __all__ = ["ladder"]
 
 _LEVELS = (("tm1", "TM-1", "o"), ("tm2", "TM-2", "s"), ("emm", "EMM", "D"))
@@ -38,7 +40,9 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
     for k, (col, name, marker) in enumerate(_LEVELS):
         if col not in t:
             continue
-        ax.errorbar(t[col], y + (1 - k) * 0.18, xerr=_err(t, col), fmt=marker, color=colours[k], label=name, ms=5,
+        lo_hi = (t.get(f"{col}_lo"), t.get(f"{col}_hi"))
+        err = auc_error(t[col], *lo_hi) if lo_hi[0] is not None and lo_hi[1] is not None else _err(t, col)
+        ax.errorbar(t[col], y + (1 - k) * 0.18, xerr=err, fmt=marker, color=colours[k], label=name, ms=5,
                     capsize=2)
         if paper and col in paper:
             ax.axvline(paper[col], color=colours[k], ls="--", lw=1)
@@ -47,6 +51,7 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
             if len(p):
                 ax.axvline(float(p["mean"].iloc[0]), color=colours[k], ls=":", lw=1.5)
     ax.set(xlabel=f"test AUC ({t.task.iloc[0]})", title="Trained models and EMM")
+    bound_auc(ax, "x")
     for ax, col, name in ((axes[1], "gain", "EMM − mean(TM-1, TM-2)"), (axes[2], "vs_best", "EMM − best baseline")):
         if col in t:
             ax.errorbar(t[col], y, xerr=_err(t, col), fmt="D", color=colours[2], ms=5, capsize=2)

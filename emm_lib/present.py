@@ -9,35 +9,23 @@ can number and caption it.
 """
 from __future__ import annotations
 
+import html
 import math
 import re
 from typing import Iterable, Sequence
 
 import pandas as pd
 
+from . import glossary
+
 __all__ = ["DISPLAY_NAMES", "MODEL_ORDER", "MISSING", "display_name", "colour", "palette", "task_name",
            "experiment_name", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
            "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS",
-           "sort_models", "verdict_summary", "cost_table"]
+           "sort_models", "verdict_summary", "cost_table", "table", "cell", "Tables", "dropdown", "MAX_COLUMNS"]
 
 MISSING = "\u2013"  # en dash: "no score for this model and task"
 
-# Fixed display names; ``tm1:<task>`` and ``tm2:<task>`` are derived in display_name().
-DISPLAY_NAMES: dict[str, str] = {
-    "shared_bottom": "SharedBottom",
-    "mmoe": "MMoE",
-    "ple": "PLE",
-    "aitm": "AITM",
-    "aitm:calibrated": "AITM (calibrated)",
-    "adatt": "AdaTT",
-    "emm": "EMM (paper's arg-max gate)",
-    "emm:soft": "EMM (soft gate, ours)",
-    "emm:hard-gate": "EMM (hard gate)",
-    "emm:baseline": "EMM baseline",
-    "emm:+mtm": "EMM +MTM",
-    "emm:+p": "EMM +p",
-    "emm:reused-embeddings": "EMM (reused embeddings)",
-}
+DISPLAY_NAMES: dict[str, str] = glossary.MODELS  # one glossary (emm_lib.glossary)
 # The order models appear in tables and legends; unknown models follow, in their own order.
 MODEL_ORDER: tuple[str, ...] = (
     "tm1", "tm2", "shared_bottom", "mmoe", "ple", "aitm", "aitm:calibrated", "adatt",
@@ -48,10 +36,8 @@ PAPER_MODEL_IDS: dict[str, str] = {
     "TM-1": "tm1", "TM-2": "tm2", "PLE": "ple", "MMoE": "mmoe", "AITM": "aitm", "AdaTT": "adatt",
     "EMM": "emm", "baseline": "emm:baseline", "baseline+MTM": "emm:+mtm", "baseline+p": "emm:+p",
 }
-TASK_NAMES = {"income": "income", "marital": "marital status", "education": "education", "sex": "sex"}
-EXPERIMENT_NAMES = {"table1": "Table I", "table2": "Table II", "figure3": "Figure 3",
-                    "leak_free": "Table I leak-free", "single_task": "single-task",
-                    "synthetic_tasks": "synthetic"}
+TASK_NAMES = glossary.TASKS
+EXPERIMENT_NAMES = glossary.EXPERIMENTS
 
 
 def _base(model: str) -> str:
@@ -97,7 +83,10 @@ def palette() -> dict[str, str]:
     import seaborn as sns
 
     cols = sns.color_palette("colorblind", 10).as_hex() + sns.color_palette("dark", 10).as_hex()
-    return {m: cols[i % len(cols)] for i, m in enumerate(MODEL_ORDER)}
+    pal = {m: cols[i % len(cols)] for i, m in enumerate(MODEL_ORDER)}
+    # The models that share Figure 3 with MMoE and AITM get hues of their own (not four reds).
+    pal.update({"emm": "#222222", "emm:soft": "#7b3294", "emm:reused-embeddings": "#8c6d31"})
+    return pal
 
 
 def colour(model: str) -> str:
@@ -262,6 +251,86 @@ def cost_table(cost: pd.DataFrame, caption: str | None = None):
         row["Total (min)"] = f"{d.seconds_total.sum() / 60:.1f}"
         rows.append(row)
     return _styler(pd.DataFrame(rows), caption)
+
+
+#: The most columns one table shows; a wider table is split into parts that repeat its key columns.
+MAX_COLUMNS = 8
+_FIT = [{"selector": "", "props": "font-size: 0.85em; max-width: 100%; margin-bottom: 0.8em;"},
+        {"selector": "th", "props": "white-space: normal; overflow-wrap: normal;"},
+        {"selector": "td", "props": "white-space: normal; overflow-wrap: break-word;"}]
+
+
+def cell(value, kind: str) -> str:
+    """One value as the book writes it (``kind`` from :data:`emm_lib.glossary.KINDS`)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, (tuple, list)):  # a shape: (135,) -> "135", (8, 16) -> "8 × 16"
+        return " \u00d7 ".join(str(x) for x in value)
+    spec = glossary.KINDS.get(kind, "text")
+    if spec == "model":
+        return display_name(str(value))
+    if spec == "task":
+        return task_name(str(value))
+    if spec == "dataset":
+        return glossary.dataset_label(str(value))
+    if spec == "text" or not isinstance(value, (int, float)):
+        return str(glossary.value_label(value if isinstance(value, str) else str(value)))
+    if spec == "p":
+        return fmt_p(float(value))
+    if spec == "diff":
+        return "0.0000" if round(float(value), 4) == 0 else fmt_diff(float(value))
+    text = spec.format(value)
+    return text.lstrip("-") if float(re.sub(r"[^0-9.]", "", text) or 0) == 0 else text.replace("-", "\u2212")
+
+
+class Tables:
+    """Several Stylers shown one below the other (the parts of a table too wide for the page); with a
+    ``summary``, inside a collapsed section that opens on a click (``<details>``)."""
+
+    def __init__(self, parts: list, summary: str | None = None):
+        self.parts = parts
+        self.summary = summary
+
+    def _repr_html_(self) -> str:
+        body = "\n".join(p.to_html() if hasattr(p, "to_html") else p._repr_html_() for p in self.parts)
+        if self.summary is None:
+            return body
+        return (f'<details class="emm-dropdown"><summary>{html.escape(self.summary)}</summary>\n'
+                f"{body}\n</details>")
+
+
+def dropdown(summary: str, *tables) -> Tables:
+    """Tables (Stylers or :class:`Tables`) in one collapsed section titled ``summary``: per-point
+    detail a reader opens when wanted, so that a chapter's finding stays near its top."""
+    parts = [p for t in tables for p in (t.parts if isinstance(t, Tables) else [t])]
+    return Tables(parts, summary)
+
+
+def table(df: pd.DataFrame, caption: str | None = None, keys: Sequence[str] | None = None,
+          kinds: dict[str, str] | None = None, max_columns: int = MAX_COLUMNS):
+    """Any DataFrame as the book shows a table: headers and values in words (:mod:`emm_lib.glossary`),
+    a fixed number of decimals per kind of number, no index, a width that fits the page.
+
+    A named index becomes columns. ``kinds`` overrides a column's kind. A table with more than
+    ``max_columns`` columns is split into parts that each repeat ``keys`` (default: the first
+    column); then a :class:`Tables` is returned, else one Styler.
+    """
+    named = any(n is not None for n in df.index.names)
+    d = df.reset_index() if named else df.reset_index(drop=True)
+    if isinstance(d.columns, pd.MultiIndex):
+        d.columns = [" ".join(str(x) for x in c if str(x)) for c in d.columns]
+    kinds = kinds or {}
+    shown = pd.DataFrame({glossary.column_label(c): [cell(v, kinds.get(c) or glossary.column_kind(c, d[c].dtype))
+                                                    for v in d[c]] for c in d.columns}, index=d.index)
+    labels = list(shown.columns)
+    key_labels = [glossary.column_label(k) for k in (keys or list(d.columns[:1]))]
+    rest = [c for c in labels if c not in key_labels]
+    n_parts = max(-(-len(rest) // max(max_columns - len(key_labels), 1)), 1)
+    bounds = [round(i * len(rest) / n_parts) for i in range(n_parts + 1)]  # balanced: 7 -> 3, 2, 2
+    parts = [key_labels + rest[a:b] for a, b in zip(bounds, bounds[1:])] or [key_labels]
+    stylers = [_styler(shown[cols], caption if i == len(parts) - 1 else None).set_table_styles(_FIT, overwrite=False)
+               for i, cols in enumerate(parts)]
+    return stylers[0] if len(stylers) == 1 else Tables(stylers)
 
 
 def markdown_table(table) -> str:

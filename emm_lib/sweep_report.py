@@ -23,7 +23,7 @@ from .efficiency import training_wall_time
 from .runs import Run
 from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, point_key, points
 
-__all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "efficiency", "gate_recovery",
+__all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "view_table", "efficiency", "gate_recovery",
            "recommendation"]
 
 #: Multi-task baselines of the sweep (besides the trained single-task models of each point).
@@ -104,6 +104,21 @@ def axis_view(cmp: pd.DataFrame, g: dict, axis: str) -> pd.DataFrame:
     view = cmp[cmp.dataset.isin(keys)].copy()
     view["x"] = view[_X[axis]]
     return view.sort_values(["x", "model", "task"]).reset_index(drop=True)
+
+
+def view_table(view: pd.DataFrame, axis: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """An :func:`axis_view` as the rows a reader needs: the point (named by the axis's own column),
+    ``extra`` columns, model (when several), task, comparator, seeds, the difference with its
+    95% CI in one cell, Holm's p and the verdict (show it with :func:`emm_lib.present.table`); the
+    seeds only when they differ between rows."""
+    from .present import fmt_diff
+
+    ci = [f"{fmt_diff(m)} [{fmt_diff(lo)}, {fmt_diff(hi)}]" for m, lo, hi in zip(view.mean_diff, view.lo, view.hi)]
+    out = view.drop(columns=_X[axis]).assign(difference_ci=ci).rename(columns={"x": _X[axis]})
+    models = ["model"] if out.model.nunique() > 1 else []
+    seeds = ["n_seeds"] if out.n_seeds.nunique() > 1 else []  # one seed count for all: say it once, outside
+    cols = [*extra, _X[axis], *models, "task", "comparator", *seeds, "difference_ci", "p_holm", "verdict"]
+    return out[[c for c in dict.fromkeys(cols) if c in out]].reset_index(drop=True)
 
 
 def _settings(runs: pd.DataFrame, key: str) -> pd.Series:
@@ -207,7 +222,9 @@ def headroom(runs: pd.DataFrame) -> str:
     if t.empty:
         return ""
     t = t.groupby(["generator", "dataset", "model", "task"]).value.mean().groupby(level="generator")
-    parts = [f"{g} {r['min']:.3f}–{r['max']:.3f} (median {r['median']:.3f})"
+    from .glossary import value_label
+
+    parts = [f"{value_label(g)} data {r['min']:.3f}–{r['max']:.3f} (median {r['median']:.3f})"
              for g, r in t.agg(["min", "median", "max"]).iterrows()]
     return ("Headroom: the mean test AUC of every model, task and point lies at " + "; ".join(parts)
             + ". The closer to 1, the less any model can gain over another.")
@@ -217,8 +234,11 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
                    model: str = "emm") -> str:
     """Plain words, computed from the tables: where EMM beats its best baseline and where not,
     what it costs, and whether its gates follow the known relatedness."""
+    from .present import display_name, fmt_diff
+
     what = {"relatedness": "task correlation", "task_count": "number of tasks", "data_size": "training rows",
             "shapes": "trained-model shapes"}
+    name = display_name(model)
     lines = []
     seeds = {axis: int(v[v.model == model].n_seeds.min()) for axis, v in views.items() if len(v[v.model == model])}
     if seeds and max(seeds.values()) < 2:
@@ -231,7 +251,7 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
         if v.empty:
             continue
         mean = v.groupby("x").mean_diff.mean()
-        span = f"mean test-AUC difference over tasks from {mean.min():+.4f} to {mean.max():+.4f}"
+        span = f"mean test-AUC difference over tasks from {fmt_diff(mean.min())} to {fmt_diff(mean.max())}"
         if seeds[axis] < 2 <= max(seeds.values()):  # this axis only: the others can be read
             lines.append(f"Along {what[axis]}: {seeds[axis]} seed per point so far ({_fmt(sorted(mean.index))}), "
                          f"so no confidence interval and no verdict yet ({span}).")
@@ -241,7 +261,7 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
                          (("better than its best baseline", r["better"]), ("worse", r["worse"]),
                           ("better on some tasks and worse on others", r["mixed"]),
                           ("not detectably different", r["no detectable difference"])) if v)
-        lines.append(f"Along {what[axis]}: {model} is {said} ({span}).")
+        lines.append(f"Along {what[axis]}: {name} is {said} ({span}).")
         worth += [f"{what[axis]} = {_num(x)}" for x in r["better"]]
         not_worth += [f"{what[axis]} = {_num(x)}" for x in r["worse"]]
     if worth:
@@ -258,7 +278,7 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
         ratio_t = float(np.median(e.seconds_model / e.seconds_model_b))
         ratio_tt = float(np.median(e.seconds_with_single_task / e.seconds_model_b))
         ratio_i = float(np.median(e.inference_rows_per_s / e.inference_rows_per_s_b))
-        lines.append(f"Cost (median over points and baselines): {model} trains {ratio_p:.2g}x the baselines' trainable "
+        lines.append(f"Cost (median over points and baselines): {name} trains {ratio_p:.2g}x the baselines' trainable "
                      f"parameters and takes {ratio_t:.2g}x their training time when the trained models are given "
                      f"(reuse), {ratio_tt:.2g}x when their training is counted; it serves {ratio_i:.2g}x their "
                      "inference rows/s.")
@@ -268,7 +288,7 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
         per_run = rel.groupby(["dataset", "seed", "correlation"]).mtm_partner.mean().reset_index()
         rho, p = _st.spearmanr(per_run.correlation, per_run.mtm_partner)
         lines.append(f"Gates: the Multi-Task Merge attention on the partner task {'rises' if rho > 0 else 'falls'} "
-                     f"with the known correlation (Spearman {rho:+.2f}, p = {p:.2g}, {len(per_run)} runs)"
+                     f"with the known correlation (Spearman {fmt_diff(rho, 2)}, p = {p:.2g}, {len(per_run)} runs)"
                      + (" — the gate follows the structure." if p < 0.05 and rho > 0 else
                         " — no evidence that the gate follows the structure."))
     return "\n\n".join(lines)

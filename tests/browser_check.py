@@ -17,9 +17,16 @@ Two kinds of checks, both run by :func:`check_book` (tests/test_book.py calls it
    MathJax output (``mjx-container``) present wherever the page has maths, no MathJax error
    (``mjx-merror``), no raw TeX delimiters left in the body text, no resource fetched from
    another origin, no rendered table cell showing ``NaN`` or ``e-0`` notation, every
-   ``<figure>`` numbered and every content image inside a numbered figure. The method page is
+   ``<figure>`` numbered and captioned, every content image inside a numbered figure, no table
+   or figure wider than the text column (cut off or scrolled: ``scrollWidth`` against the
+   column's width), no internal name of :mod:`emm_lib.glossary` in the page's text (code
+   excepted), and no page taller than :data:`MAX_PAGE_HEIGHT`. The method page is
    also opened over ``file://`` (maths must render there too), and a full-page screenshot of
    every checked page is saved as PNG (``_build/screenshots/<page>.png``).
+
+3. **Figures' AUC axes** (no browser): every book figure records its absolute-AUC axes in its PNG
+   (:func:`emm_lib.plot_axes.png_bytes`); none may run below 0 or above 1.
+4. **The landing page's chapter table** lists every chapter of ``_toc.yml``.
 
 Returns a list of problems (empty means the book passed); the script exits 1 when any.
 """
@@ -311,6 +318,26 @@ async function measure() {
   const looseImages = Array.from(main.querySelectorAll("img")).filter((im) => !im.closest("figure"))
       .map((im) => im.getAttribute("src"));
   const height = Math.max(d.documentElement.scrollHeight, d.body.scrollHeight);
+  // Tables and figures wider than the text column (cut off at the right edge, or a scroll bar).
+  const cs = w.getComputedStyle(main);
+  const column = main.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0);
+  const wide = [];
+  main.querySelectorAll("table, figure, img").forEach((el) => {
+    const width = Math.max(el.scrollWidth, el.getBoundingClientRect().width);
+    if (width > column + 1) {
+      const cap = el.querySelector("caption, figcaption, th");
+      wide.push(`${el.tagName.toLowerCase()} ${el.id || (cap ? '"' + cap.textContent.trim().slice(0, 40) + '"' : "")}`
+                + ` is ${Math.round(width)} px wide, the column ${Math.round(column)} px`);
+    }
+  });
+  const mainClone = main.cloneNode(true);
+  mainClone.querySelectorAll(SKIP).forEach((e) => e.remove());
+  const mainText = mainClone.textContent;
+  const uncaptioned = Array.from(main.querySelectorAll("figure")).filter((f) => {
+    const cap = f.querySelector("figcaption");
+    const num = cap && cap.querySelector(".caption-number");
+    return !cap || cap.textContent.replace(num ? num.textContent : "", "").trim().length === 0;
+  }).map((f) => f.id || "(no id)");
   const fonts = [];
   if (d.fonts) { await d.fonts.ready; d.fonts.forEach((f) => { if (f.family.includes("MJX")) fonts.push(f.family + ":" + f.status); }); }
   out.textContent = JSON.stringify({
@@ -320,7 +347,7 @@ async function measure() {
     mathNodes: d.querySelectorAll(".math").length,
     images: imgs.map((im) => ({src: im.getAttribute("src"), w: im.naturalWidth, h: im.naturalHeight})),
     rawTex, rawTexSample: rawTex ? text.slice(Math.max(0, text.search(/\\\(|\\\[|\$\$/) - 60), text.search(/\\\(|\\\[|\$\$/) + 60) : "",
-    external, fonts, tableProblems, figures, looseImages, height,
+    external, fonts, tableProblems, figures, looseImages, height, wide, mainText, uncaptioned, column,
   });
 }
 frame.addEventListener("load", () => { measure().catch((e) => { out.textContent = JSON.stringify({fatal: String(e)}); }); });
@@ -383,10 +410,68 @@ def probe_page(chromium: str, base: str, page: str) -> PageReport:
             rep.problems.append(f"{page}: figure {fig['id'] or '(no id)'} has no number (give it a caption and a name)")
     for src in data.get("looseImages", []):
         rep.problems.append(f"{page}: image {src!r} is not in a numbered figure")
+    for w in data.get("wide", []):
+        rep.problems.append(f"{page}: {w} (split or transpose it: emm_lib.present.table)")
+    for f in data.get("uncaptioned", []):
+        rep.problems.append(f"{page}: figure {f} has no caption")
+    for name in internal_names_in(data.get("mainText", "")):
+        rep.problems.append(f"{page}: the text shows the internal name {name!r} (use its label in emm_lib.glossary)")
+    if data.get("height", 0) > MAX_PAGE_HEIGHT:
+        rep.problems.append(f"{page}: the page is {data['height']} px tall at 1280 px wide (limit {MAX_PAGE_HEIGHT}): "
+                            "put per-point tables in dropdowns or an appendix")
     failed_fonts = [f for f in data.get("fonts", []) if f.endswith(":error")]
     if failed_fonts:
         rep.problems.append(f"{page}: MathJax fonts failed to load: {failed_fonts[:5]}")
     return rep
+
+
+def internal_names_in(text: str) -> list[str]:
+    """The glossary's internal names (and the internal patterns) that ``text`` shows, each once."""
+    found = [n for n in _glossary().internal_names() if re.search(rf"(?<![\w.`/-]){re.escape(n)}(?![\w-])", text)]
+    for pat in _glossary().INTERNAL_PATTERNS:
+        found += [m.group(0) for m in re.finditer(pat, text)]
+    return list(dict.fromkeys(found))
+
+
+def _glossary():
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from emm_lib import glossary
+
+    return glossary
+
+
+def check_auc_axes(site: Path, page: str, images: list[dict]) -> list[str]:
+    """Every figure PNG on ``page`` that records its AUC axes (emm_lib.plot_axes.AXES_KEY) keeps them in [0, 1]."""
+    from PIL import Image
+
+    key = "emm:axes"
+    problems = []
+    for im in images:
+        src = urlsplit(html.unescape(im.get("src") or "")).path
+        path = (site / page).parent / unquote(src)
+        if not src or not path.suffix.lower() == ".png" or not path.exists():
+            continue
+        with Image.open(path) as png:
+            raw = getattr(png, "text", {}).get(key)
+        for ax in json.loads(raw) if raw else []:
+            if ax["lo"] < -1e-9 or ax["hi"] > 1 + 1e-9:
+                problems.append(f"{page}: figure {src} has an AUC axis ({ax['axis']}, {ax['label']!r}) from "
+                                f"{ax['lo']:.3f} to {ax['hi']:.3f}: AUC lies in [0, 1]")
+    return problems
+
+
+def check_chapter_table(site: Path, toc: Path = REPO / "_toc.yml", landing: str = "book/intro.html") -> list[str]:
+    """Every chapter of the table of contents is a row of the landing page's chapter table."""
+    files = re.findall(r"^\s*-\s*file:\s*(\S+)", toc.read_text(encoding="utf-8"), re.M)
+    page = (site / landing).read_text(encoding="utf-8")
+    linked = set()
+    for t in re.findall(r"<table.*?</table>", page, re.S):
+        for href in re.findall(r'href="([^"#]+)', t):
+            linked.add((Path(landing).parent / unquote(href)).as_posix().replace("/./", "/"))
+    linked = {os.path.normpath(h) for h in linked}
+    return [f"{landing}: the chapter table has no row for {f}" for f in files
+            if os.path.normpath(f + ".html") not in linked]
 
 
 def _font_summary(fonts: list[str]) -> str:
@@ -415,6 +500,9 @@ def check_file_url(chromium: str, path: Path) -> list[str]:
 
 
 SKIP_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
+#: The tallest a page may be at 1280 px wide: a reader finds a chapter's finding without scrolling
+#: past per-point tables (those go into dropdowns or an appendix).
+MAX_PAGE_HEIGHT = 14_000
 
 
 def default_pages(site: Path) -> list[str]:
@@ -441,6 +529,9 @@ def check_book(site: Path | str = REPO / "_build" / "html", shots: Path | str | 
     offline = check_offline(site)
     log(f"offline: {len(offline)} page resource(s) from the network")
     problems += offline
+    chapters = check_chapter_table(site) if (site / "book" / "intro.html").exists() else []
+    log(f"chapter table: {len(chapters)} chapter(s) missing")
+    problems += chapters
     chromium = chromium or find_chromium()
     if not chromium:
         return problems + ["no Chromium found (apt-get install chromium, or set EMM_CHROMIUM)"]
@@ -456,6 +547,8 @@ def check_book(site: Path | str = REPO / "_build" / "html", shots: Path | str | 
                     f"{d['mathNodes']} math node(s), MathJax {d['mathjax']}, {_font_summary(d['fonts'])}, "
                     f"{len(rep.problems)} problem(s)")
             problems += rep.problems
+            if d and "images" in d:
+                problems += check_auc_axes(site, page, d["images"])
             png = shots / (Path(page).stem + ".png")
             height = min(max(int(d.get("height") or 2000), 800), 16000) if d else 2000
             try:

@@ -240,7 +240,7 @@ def test_the_limitations_chapter_names_every_flag():
 
     text = (Path(__file__).resolve().parent.parent / "book" / "limitations.md").read_text()
     for flag, entry in config.PROTOCOL_FLAGS.items():  # a table row per flag, with what it touches
-        assert f"| `{flag}` | {entry['touches']} |" in text, flag
+        assert f"| `{flag}` | `{entry['touches']}` |" in text, flag
     for i, (rung, _) in enumerate(config.RUNGS):
         assert f"{i + 1}. `{rung}`:" in text, rung
 

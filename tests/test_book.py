@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_check import check_book, check_links, check_offline, find_chromium, probe_page, serve  # noqa: E402
+from browser_check import (MAX_PAGE_HEIGHT, check_auc_axes, check_book, check_chapter_table,  # noqa: E402
+                           check_links, check_offline, find_chromium, internal_names_in, probe_page, serve)
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "_build" / "html"
@@ -40,7 +41,8 @@ def test_every_chapter_is_built(site: Path) -> None:
     expected = ["book/intro", "book/method", "book/reproduce", "book/limitations", "book/references",
                 *(f"book/notebooks/{n}" for n in (
                     "01-data", "02-single-task", "03-fusion-table1", "04-ablation-table2",
-                    "05-task-count-figure3", "06-inside-akf", "07-results", "08-why-the-numbers-differ"))]
+                    "05-task-count-figure3", "06-inside-akf", "07-results", "08-why-the-numbers-differ",
+                    "09-when-fusion-helps"))]
     missing = [p for p in expected if not (site / f"{p}.html").exists()]
     assert not missing, f"chapters missing from the built book: {missing}"
 
@@ -141,6 +143,8 @@ def test_browser_probe_finds_nan_tables_and_unnumbered_figures(tmp_path: Path) -
         '<figure id="fig-a"><img src="dot.png"><figcaption><span class="caption-number">Fig. 1 </span>ok'
         '</figcaption></figure>'
         '<figure id="fig-b"><img src="dot.png"><figcaption>no number</figcaption></figure>'
+        '<figure id="fig-c"><img src="dot.png"><figcaption><span class="caption-number">Fig. 2 </span>'
+        '</figcaption></figure>'
         '<div class="cell_output"><img src="dot.png"></div></article></body></html>')
     with serve(tmp_path) as base:
         rep = probe_page(chromium, base, "page.html")
@@ -148,4 +152,74 @@ def test_browser_probe_finds_nan_tables_and_unnumbered_figures(tmp_path: Path) -
     assert "NaN" in joined and "e-0" in joined, rep.problems
     assert "fig-b has no number" in joined and "fig-a" not in joined, rep.problems
     assert joined.count("not in a numbered figure") == 1, rep.problems
+    assert "fig-c has no caption" in joined and "fig-b has no caption" not in joined, rep.problems
     assert rep.data["height"] > 0
+
+
+def _chromium_or_skip() -> str:
+    chromium = find_chromium()
+    if not chromium:
+        if _require():
+            pytest.fail("headless Chromium not found (apt-get install chromium, or set EMM_CHROMIUM)")
+        pytest.skip("headless Chromium not found")
+    return chromium
+
+
+def test_browser_probe_finds_wide_tables_internal_names_and_tall_pages(tmp_path: Path) -> None:
+    chromium = _chromium_or_skip()
+    cells = "".join(f"<td>column number {i} with a long value</td>" for i in range(30))
+    (tmp_path / "page.html").write_text(
+        '<html><head><title>t</title></head><body style="margin:0">'
+        '<article class="bd-article" style="width:800px">'
+        f'<div style="overflow-x:auto"><table id="tab-wide"><tr>{cells}</tr></table></div>'
+        '<table id="tab-narrow"><tr><td>fits</td></tr></table>'
+        '<p>The coverage shows points_run of 6 and emm:soft beat tm1:t1; <code>positive_rate</code> is code.</p>'
+        f'<div style="height:{MAX_PAGE_HEIGHT + 2000}px">tall</div></article></body></html>')
+    with serve(tmp_path) as base:
+        rep = probe_page(chromium, base, "page.html")
+    joined = "\n".join(rep.problems)
+    assert "table tab-wide is" in joined and "tab-narrow" not in joined, rep.problems
+    for name in ("points_run", "emm:soft", "tm1:t1"):
+        assert f"internal name {name!r}" in joined, rep.problems
+    assert "positive_rate" not in joined, rep.problems  # code is allowed to show internal names
+    assert "px tall" in joined, rep.problems
+
+
+def test_internal_names_come_from_the_glossary() -> None:
+    assert internal_names_in("Seeds planned: 3; the model EMM (soft gate, ours)") == []
+    assert internal_names_in("seeds_planned 3, synthetic/corr=0.5/rows=100000") == [
+        "seeds_planned", "synthetic/corr=0.5/rows=100000"]
+
+
+def test_auc_axis_check_reads_the_figures_own_record(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emm_lib import plots
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([1, 2], [0.9, 1.0])
+    a.set(xlabel="epoch", ylabel="validation AUC", ylim=(0.9, 1.05))  # past the possible
+    b.plot([1, 2], [-0.01, 0.02])
+    b.set(ylabel="difference in test AUC")  # a difference may be negative
+    plots.save(fig, tmp_path / "bad.png")
+    a.set_ylim(0.9, 1.0)
+    plots.save(fig, tmp_path / "good.png")
+    plt.close(fig)
+    problems = check_auc_axes(tmp_path, "page.html", [{"src": "bad.png"}, {"src": "good.png"}])
+    assert len(problems) == 1 and "bad.png" in problems[0] and "1.050" in problems[0], problems
+
+
+def test_chapter_table_check_finds_a_missing_chapter(tmp_path: Path) -> None:
+    (tmp_path / "_toc.yml").write_text("root: book/intro\nparts:\n  - chapters:\n      - file: book/method\n"
+                                       "      - file: book/notebooks/09-when\n")
+    (tmp_path / "book").mkdir()
+    page = tmp_path / "book" / "intro.html"
+    page.write_text('<table><tr><td><a href="method.html">M</a></td></tr></table><a href="notebooks/09-when.html">x</a>')
+    problems = check_chapter_table(tmp_path, tmp_path / "_toc.yml")
+    assert problems == ["book/intro.html: the chapter table has no row for book/notebooks/09-when"], problems
+    page.write_text('<table><tr><td><a href="method.html">M</a></td></tr>'
+                    '<tr><td><a href="notebooks/09-when.html#top">N</a></td></tr></table>')
+    assert check_chapter_table(tmp_path, tmp_path / "_toc.yml") == []

@@ -59,3 +59,18 @@ def test_static_fallback_draws_one_row_per_correlation():
     titles = [a.get_title() for a in fig.axes]
     assert titles == ["task gate (Eq. 2), correlation 0.00", "fusion gate (Eq. 3), correlation 0.00",
                       "task gate (Eq. 2), correlation 1.00", "fusion gate (Eq. 3), correlation 1.00"]
+
+
+def test_task_gate_sentence_states_the_range_and_what_it_means():
+    import torch
+
+    from emm_lib import explore
+
+    even = {"tasks": ["income", "marital"],
+            "levels": [{"task_gate": {"income": torch.tensor([[0.49, 0.51], [0.51, 0.49]]),
+                                      "marital": torch.tensor([[0.47, 0.53]])}},
+                       {"task_gate": {"income": torch.tensor([[0.52, 0.48]]), "marital": torch.tensor([[0.5, 0.5]])}}]}
+    text = explore.task_gate_sentence(even)
+    assert "income 0.50\u20130.52" in text and "marital 0.47\u20130.50" in text and "even mix" in text
+    even["levels"][0]["task_gate"]["income"] = torch.tensor([[0.95, 0.05]])
+    assert "clear preference" in explore.task_gate_sentence(even)

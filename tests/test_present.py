@@ -50,6 +50,16 @@ def test_display_names_and_colours():
     assert present.colour("tm1:income") == present.colour("tm1:marital")
     cols = [present.colour(m) for m in ("shared_bottom", "mmoe", "ple", "aitm", "adatt", "emm", "emm:soft")]
     assert len(set(cols)) == len(cols)
+    import matplotlib.colors as mc
+
+    def reddish(c):
+        import colorsys
+
+        h, _, sat = colorsys.rgb_to_hls(*mc.to_rgb(c))
+        return (h < 0.09 or h > 0.95) and sat > 0.2
+
+    reds = [m for m in ("shared_bottom", "mmoe", "ple", "aitm", "adatt", "emm", "emm:soft") if reddish(present.colour(m))]
+    assert len(reds) <= 2, reds  # Figure 3's models are told apart by hue, not shades of one red
 
 
 def test_precision_follows_the_spread():
@@ -181,3 +191,70 @@ def test_comparison_table_can_name_the_model():
     md = present.markdown_table(present.comparison_table(_cmp().assign(model="emm:soft"), show_model=True))
     assert md.splitlines()[0].startswith("| Experiment | Task | Model | Comparator |")
     assert "EMM (soft gate, ours)" in md
+
+
+# ------------------------------------------------------------------ present.table and the glossary
+
+def test_table_uses_the_glossary_fixed_decimals_and_no_index():
+    from emm_lib import glossary
+
+    df = pd.DataFrame({"model": ["emm:soft", "tm1:t1"], "positive_rate": [0.062134, 0.5],
+                       "mean_diff": [-0.00001, 0.01234], "p_holm": [0.0004, 0.31], "params_trainable": [12345, 7],
+                       "dataset": ["synthetic/corr=0/rows=100000/shape=depth_width", "census/3-tasks"]})
+    shown = present.table(df).data
+    assert list(shown.columns) == [glossary.column_label(c) for c in df.columns]
+    assert shown.iloc[:, 0].tolist() == ["EMM (soft gate, ours)", "TM-1 (t1)"]
+    assert shown["Positive rate"].tolist() == ["0.062", "0.500"]
+    assert shown["Difference"].tolist() == ["0.0000", "+0.0123"]  # no "−0.0000"
+    assert shown["p (Holm)"].tolist() == ["< 0.001", "0.310"]
+    assert shown["Trainable parameters"].tolist() == ["12,345", "7"]
+    assert shown["Data"].tolist() == ["synthetic, correlation 0, 100,000 rows, different depth and width",
+                                      "Census-Income, 3 tasks"]
+    html = present.table(df).to_html()
+    assert "row_heading" not in html  # the index is hidden
+    for name in glossary.internal_names():
+        assert f">{name}<" not in html
+
+
+def test_table_keeps_a_named_index_and_splits_wide_tables():
+    df = pd.DataFrame({f"c{i}": [1.23456] for i in range(12)}, index=pd.Index(["a"], name="rung"))
+    t = present.table(df, max_columns=5)
+    assert isinstance(t, present.Tables) and len(t.parts) == 3
+    assert all(p.data.columns[0] == "Rung" for p in t.parts)  # each part repeats the key column
+    assert sorted(len(p.data.columns) for p in t.parts) == [5, 5, 5]  # balanced, no stub
+    assert t._repr_html_().count("<table") == 3
+    assert present.table(df.iloc[:, :3]).data.iloc[0, 1] == "1.235"  # unknown floats: 3 decimals
+
+
+def test_glossary_flags_cover_the_protocol_flags():
+    from emm_lib import config, glossary
+
+    assert set(glossary.FLAGS) == set(config.PROTOCOL_FLAGS)
+    assert "hard_gate" in glossary.internal_names() and "emm:soft" in glossary.internal_names()
+    assert "model" not in glossary.internal_names()  # plain words are not internal names
+
+
+def test_notebooks_show_tables_only_through_the_presentation_layer():
+    """No chapter styles a DataFrame by hand (``df.style...``): every table goes through
+    present.table / auc_table / comparison_table, so headers and numbers follow the glossary."""
+    import json
+    from pathlib import Path
+
+    offenders = []
+    for nb in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and (".style." in src or ".style\n" in src):
+                offenders.append(f"{nb.name} cell {i}")
+    assert not offenders, offenders
+
+
+def test_task_count_lines_and_paper_vs_ours_keep_auc_within_one():
+    s = pd.DataFrame([dict(dataset=ds, model=m, task="marital", mean=0.996, std=0.02, n=2)
+                      for ds in ("census", "census/3-tasks") for m in ("mmoe", "emm")])
+    for fig in (plots.task_count_lines(s), plots.paper_vs_ours(s.assign(task="marital"))):
+        for ax in fig.axes:
+            for lim, label in ((ax.get_xlim(), ax.get_xlabel()), (ax.get_ylim(), ax.get_ylabel())):
+                if "AUC" in label:
+                    assert 0 <= min(lim) and max(lim) <= 1, (label, lim)
+        matplotlib.pyplot.close(fig)

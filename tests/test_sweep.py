@@ -181,7 +181,7 @@ def test_report_tables_and_recommendation(micro):
     assert "no confidence interval, so no regime" not in text
     short = [line for line in text.split("\n\n") if line.startswith("Along training rows")]
     assert len(short) == 1 and "1 seed per point so far" in short[0] and "no verdict yet" in short[0]
-    assert "Along task correlation: emm is" in text
+    assert "Along task correlation: EMM (paper's arg-max gate) is" in text  # the reader's name, not the id
     assert [sweep_report._num(x) for x in (1_000_000, 1e7, 0.25, 6, "widths")] == \
         ["1,000,000", "10,000,000", "0.25", "6", "widths"]  # row counts in words, not 1e+06
 
