@@ -21,24 +21,22 @@ def _test(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
     """Which code commits made the runs and, when ``check`` (rows rerun at a later commit: ``model,
-    metric, difference``) is given, how far the commits' numbers are apart on the same seed."""
+    metric, difference``) is given, how far the commits' numbers are apart on the same seed. The
+    finding comes first in words; the commit hashes close the paragraph, for the record."""
     per = runs.drop_duplicates(["dataset", "model", "seed"]).groupby("git_commit").size()
     if len(per) < 2:
         return ""
-    text = (f"**{len(per)} code versions.** The runs come from commits "
-            + ", ".join(f"`{c}` ({n} runs)" for c, n in per.items()) + ".")
+    commits = "Commits: " + ", ".join(f"`{c}` ({n} runs)" for c, n in per.items())
+    text = f"**{len(per)} code versions.** The runs were made by {len(per)} versions of the code."
     if check is None or check.empty:
-        return text + " No run was repeated at both commits."
+        return f"{text} No run was repeated with both. {commits}."
     t = check[check.metric == "test_auc"]
     single = t.model.str.startswith("tm")
     same = bool((t[single].difference == 0).all()) if single.any() else None
     multi = t[~single]
-    text += (f" Rerunning seed {', '.join(map(str, sorted(t.seed.unique())))} at "
-             f"`{t.git_commit_new.iloc[0]}` (whose tiny-profile numbers equal those of the latest "
-             "of them, bit for bit on one machine: `make refactor-guard`): ")
+    text += f" Rerunning seed {', '.join(map(str, sorted(t.seed.unique())))} with the later code: "
     if same is not None:
-        text += ("the single-task models are bit-identical; " if same
-                 else "the single-task models differ; ")
+        text += "the single-task models are bit-identical; " if same else "the single-task models differ; "
     if len(multi):
         text += (f"the multi-task models ({', '.join(display_name(m) for m in multi.model.unique())}) differ by up to "
                  f"{multi.difference.abs().max():.4f} test AUC. Their fused layers compute the same function "
@@ -49,7 +47,8 @@ def code_versions(runs: pd.DataFrame, check: pd.DataFrame | None = None) -> str:
         if len(sd):
             text += (f" For comparison, the same models' standard deviation over seeds is "
                      f"{sd.min():.4f}–{sd.max():.4f}.")
-    return text
+    return (f"{text} {commits}; the rerun used `{t.git_commit_new.iloc[0]}`, whose tiny-profile numbers equal "
+            "those of the latest of them, bit for bit on one machine (`make refactor-guard`).")
 
 
 def emm_vs_own_models(runs: pd.DataFrame, dataset: str = "census", family: pd.DataFrame | None = None,

@@ -38,6 +38,7 @@ def test_code_versions_states_the_commits_and_the_measured_difference():
     df["git_commit"] = ["aaa"] * 4 + ["bbb"] * 4  # emm at one commit, tm1 at the other
     assert findings.code_versions(df[df.git_commit == "aaa"]) == ""  # one commit: nothing to say
     assert "No run was repeated" in findings.code_versions(df)
+    assert findings.code_versions(df).startswith("**2 code versions.** The runs were made by 2 versions")
     check = pd.DataFrame({"dataset": "census", "model": ["emm", "tm1:income"], "task": "income", "seed": 0,
                           "metric": "test_auc", "difference": [-0.0007, 0.0], "git_commit_new": "ccc"})
     s = findings.code_versions(df, check)
