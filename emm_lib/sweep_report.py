@@ -224,9 +224,9 @@ def headroom(runs: pd.DataFrame) -> str:
     t = t.groupby(["generator", "dataset", "model", "task"]).value.mean().groupby(level="generator")
     from .glossary import value_label
 
-    parts = [f"{value_label(g)} data {r['min']:.3f}–{r['max']:.3f} (median {r['median']:.3f})"
+    parts = [f"between {r['min']:.3f} and {r['max']:.3f} on {value_label(g)} data (median {r['median']:.3f})"
              for g, r in t.agg(["min", "median", "max"]).iterrows()]
-    return ("Headroom: the mean test AUC of every model, task and point lies at " + "; ".join(parts)
+    return ("Headroom: the mean test AUC of every model, task and point lies " + "; ".join(parts)
             + ". The closer to 1, the less any model can gain over another.")
 
 

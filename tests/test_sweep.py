@@ -242,7 +242,7 @@ def test_headroom_reports_the_auc_range_per_generator():
 
     runs = pd.DataFrame({"generator": ["synthetic"] * 3, "dataset": ["a", "a", "b"], "model": ["emm", "mmoe", "emm"],
                          "task": "t1", "metric": "test_auc", "value": [0.95, 0.99, 0.97]})
-    assert "synthetic 0.950–0.990 (median 0.970)" in sweep_report.headroom(runs)
+    assert "lies between 0.950 and 0.990 on synthetic data (median 0.970)." in sweep_report.headroom(runs)
     assert sweep_report.headroom(runs.iloc[:0]) == ""
 
 
