@@ -354,6 +354,9 @@ RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
 AUTHORS_PROTOCOL: dict[str, Any] = {
     "experiment": "authors_protocol",
     "baselines": ("mmoe", "ple"),
+    # Out of sample (issue 29, `--variants table2`): the paper's Table II rows other than EMM itself
+    # (baseline, baseline+MTM, baseline+p), each built from the rung's trained models.
+    "variants": ("emm:baseline", "emm:+mtm", "emm:+p"),
     "rungs": {"tiny": ("published", "ours"), "default": ("published", "ours"),
               "paper": tuple(name for name, _ in RUNGS)},
     # The synthetic section: make_synthetic with 2 tasks and one correlation. At the paper profile the
