@@ -352,3 +352,22 @@ def test_table2_variants_and_task_counts_extend_the_replay(tmp_path):
     df3 = authors.read(st)
     assert "synthetic/3-tasks/rung-no_published_training_loop" in set(df3.dataset)
     assert len(df3[df3.dataset == "synthetic/rung-no_published_training_loop"]) == len(df)  # 2 tasks kept
+
+
+def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_prediction(tmp_path):
+    from emm_lib import out_of_sample
+
+    st = study.settings("census", "paper", results_dir=str(tmp_path))
+    means = {"emm:baseline": 0.92, "emm:+mtm": 0.932, "emm:+p": 0.942, "emm": 0.943}
+    v = pd.DataFrame([dict(dataset="census/rung-paper", model=m, task=t, seed=s, metric="test_auc",
+                           value=(mu if t == "income" else 0.9935) + 0.001 * (s - 2))
+                      for m, mu in means.items() for t in ("income", "marital") for s in range(5)])
+    pv = pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
+    t = out_of_sample.table2(st, v, pv).set_index(["row", "task"])
+    assert t.loc[("baseline", "income"), "verdict"] == "inconsistent" and t.loc[("baseline", "income"), "held"]
+    assert t.loc[("baseline+MTM", "income"), "verdict"] == "consistent"
+    assert t.loc[("baseline+p", "income"), "verdict"] == "inconsistent"
+    assert t.loc[("EMM", "income"), "predicted"] == "fitted" and t.loc[("EMM", "income"), "held"] is None
+    text = out_of_sample.summary(t.reset_index(), pd.DataFrame(), out_of_sample.figure3(st))
+    assert "predictions written before the runs held" in text and "Figure 3" in text
+    assert "not run" in out_of_sample.pretty_table2(out_of_sample.table2(st, v.iloc[:0], pv)).iloc[0, 2]
