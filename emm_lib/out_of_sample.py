@@ -41,9 +41,11 @@ def table2(st, v: pd.DataFrame | None = None, pv: pd.DataFrame | None = None) ->
             x = consistency._values(v, key, model, task) if len(v) else pd.Series(dtype=float)
             paper = config.PAPER_TABLES["table2_census"][name][task]
             predicted = _cfg()["predictions"].get((name, task), "fitted")
-            if len(x) < 2:
-                rows.append(dict(row=name, task=task, n=len(x), mean=np.nan, lo=np.nan, hi=np.nan,
-                                 half_width=np.nan, paper=paper, verdict="not run", predicted=predicted, held=None))
+            if len(x) < 2:  # one seed has no spread: no interval, no verdict
+                rows.append(dict(row=name, task=task, n=len(x), mean=float(x.mean()) if len(x) else np.nan,
+                                 lo=np.nan, hi=np.nan, half_width=np.nan, paper=paper,
+                                 verdict="not judged (1 seed)" if len(x) else "not run", predicted=predicted,
+                                 held=None))
                 continue
             tv = consistency._test_var(pv, key, task, model, "", list(x.index))
             lo, hi = consistency.prediction_interval(x.to_numpy(), tv, cfg["level"], bounded=True)
@@ -59,6 +61,8 @@ def pretty_table2(t: pd.DataFrame) -> pd.DataFrame:
     def cell(r):
         if not np.isfinite(r["mean"]):
             return "not run"
+        if not np.isfinite(r.lo):
+            return f"{r['mean']:.4f}, {r.verdict}"
         side = "" if r.verdict == "consistent" else (" (paper above)" if r.paper > r.hi else " (paper below)")
         return f"{r['mean']:.4f} [{r.lo:.4f}, {r.hi:.4f}], {r.verdict}{side}"
 
@@ -128,15 +132,16 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     """The computed paragraph: which of the paper's numbers the explanation covers and which it does not."""
     rung = _cfg()["rung"]
     out = t2[t2.predicted != "fitted"]
-    ran = out[out.verdict != "not run"]
+    ran = out[out.verdict.isin(["consistent", "inconsistent"])]
     lines = [f"**Table II, out of sample** (rung `{rung}`, {int(ran.n.min()) if len(ran) else 0} seeds): "
              + (f"{int(ran.held.sum())} of {len(ran)} predictions written before the runs held."
                 if len(ran) else "no run yet, so no prediction is judged.")]
     if len(ran):
         cov, not_cov = ran[ran.verdict == "consistent"], ran[ran.verdict == "inconsistent"]
         lines.append(f"Consistent with one run of the rung: {_nums(cov)}. Not consistent: {_nums(not_cov)}.")
-    if len(out) > len(ran):
-        lines.append(f"Not run: {_nums(out[out.verdict == 'not run'])}.")
+    for what in ("not judged (1 seed)", "not run"):
+        if (out.verdict == what).any():
+            lines.append(f"{what.capitalize()}: {_nums(out[out.verdict == what])}.")
     at = t1[t1.rung == rung] if len(t1) else t1
     if len(at):
         bad = at[at.verdict == "inconsistent"]

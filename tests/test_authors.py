@@ -371,3 +371,6 @@ def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_predic
     text = out_of_sample.summary(t.reset_index(), pd.DataFrame(), out_of_sample.figure3(st))
     assert "predictions written before the runs held" in text and "Figure 3" in text
     assert "not run" in out_of_sample.pretty_table2(out_of_sample.table2(st, v.iloc[:0], pv)).iloc[0, 2]
+    one = out_of_sample.table2(st, v[v.seed == 0], pv)
+    assert set(one[one.predicted != "fitted"].verdict) == {"not judged (1 seed)"}
+    assert "Not judged (1 seed)" in out_of_sample.summary(one, pd.DataFrame(), out_of_sample.figure3(st))
