@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import authors, config, consistency
 
-__all__ = ["table2", "pretty_table2", "figure3", "mmoe", "summary"]
+__all__ = ["table2", "pretty_table2", "figure3", "mmoe", "summary", "abstract"]
 
 _TABLE2_EMM = "EMM"
 
@@ -164,3 +164,19 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
                      + (f" ({', '.join(f'{r.task} at {r.n_tasks}' for r in lead.itertuples())})."
                         if len(lead) else "."))
     return "\n\n".join(lines)
+
+
+def abstract(t2: pd.DataFrame, t1: pd.DataFrame) -> str:
+    """The landing page's second finding, in plain words (no internal names): what explains the paper's
+    numbers and how many of them it matches, in sample (Table I) and out of sample (Table II)."""
+    at = t1[t1.rung == _cfg()["rung"]] if len(t1) else t1
+    if at.empty:
+        return "Not answered yet: the replay of the authors' protocol has not been run."
+    ok = int((at.verdict == "consistent").sum())
+    out = t2[(t2.predicted != "fitted") & t2.verdict.isin(["consistent", "inconsistent"])] if len(t2) else t2
+    t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers predicted in advance"
+               if len(out) else "; Table II, predicted in advance, is still being run")
+    unexplained = [task for task, rungs in mmoe(t1).items() if not rungs]
+    mm = f"; MMoE's {' and '.join(unexplained)} result stays unexplained" if unexplained else ""
+    return ("The paper's numbers match the authors' code run to the last epoch without early stopping: weak "
+            f"trained models, and EMM gaining on them. That matches {ok} of {len(at)} Table I numbers{t2_part}{mm}.")

@@ -374,3 +374,5 @@ def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_predic
     one = out_of_sample.table2(st, v[v.seed == 0], pv)
     assert set(one[one.predicted != "fitted"].verdict) == {"not judged (1 seed)"}
     assert "Not judged (1 seed)" in out_of_sample.summary(one, pd.DataFrame(), out_of_sample.figure3(st))
+    text = out_of_sample.abstract(t.reset_index(), pd.DataFrame())
+    assert text.startswith("Not answered yet") and "rung" not in text
