@@ -133,9 +133,11 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     rung = _cfg()["rung"]
     out = t2[t2.predicted != "fitted"]
     ran = out[out.verdict.isin(["consistent", "inconsistent"])]
-    lines = [f"**Table II, out of sample** (rung `{rung}`, {int(ran.n.min()) if len(ran) else 0} seeds): "
-             + (f"{int(ran.held.sum())} of {len(ran)} predictions written before the runs held."
-                if len(ran) else "no run yet, so no prediction is judged.")]
+    seeds = sorted({int(n) for n in ran.n})
+    head = f"**Table II, out of sample** (rung `{rung}`"
+    lines = [f"{head}, {'–'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} seeds): "
+             f"{int(ran.held.sum())} of {len(ran)} predictions written before the runs held." if len(ran) else
+             f"{head}): no row has two seeds yet, so no prediction is judged."]
     if len(ran):
         cov, not_cov = ran[ran.verdict == "consistent"], ran[ran.verdict == "inconsistent"]
         lines.append(f"Consistent with one run of the rung: {_nums(cov)}. Not consistent: {_nums(not_cov)}.")
@@ -154,6 +156,11 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
                         "consistent at no replayed rung, the published code's own settings (`published`) and "
                         "every stopping rule replayed included: it stays unexplained" + _between(t1, task))
                      + (f"; not at `{rung}`" if rungs and rung not in rungs else "") + ".")
+    mm = mmoe(t1)
+    if mm:
+        both = set.intersection(*(set(r) for r in mm.values()))
+        lines.append("No replayed rung makes all of MMoE's numbers consistent at once." if not both else
+                     f"MMoE's numbers are all consistent at {', '.join(f'`{r}`' for r in sorted(both))}.")
     if f3.empty:
         lines.append("**Figure 3**: not run at this rung, so its ranking is untested (the paper gives no numbers).")
     else:
