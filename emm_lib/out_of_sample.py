@@ -140,7 +140,10 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
              f"{head}): no row has two seeds yet, so no prediction is judged."]
     if len(ran):
         cov, not_cov = ran[ran.verdict == "consistent"], ran[ran.verdict == "inconsistent"]
-        lines.append(f"Consistent with one run of the rung: {_nums(cov)}. Not consistent: {_nums(not_cov)}.")
+        lines.append(f"Consistent with one run of the rung: {_nums(cov)}. Not consistent: {_nums(not_cov)}. "
+                     f"The intervals' half-widths run from ±{ran.half_width.min():.4f} to "
+                     f"±{ran.half_width.max():.4f} AUC: a wide interval excludes little, so \"consistent\" there "
+                     "is weak support.")
     for what in ("not judged (1 seed)", "not run"):
         if (out.verdict == what).any():
             lines.append(f"{what.capitalize()}: {_nums(out[out.verdict == what])}.")
@@ -181,8 +184,8 @@ def abstract(t2: pd.DataFrame, t1: pd.DataFrame) -> str:
         return "Not answered yet: the replay of the authors' protocol has not been run."
     ok = int((at.verdict == "consistent").sum())
     out = t2[(t2.predicted != "fitted") & t2.verdict.isin(["consistent", "inconsistent"])] if len(t2) else t2
-    t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers predicted in advance"
-               if len(out) else "; Table II, predicted in advance, is still being run")
+    t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers it was not fitted to "
+               f"(at least {int(out.n.min())} seeds each)" if len(out) else "; Table II is still being run")
     unexplained = [task for task, rungs in mmoe(t1).items() if not rungs]
     mm = f"; MMoE's {' and '.join(unexplained)} result stays unexplained" if unexplained else ""
     return ("The paper's numbers match the authors' code run to the last epoch without early stopping: weak "
