@@ -144,6 +144,12 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
                      f"The intervals' half-widths run from ±{ran.half_width.min():.4f} to "
                      f"±{ran.half_width.max():.4f} AUC: a wide interval excludes little, so \"consistent\" there "
                      "is weak support.")
+    for task, g in ran.groupby("task", sort=False):
+        if len(g) > 1:
+            ours = " > ".join(g.sort_values("mean", ascending=False).row)
+            theirs = " > ".join(g.sort_values("paper", ascending=False).row)
+            lines.append(f"Order of the rows on {task}: the rung's means {ours}"
+                         + (" — the paper's order." if ours == theirs else f"; the paper's {theirs}."))
     for what in ("not judged (1 seed)", "not run"):
         if (out.verdict == what).any():
             lines.append(f"{what.capitalize()}: {_nums(out[out.verdict == what])}.")
@@ -185,7 +191,8 @@ def abstract(t2: pd.DataFrame, t1: pd.DataFrame) -> str:
     ok = int((at.verdict == "consistent").sum())
     out = t2[(t2.predicted != "fitted") & t2.verdict.isin(["consistent", "inconsistent"])] if len(t2) else t2
     t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers it was not fitted to "
-               f"(at least {int(out.n.min())} seeds each)" if len(out) else "; Table II is still being run")
+               f"(at least {int(out.n.min())} seeds each, intervals up to ±{out.half_width.max():.3f})"
+               if len(out) else "; Table II is still being run")
     unexplained = [task for task, rungs in mmoe(t1).items() if not rungs]
     mm = f"; MMoE's {' and '.join(unexplained)} result stays unexplained" if unexplained else ""
     return ("The paper's numbers match the authors' code run to the last epoch without early stopping: weak "
