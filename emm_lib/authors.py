@@ -11,6 +11,12 @@ the later rungs; :func:`view` gives every rung its rows back. Rows go to
     python -m emm_lib.study authors --profile paper                     # Census, the profile's rungs
     python -m emm_lib.study authors --profile paper --dataset synthetic   # the same rungs, synthetic
     python -m emm_lib.study authors --profile paper --rungs paper published --executor ray
+    python -m emm_lib.study authors --profile paper --rungs paper --variants table2   # Table II's rows
+    python -m emm_lib.study authors --profile paper --rungs paper --task-counts 3      # Figure 3's points
+
+Out of sample (issue 29): ``variants`` adds the paper's Table II rows (``config.AUTHORS_PROTOCOL
+["variants"]``, EMM variants built from the rung's own trained models, so only EMM is trained
+again) and ``task_counts`` the Figure 3 task counts (every model of the replay on the first k tasks).
 """
 from __future__ import annotations
 
@@ -29,9 +35,9 @@ from .utils import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from .run_settings import StudySettings
 
-__all__ = ["EXPERIMENT", "PAIR_VARIANCES", "settings", "data_options", "rungs_for", "owner", "plan", "tm_run",
-           "identity", "build", "emm_options", "run", "read", "view", "pair_variances", "write_pair_variances",
-           "read_pair_variances"]
+__all__ = ["EXPERIMENT", "PAIR_VARIANCES", "settings", "data_options", "rungs_for", "owner", "variants_for", "plan",
+           "tm_run", "identity", "build", "emm_options", "run", "read", "view", "pair_variances",
+           "write_pair_variances", "read_pair_variances"]
 
 EXPERIMENT = AUTHORS_EXPERIMENT
 PAIR_VARIANCES = "analysis/authors_pair_variances.csv"
@@ -100,7 +106,22 @@ def owner(rung: str, part: str, dataset: str = "census") -> str:
 def _part_of(label: str) -> str:
     if label.split(":")[0] in config.TM_SHAPES:
         return "trained_model"
-    return "emm" if label == "emm" else "baseline"
+    return "emm" if label == "emm" or label.startswith("emm:") else "baseline"
+
+
+def variants_for(variants: Sequence[str] | str | None) -> tuple[str, ...]:
+    """The EMM variants asked for: ``None``/empty = none, ``"table2"`` = the paper's Table II rows
+    (``config.AUTHORS_PROTOCOL["variants"]``), else the labels themselves, each one of those."""
+    known = tuple(config.AUTHORS_PROTOCOL["variants"])
+    if not variants:
+        return ()
+    if isinstance(variants, str):
+        variants = [variants]
+    out = [v for name in variants for v in (known if name == "table2" else (name,))]
+    unknown = [v for v in out if v not in known]
+    if unknown:
+        raise ValueError(f"Unknown replay variant(s) {unknown}; variants: {list(known)} (or 'table2' for all).")
+    return tuple(dict.fromkeys(out))
 
 
 def _labels(dataset: str, n_tasks: int) -> list[str]:
@@ -110,16 +131,24 @@ def _labels(dataset: str, n_tasks: int) -> list[str]:
     return tms + list(config.AUTHORS_PROTOCOL["baselines"]) + ["emm"]
 
 
-def plan(st: "StudySettings", rungs: Sequence[str] | None = None, n_tasks: int = 2) -> list[Run]:
+def plan(st: "StudySettings", rungs: Sequence[str] | None = None, n_tasks: int = 2,
+         variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None) -> list[Run]:
     """Every run of the replay over ``st.seeds`` and ``rungs`` (default: the profile's), each shared run
-    once, under its :func:`owner` rung; trained models before the models that use them."""
+    once, under its :func:`owner` rung; trained models before the models that use them. ``task_counts``
+    (default ``(n_tasks,)``): the replay on the first k tasks for each k; ``variants``
+    (:func:`variants_for`): EMM variants added on 2 tasks, seed by seed, after the seed's models."""
+    extra = variants_for(variants)
+    counts = tuple(task_counts or (n_tasks,))
+    if any(not isinstance(k, (int, np.integer)) or k < 2 for k in counts):
+        raise ValueError(f"Task counts must be integers >= 2, got {list(counts)}.")
     out: list[Run] = []
     for seed in st.seeds:
         for rung in rungs_for(st.profile, rungs):
-            for label in _labels(st.dataset, n_tasks):
-                r = Run(EXPERIMENT, label, seed, n_tasks, rung=owner(rung, _part_of(label), st.dataset))
-                if r not in out:
-                    out.append(r)
+            for k in counts:
+                for label in _labels(st.dataset, k) + (list(extra) if k == 2 else []):
+                    r = Run(EXPERIMENT, label, seed, int(k), rung=owner(rung, _part_of(label), st.dataset))
+                    if r not in out:
+                        out.append(r)
     return out
 
 
@@ -129,9 +158,12 @@ def tm_run(run: Run, shape: str, task: str, dataset: str) -> Run:
                rung=owner(run.rung, "trained_model", dataset))
 
 
-def emm_options(ps: protocol.ProtocolSettings) -> dict:
-    """EMM's options at a rung: our differentiable gate unless the flags say otherwise."""
-    return {**config.VARIANTS["emm:soft"][1], **ps.emm}
+def emm_options(ps: protocol.ProtocolSettings, label: str = "emm") -> dict:
+    """EMM's options at a rung: our differentiable gate unless the flags say otherwise; a Table II
+    variant ``label`` adds its own ``pretrained`` and ``use_mtm`` (the rung's gate is kept)."""
+    own = {} if label == "emm" else {k: v for k, v in config.VARIANTS[label][1].items()
+                                      if k in ("pretrained", "use_mtm")}
+    return {**config.VARIANTS["emm:soft"][1], **ps.emm, **own}
 
 
 def identity(run: Run, st: "StudySettings") -> dict:
@@ -145,7 +177,7 @@ def identity(run: Run, st: "StudySettings") -> dict:
     if part == "trained_model":
         out["options"] = dict(ps.single_task)
     elif part == "emm":
-        out["options"] = emm_options(ps)
+        out["options"] = emm_options(ps, run.label)
     return out
 
 
@@ -164,7 +196,7 @@ def build(run: Run, ds, st: "StudySettings", trained: dict | None):
         sizes = config.model_settings(st.dataset, "emm")
         for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
             sizes.pop(k)
-        model = EMM.from_trained(trained, **sizes, **emm_options(ps))
+        model = EMM.from_trained(trained, **sizes, **emm_options(ps, run.label))
     else:
         kind, opts = config.VARIANTS[run.label]
         model = build_model(kind, ds.spec, ds.tasks, **{**config.model_settings(st.dataset, kind), **opts})
@@ -172,12 +204,15 @@ def build(run: Run, ds, st: "StudySettings", trained: dict | None):
 
 
 def run(st: "StudySettings", rungs: Sequence[str] | None = None, *, executor: str = "local",
-        address: str | None = None, log: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Run (or resume) the replay at ``st`` (its dataset, profile and seeds); returns its results table."""
+        address: str | None = None, log: Callable[[str], None] | None = None,
+        variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None) -> pd.DataFrame:
+    """Run (or resume) the replay at ``st`` (its dataset, profile and seeds), with :func:`plan`'s
+    ``variants`` and ``task_counts``; returns its results table."""
     from .runner import execute_plan
     from .run_settings import logger as _logger
 
-    execute_plan(plan(st, rungs), st, executor=executor, address=address, log=_logger(st, log))
+    execute_plan(plan(st, rungs, variants=variants, task_counts=task_counts), st, executor=executor,
+                 address=address, log=_logger(st, log))
     return read(st)
 
 
@@ -237,7 +272,8 @@ def pair_variances(st: "StudySettings", rungs: Sequence[str] | None = None) -> p
 
     rows = []
     for rung, seed in itertools.product(rungs_for(st.profile, rungs), st.seeds):
-        preds = {lab: p for lab in _labels(st.dataset, 2) if (p := _prediction(st, lab, seed, rung))}
+        labels2 = _labels(st.dataset, 2) + list(config.AUTHORS_PROTOCOL["variants"])
+        preds = {lab: p for lab in labels2 if (p := _prediction(st, lab, seed, rung))}
         for task in sorted({t for p in preds.values() for t in p["tasks"]}):
             have = [(lab, p["logits"][:, p["tasks"].index(task)], p["y"][:, p["tasks"].index(task)])
                     for lab, p in preds.items() if task in p["tasks"]]
@@ -263,12 +299,14 @@ def pair_variances(st: "StudySettings", rungs: Sequence[str] | None = None) -> p
 
 def write_pair_variances(st: "StudySettings", rungs: Sequence[str] | None = None) -> str:
     """Merge :func:`pair_variances` into ``<out_dir>/authors_pair_variances.csv`` (committed beside the
-    results; the logits are not), atomically; returns its path."""
+    results; the logits are not), atomically; returns its path. A recorded pair whose predictions are not
+    here (a run made elsewhere) keeps its row."""
     path = st.out_dir / PAIR_VARIANCES
     new = pair_variances(st, rungs)
     if path.exists():
-        old = pd.read_csv(path, keep_default_na=False)
-        keep = ~old.set_index(["dataset", "seed"]).index.isin(new.set_index(["dataset", "seed"]).index)
+        old = pd.read_csv(path, keep_default_na=False, dtype={"model_b": str})
+        cols = ["dataset", "seed", "task", "model_a", "model_b"]
+        keep = ~old.set_index(cols).index.isin(new.set_index(cols).index)
         new = pd.concat([old[keep], new], ignore_index=True)
     with atomic_write(path) as fh:
         new.to_csv(fh, index=False)

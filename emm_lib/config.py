@@ -354,6 +354,9 @@ RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
 AUTHORS_PROTOCOL: dict[str, Any] = {
     "experiment": "authors_protocol",
     "baselines": ("mmoe", "ple"),
+    # Out of sample (issue 29, `--variants table2`): the paper's Table II rows other than EMM itself
+    # (baseline, baseline+MTM, baseline+p), each built from the rung's trained models.
+    "variants": ("emm:baseline", "emm:+mtm", "emm:+p"),
     "rungs": {"tiny": ("published", "ours"), "default": ("published", "ours"),
               "paper": tuple(name for name, _ in RUNGS)},
     # The synthetic section: make_synthetic with 2 tasks and one correlation. At the paper profile the
@@ -439,3 +442,21 @@ REPLAY_CONSISTENCY: dict[str, Any] = {
              "little, so every verdict is shown with its interval's half-width."),
 }
 __all__ += ["REPLAY_CONSISTENCY"]
+
+#: Chapter 08's out-of-sample test (issue 29, part 2), written before its runs: what the rung "paper"
+#: predicts for the paper's Table II rows (EMM variants from config.AUTHORS_PROTOCOL["variants"]),
+#: per task, under REPLAY_CONSISTENCY's rule ("consistent" / "inconsistent"). Table II's EMM row is
+#: Table I's, already fitted. Figure 3 has no numbers (bar charts); its claim is a ranking per task.
+REPLAY_OUT_OF_SAMPLE: dict[str, Any] = {
+    "rung": "paper",
+    "rows": {"baseline": "emm:baseline", "baseline+MTM": "emm:+mtm", "baseline+p": "emm:+p"},
+    "predictions": {
+        ("baseline", "income"): "inconsistent", ("baseline+MTM", "income"): "consistent",
+        ("baseline+p", "income"): "inconsistent", ("baseline", "marital"): "inconsistent",
+        ("baseline+MTM", "marital"): "inconsistent", ("baseline+p", "marital"): "consistent",
+    },
+    "figure3": {"task_counts": (3, 4), "claim": "EMM best or leading on every task",
+                "prediction": ("EMM's mean >= the better of MMoE's and PLE's on income; within the seed spread "
+                               "elsewhere")},
+}
+__all__ += ["REPLAY_OUT_OF_SAMPLE"]

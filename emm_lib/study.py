@@ -183,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--executor", choices=["local", "ray"], help="default: local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     ap.add_argument("--rungs", nargs="+", help="authors: only these protocol rungs (default: the profile's)")
+    ap.add_argument("--variants", nargs="+", help="authors: add these EMM variants on 2 tasks ('table2': the "
+                                                 "paper's Table II rows), built from the rung's trained models")
     return ap
 
 
@@ -263,7 +265,12 @@ def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings)
     if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.authors)
         from . import authors
 
-        authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log)
+        try:
+            authors.plan(st, a.rungs, variants=a.variants, task_counts=a.task_counts)
+        except ValueError as exc:
+            ap.error(str(exc))
+        authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log, variants=a.variants,
+                    task_counts=a.task_counts)
         print(authors.write_pair_variances(st, a.rungs))
         return
     if a.experiment == "single_task":

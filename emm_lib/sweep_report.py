@@ -24,7 +24,7 @@ from .runs import Run
 from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, point_key, points
 
 __all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "view_table", "efficiency", "gate_recovery",
-           "recommendation"]
+           "recommendation", "abstract"]
 
 #: Multi-task baselines of the sweep (besides the trained single-task models of each point).
 BASELINES = ("shared_bottom", "mmoe", "ple")
@@ -292,3 +292,26 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
                      + (" — the gate follows the structure." if p < 0.05 and rho > 0 else
                         " — no evidence that the gate follows the structure."))
     return "\n\n".join(lines)
+
+
+def abstract(views: dict[str, pd.DataFrame], model: str = "emm") -> str:
+    """The landing page's one-line answer of the synthetic map, in plain words: at how many of the grid's
+    settings EMM beat its best baseline, at how many it lost, and the rest not detectably different."""
+    what = {"relatedness": "task relatedness", "task_count": "number of tasks", "data_size": "training rows",
+            "shapes": "trained-model shapes"}
+    counts = {"better": 0, "worse": 0, "mixed": 0, "no detectable difference": 0}
+    axes = []
+    for axis, view in views.items():
+        v = view[view.model == model]
+        if len(v) and int(v.n_seeds.min()) >= 2:
+            axes.append(what.get(axis, axis))
+            for k, xs in _regimes(v, model).items():
+                counts[k] += len(xs)
+    n = sum(counts.values())
+    if not n:
+        return "Not answered yet: the synthetic map has fewer than two seeds per setting."
+    mixed = f", mixed at {counts['mixed']}" if counts["mixed"] else ""
+    said = axes[0] if len(axes) == 1 else ", ".join(axes[:-1]) + " and " + axes[-1]
+    return (f"On synthetic data varying {said}, EMM beat the best multi-task baseline at "
+            f"{counts['better']} of {n} settings and lost at {counts['worse']}{mixed}; elsewhere no difference "
+            "was detectable.")

@@ -18,7 +18,7 @@ import pandas as pd
 from . import config, stats
 from .present import decimals_for, display_name, fmt_diff
 
-__all__ = ["comparators", "duplicates", "apply_family", "headline", "direction", "summary", "own_models"]
+__all__ = ["comparators", "duplicates", "apply_family", "headline", "direction", "summary", "abstract", "own_models"]
 
 
 def comparators(runs: pd.DataFrame, kind: str, family: dict | None = None) -> list[str]:
@@ -126,6 +126,26 @@ def summary(fam: pd.DataFrame, runs: pd.DataFrame, setting: str) -> str:
     out.append("The seed-level counts give the direction, not a test (seeds share one test file); "
                "\"no detectable difference\" means the data cannot tell, not that there is none.")
     return " ".join(out)
+
+
+def abstract(fam: pd.DataFrame) -> str:
+    """The landing page's first finding, one short sentence in plain words: whether EMM beats its own
+    trained models and the best multi-task baseline on Census, and by how much on average."""
+    if fam.empty:
+        return "No comparison could be computed yet."
+    d = decimals_for(float(fam.mean_diff.abs().median()))
+    better, worse = int((fam.verdict == "better").sum()), int((fam.verdict == "worse").sum())
+    parts = []
+    for kind, g in fam.groupby("against", sort=False):
+        lo, hi = g.mean_diff.min(), g.mean_diff.max()
+        parts.append(f"{fmt_diff(-hi, d).lstrip('+')}–{fmt_diff(-lo, d).lstrip('+')} AUC below the best {kind}"
+                     if hi < 0 else f"{fmt_diff(lo, d)} to {fmt_diff(hi, d)} AUC against the best {kind}")
+    lead = ("EMM does not beat its own trained models or the multi-task baselines" if better == 0 else
+            f"EMM beats its comparator in {better} of {len(fam)} comparisons")
+    seeds = max(int(s) for s in fam.n_seeds)
+    tail = (f"differences too small to detect with {seeds} seeds" if better == worse == 0 else
+            f"{better + worse} of {len(fam)} differences detectable with {seeds} seeds")
+    return f"{lead}: on average it is {' and '.join(parts)}, {tail}."
 
 
 def own_models(runs: pd.DataFrame, models: Sequence[str], experiment: str,

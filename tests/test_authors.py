@@ -325,3 +325,54 @@ def test_published_code_rows_record_the_split_and_torch_seed_of_their_seed():
     assert ladder.published_code(path).n.min() == d.seed.nunique()
     run_sh = (path.parents[2] / "scripts" / "published_code" / "run.sh").read_text()
     assert "split_random_state=seed, torch_seed=seed" in run_sh and "random_state=$SEED" in run_sh
+
+
+def test_table2_variants_and_task_counts_extend_the_replay(tmp_path):
+    """Issue 29 (out of sample): Table II's variants reuse the rung's trained models (only EMM is trained
+    again), and more task counts run every model of the replay on the first k tasks under their own key."""
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1, max_train_rows=2000)
+    runs = authors.plan(st, ["ours"], variants="table2", task_counts=[2, 3])
+    assert [r.label for r in runs if r.n_tasks == 2][-3:] == list(config.AUTHORS_PROTOCOL["variants"])
+    assert {r.label for r in runs if r.n_tasks == 3} >= {"tm1:t3", "tm2:t3", "mmoe", "ple", "emm"}
+    assert not any(r.label.startswith("emm:") for r in runs if r.n_tasks == 3)
+    with pytest.raises(ValueError, match="Unknown replay variant"):
+        authors.plan(st, variants=["emm:nope"])
+    calls = []
+    df = authors.run(st, ["ours"], log=calls.append, variants="table2")
+    assert len(calls) == 7 + 3  # the replay's 7 runs, then the 3 variants on its trained models
+    s = df[df.model.str.startswith("emm:")].set_index("model").settings.map(json.loads)
+    assert s["emm:baseline"].iloc[0]["options"]["pretrained"] is False
+    assert s["emm:+p"].iloc[0]["options"]["use_mtm"] is False
+    v = authors.view(df, "synthetic", ["ours"])
+    assert {"emm:baseline", "emm:+mtm", "emm:+p"} <= set(v.model)
+    pv = authors.pair_variances(st, ["ours"])
+    assert {"emm:+p", "emm:baseline"} <= set(pv.model_a) | set(pv.model_b)
+    study.main(["authors", "--dataset", "synthetic", "--profile", "tiny", "--seeds", "0", "--rungs", "ours",
+                "--task-counts", "3", "--epochs", "1", "--results-dir", str(tmp_path)])
+    df3 = authors.read(st)
+    assert "synthetic/3-tasks/rung-no_published_training_loop" in set(df3.dataset)
+    assert len(df3[df3.dataset == "synthetic/rung-no_published_training_loop"]) == len(df)  # 2 tasks kept
+
+
+def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_prediction(tmp_path):
+    from emm_lib import out_of_sample
+
+    st = study.settings("census", "paper", results_dir=str(tmp_path))
+    means = {"emm:baseline": 0.92, "emm:+mtm": 0.932, "emm:+p": 0.942, "emm": 0.943}
+    v = pd.DataFrame([dict(dataset="census/rung-paper", model=m, task=t, seed=s, metric="test_auc",
+                           value=(mu if t == "income" else 0.9935) + 0.001 * (s - 2))
+                      for m, mu in means.items() for t in ("income", "marital") for s in range(5)])
+    pv = pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
+    t = out_of_sample.table2(st, v, pv).set_index(["row", "task"])
+    assert t.loc[("baseline", "income"), "verdict"] == "inconsistent" and t.loc[("baseline", "income"), "held"]
+    assert t.loc[("baseline+MTM", "income"), "verdict"] == "consistent"
+    assert t.loc[("baseline+p", "income"), "verdict"] == "inconsistent"
+    assert t.loc[("EMM", "income"), "predicted"] == "fitted" and t.loc[("EMM", "income"), "held"] is None
+    text = out_of_sample.summary(t.reset_index(), pd.DataFrame(), out_of_sample.figure3(st))
+    assert "predictions written before the runs held" in text and "Figure 3" in text
+    assert "not run" in out_of_sample.pretty_table2(out_of_sample.table2(st, v.iloc[:0], pv)).iloc[0, 2]
+    one = out_of_sample.table2(st, v[v.seed == 0], pv)
+    assert set(one[one.predicted != "fitted"].verdict) == {"not judged (1 seed)"}
+    assert "Not judged (1 seed)" in out_of_sample.summary(one, pd.DataFrame(), out_of_sample.figure3(st))
+    text = out_of_sample.abstract(t.reset_index(), pd.DataFrame())
+    assert text.startswith("Not answered yet") and "rung" not in text

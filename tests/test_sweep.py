@@ -277,3 +277,13 @@ def test_rows_restrict_the_plan_to_those_points(micro, capsys):
     with pytest.raises(SystemExit):
         study.main(["table1", "--profile", "tiny", "--rows", "1000"])
     assert "--rows applies to the 'synthetic' experiment only" in capsys.readouterr().err
+
+
+def test_abstract_counts_the_settings_in_plain_words():
+    from emm_lib import sweep_report
+
+    v = pd.DataFrame({"model": ["emm"] * 3, "x": [0.0, 0.5, 1.0], "verdict": ["better", "no detectable difference",
+                                                                         "worse"], "n_seeds": [3, 3, 3]})
+    text = sweep_report.abstract({"relatedness": v, "task_count": v.iloc[:1]})
+    assert "task relatedness and number of tasks" in text and "at 2 of 4 settings and lost at 1" in text
+    assert sweep_report.abstract({"relatedness": v.assign(n_seeds=1)}).startswith("Not answered yet")

@@ -78,3 +78,12 @@ def test_own_models_tests_against_the_validation_chosen_trained_model():
     assert list(out.comparator) == ["tm2:income", "tm2:marital"]
     assert out.verdict.isin(["better", "worse", "no detectable difference"]).all()
     assert out.p_holm.to_numpy() == pytest.approx(stats.holm(out.p_value))
+
+
+def test_abstract_says_in_plain_words_that_emm_does_not_beat_its_comparators():
+    fam = pd.DataFrame({"against": ["multi-task baseline", "trained model"], "mean_diff": [-0.005, -0.001],
+                        "verdict": ["no detectable difference"] * 2, "n_seeds": [5, 5]})
+    text = verdicts.abstract(fam)
+    assert text.startswith("EMM does not beat") and "too small to detect with 5 seeds" in text
+    assert "below the best trained model" in text and "_" not in text
+    assert "beats its comparator in 1 of 2" in verdicts.abstract(fam.assign(verdict=["better", "worse"]))
