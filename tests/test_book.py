@@ -83,8 +83,11 @@ def test_landing_page_states_the_computed_findings(site: Path) -> None:
     page = (site / "book" / "intro.html").read_text(encoding="utf-8")
     box = page[page.index("What we found"):]
     box = box[:box.index("</div>")]
-    assert 'class="pasted-text"' in box, "the findings box has no glued text"
-    assert re.search(r"Against the best multi-task baseline, .*: better in \d+ of \d+ task comparisons", box), box[:2000]
+    assert box.count('class="pasted-text"') == 3, "the findings box should hold three glued findings"
+    text = re.sub(r"<[^>]+>", " ", box)
+    assert re.search(r"EMM (does not beat its own trained models|beats its comparator in \d+ of \d+)", text), text
+    assert "paper" in text and re.search(r"EMM beat the best multi-task baseline at \d+ of \d+ settings", text), text
+    assert len(text.split()) <= 160, f"the findings box should read in 30 seconds: {len(text.split())} words"
     assert "headline-forest.png" in page and 'caption-number' in page
 
 
