@@ -132,12 +132,19 @@ def _labels(dataset: str, n_tasks: int) -> list[str]:
 
 
 def plan(st: "StudySettings", rungs: Sequence[str] | None = None, n_tasks: int = 2,
-         variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None) -> list[Run]:
+         variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None,
+         models: Sequence[str] | None = None) -> list[Run]:
     """Every run of the replay over ``st.seeds`` and ``rungs`` (default: the profile's), each shared run
     once, under its :func:`owner` rung; trained models before the models that use them. ``task_counts``
     (default ``(n_tasks,)``): the replay on the first k tasks for each k; ``variants``
-    (:func:`variants_for`): EMM variants added on 2 tasks, seed by seed, after the seed's models."""
+    (:func:`variants_for`): EMM variants added on 2 tasks, seed by seed, after the seed's models;
+    ``models``: only these multi-task labels (the trained models are always planned: the rest build on them)."""
     extra = variants_for(variants)
+    known = set(config.AUTHORS_PROTOCOL["baselines"]) | {"emm"}
+    unknown = sorted(set(models or ()) - known)
+    if unknown:
+        raise ValueError(f"Unknown replay model(s) {unknown} (--models); the replay's models: {sorted(known)} "
+                         "(trained models are always run; Table II's rows come with --variants).")
     counts = tuple(task_counts or (n_tasks,))
     if any(not isinstance(k, (int, np.integer)) or k < 2 for k in counts):
         raise ValueError(f"Task counts must be integers >= 2, got {list(counts)}.")
@@ -146,6 +153,9 @@ def plan(st: "StudySettings", rungs: Sequence[str] | None = None, n_tasks: int =
         for rung in rungs_for(st.profile, rungs):
             for k in counts:
                 for label in _labels(st.dataset, k) + (list(extra) if k == 2 else []):
+                    if models is not None and _part_of(label) != "trained_model" and label in known \
+                            and label not in models:
+                        continue
                     r = Run(EXPERIMENT, label, seed, int(k), rung=owner(rung, _part_of(label), st.dataset))
                     if r not in out:
                         out.append(r)
@@ -205,21 +215,29 @@ def build(run: Run, ds, st: "StudySettings", trained: dict | None):
 
 def run(st: "StudySettings", rungs: Sequence[str] | None = None, *, executor: str = "local",
         address: str | None = None, log: Callable[[str], None] | None = None,
-        variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None) -> pd.DataFrame:
+        variants: Sequence[str] | str | None = None, task_counts: Sequence[int] | None = None,
+        models: Sequence[str] | None = None) -> pd.DataFrame:
     """Run (or resume) the replay at ``st`` (its dataset, profile and seeds), with :func:`plan`'s
-    ``variants`` and ``task_counts``; returns its results table."""
+    ``variants``, ``task_counts`` and ``models``; returns its results table."""
     from .runner import execute_plan
     from .run_settings import logger as _logger
 
-    execute_plan(plan(st, rungs, variants=variants, task_counts=task_counts), st, executor=executor,
-                 address=address, log=_logger(st, log))
+    execute_plan(plan(st, rungs, variants=variants, task_counts=task_counts, models=models), st,
+                 executor=executor, address=address, log=_logger(st, log))
     return read(st)
 
 
 def read(st: "StudySettings") -> pd.DataFrame:
-    """The replay's results table at ``st.out_dir`` (empty when it has not run)."""
+    """The replay's results table at ``st.out_dir`` (empty when it has not run): every model at ``st.seeds``,
+    and Table II's variants at every seed they ran. (A variant needs its seed's trained-model checkpoints;
+    where a CPU cannot rebuild them bit for bit, the variants run at new seeds, whose Table I rows are
+    recorded but stay out of Table I's seeds.)"""
     path = st.out_dir / f"{EXPERIMENT}.csv"
-    return results.read(path) if path.exists() else pd.DataFrame(columns=results.COLUMNS)
+    if not path.exists():
+        return pd.DataFrame(columns=results.COLUMNS)
+    df = results.read(path)
+    keep = df.seed.isin([int(s) for s in st.seeds]) | df.model.isin(list(config.AUTHORS_PROTOCOL["variants"]))
+    return df[keep].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------- per-rung views

@@ -18,7 +18,7 @@ OPTIONS_USED: dict[str, tuple[str, ...]] = {
     "synthetic": ("profile", "seeds", "device", "threads", "cuda_graph", "results_dir", "on_change", "axes",
                   "rows", "executor", "address"),
     "analyze": ("profile", "results_dir"),
-    "authors": _RUN + ("rungs", "variants", "task_counts"),
+    "authors": _RUN + ("rungs", "variants", "task_counts", "models"),
     "single_task": _RUN,
 }
 _EXPERIMENT = _RUN + ("models", "task_counts")
@@ -35,7 +35,7 @@ _WHY = {
     "synthetic": "The sweep takes its data, models, epochs and task counts from its grid (emm_lib.sweep).",
     "analyze": "analyze only reads the saved test predictions under --results-dir/<--profile>.",
     "authors": ("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM): choose rungs with --rungs, Table II's "
-                "variants with --variants, task counts with --task-counts."),
+                "variants with --variants, task counts with --task-counts, a subset of its multi-task models with --models."),
     "single_task": "single_task trains TM-1 and TM-2 for the paper's two tasks.",
 }
 

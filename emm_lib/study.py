@@ -266,11 +266,11 @@ def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings)
         from . import authors
 
         try:
-            authors.plan(st, a.rungs, variants=a.variants, task_counts=a.task_counts)
+            authors.plan(st, a.rungs, variants=a.variants, task_counts=a.task_counts, models=a.models)
         except ValueError as exc:
             ap.error(str(exc))
         authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log, variants=a.variants,
-                    task_counts=a.task_counts)
+                    task_counts=a.task_counts, models=a.models)
         print(authors.write_pair_variances(st, a.rungs))
         return
     if a.experiment == "single_task":

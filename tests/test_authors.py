@@ -285,8 +285,8 @@ def test_cli_runs_the_replay_and_writes_its_variances(tmp_path, capsys):
     df = study.results.read(out / "authors_protocol.csv")
     assert set(df.dataset) == {"synthetic/rung-no_published_training_loop"}  # ours on synthetic = that rung
     assert (out / authors.PAIR_VARIANCES).exists() and str(out / authors.PAIR_VARIANCES) in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        study.main(["authors", "--models", "emm", "--profile", "tiny", "--results-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):  # the replay's models are TM-1, TM-2, MMoE, PLE and EMM
+        study.main(["authors", "--models", "aitm", "--profile", "tiny", "--results-dir", str(tmp_path)])
 
 
 def test_progress_logs_name_the_rung():
@@ -352,6 +352,24 @@ def test_table2_variants_and_task_counts_extend_the_replay(tmp_path):
     df3 = authors.read(st)
     assert "synthetic/3-tasks/rung-no_published_training_loop" in set(df3.dataset)
     assert len(df3[df3.dataset == "synthetic/rung-no_published_training_loop"]) == len(df)  # 2 tasks kept
+
+
+def test_variants_at_new_seeds_keep_table1_at_the_profile_seeds(tmp_path):
+    """Table II's variants need their seed's trained-model checkpoints; where a CPU cannot rebuild those
+    (other kernels give another trajectory), they run at new seeds with ``models=["emm"]``: the trained
+    models and EMM only, no baselines. Table I keeps the profile's seeds; the variants keep all of theirs."""
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1, max_train_rows=2000)
+    runs = authors.plan(st, ["ours"], variants="table2", models=["emm"])
+    assert [r.label for r in runs] == ["tm1:t1", "tm2:t1", "tm1:t2", "tm2:t2", "emm",
+                                       *config.AUTHORS_PROTOCOL["variants"]]
+    with pytest.raises(ValueError, match="Unknown replay model"):
+        authors.plan(st, ["ours"], models=["aitm"])
+    study.main(["authors", "--dataset", "synthetic", "--profile", "tiny", "--seeds", "3", "--rungs", "ours",
+                "--variants", "table2", "--models", "emm", "--epochs", "1", "--results-dir", str(tmp_path)])
+    everything = pd.read_csv(tmp_path / "tiny" / f"{authors.EXPERIMENT}.csv")
+    assert set(everything.seed) == {3} and "mmoe" not in set(everything.model)
+    seen = authors.read(st)  # the profile's seeds are (0,): only the variants of seed 3 show
+    assert set(seen.model) == set(config.AUTHORS_PROTOCOL["variants"]) and set(seen.seed) == {3}
 
 
 def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_prediction(tmp_path):
