@@ -455,6 +455,11 @@ REPLAY_OUT_OF_SAMPLE: dict[str, Any] = {
         ("baseline+p", "income"): "inconsistent", ("baseline", "marital"): "inconsistent",
         ("baseline+MTM", "marital"): "inconsistent", ("baseline+p", "marital"): "consistent",
     },
+    # Table II's variants need their seed's trained models, trained again (checkpoints are not committed) and
+    # checked against the recorded rows. 2026-12-06, 2-core Intel Xeon: seed 2's TM-1 (income) gave test AUC
+    # 0.84669 against the recorded 0.93178 (made on another machine, commit 21198a7), so the remaining
+    # variants run at new seeds (`authors --variants table2 --models emm --seeds 5 6 7`).
+    "rebuild_check": dict(seed=2, model="TM-1", task="income", recorded=0.93178, retrained=0.84669),
     "figure3": {"task_counts": (3, 4), "claim": "EMM best or leading on every task",
                 "prediction": ("EMM's mean >= the better of MMoE's and PLE's on income; within the seed spread "
                                "elsewhere")},

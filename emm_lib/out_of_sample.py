@@ -42,7 +42,8 @@ def table2(st, v: pd.DataFrame | None = None, pv: pd.DataFrame | None = None) ->
             paper = config.PAPER_TABLES["table2_census"][name][task]
             predicted = _cfg()["predictions"].get((name, task), "fitted")
             if len(x) < 2:  # one seed has no spread: no interval, no verdict
-                rows.append(dict(row=name, task=task, n=len(x), mean=float(x.mean()) if len(x) else np.nan,
+                rows.append(dict(row=name, task=task, n=len(x), seeds=tuple(int(s) for s in x.index),
+                                 mean=float(x.mean()) if len(x) else np.nan,
                                  lo=np.nan, hi=np.nan, half_width=np.nan, paper=paper,
                                  verdict="not judged (1 seed)" if len(x) else "not run", predicted=predicted,
                                  held=None))
@@ -50,7 +51,8 @@ def table2(st, v: pd.DataFrame | None = None, pv: pd.DataFrame | None = None) ->
             tv = consistency._test_var(pv, key, task, model, "", list(x.index))
             lo, hi = consistency.prediction_interval(x.to_numpy(), tv, cfg["level"], bounded=True)
             verdict = "consistent" if lo <= paper <= hi else "inconsistent"
-            rows.append(dict(row=name, task=task, n=len(x), mean=float(x.mean()), lo=lo, hi=hi,
+            rows.append(dict(row=name, task=task, n=len(x), seeds=tuple(int(s) for s in x.index),
+                             mean=float(x.mean()), lo=lo, hi=hi,
                              half_width=(hi - lo) / 2, paper=paper, verdict=verdict, predicted=predicted,
                              held=None if predicted == "fitted" else predicted == verdict))
     return pd.DataFrame(rows)
@@ -128,6 +130,31 @@ def _between(t1: pd.DataFrame, task: str) -> str:
     return f" (it lies above `{a.rung}`'s interval, up to {a.hi:.4f}, and below `{b.rung}`'s, from {b.lo:.4f}{why})"
 
 
+def _seed_list(seeds) -> str:
+    seeds = sorted(seeds)
+    return ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def seeds_note(t2: pd.DataFrame) -> str:
+    """Why Table II's rows ran at other seeds than Table I's (empty when they ran at the same)."""
+    if "seeds" not in t2 or t2.empty:
+        return ""
+    fitted = set().union(*t2[t2.predicted == "fitted"].seeds)
+    rows = set().union(*t2[t2.predicted != "fitted"].seeds)
+    extra, missing = sorted(rows - fitted), sorted(fitted - rows)
+    if not extra:
+        return ""
+    c = _cfg()["rebuild_check"]
+    return (f"Table II's rows ran at seeds {_seed_list(rows)}; Table I's at {_seed_list(fitted)}. A row is built "
+            "from its seed's trained models, whose saved weights are not kept in the repository, so they are "
+            "trained again first and must give the recorded results. "
+            + (f"On a second machine they did not: seed {c['seed']}'s {c['model']} ({c['task']}) reached "
+               f"{c['retrained']:.4f} against the recorded {c['recorded']:.4f} (its processor rounds differently, "
+               "and 100 epochs without early stopping grow that into another model). So "
+               if missing else "So ")
+            + f"these rows ran at new seeds {_seed_list(extra)}, each with its own trained models.")
+
+
 def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     """The computed paragraph: which of the paper's numbers the explanation covers and which it does not."""
     rung = _cfg()["rung"]
@@ -144,6 +171,8 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
                      f"The intervals' half-widths run from ±{ran.half_width.min():.4f} to "
                      f"±{ran.half_width.max():.4f} AUC: a wide interval excludes little, so \"consistent\" there "
                      "is weak support.")
+    if seeds_note(t2):
+        lines.append(seeds_note(t2))
     for task, g in ran.groupby("task", sort=False):
         if len(g) > 1:
             ours = " > ".join(g.sort_values("mean", ascending=False).row)

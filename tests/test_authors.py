@@ -394,3 +394,8 @@ def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_predic
     assert "Not judged (1 seed)" in out_of_sample.summary(one, pd.DataFrame(), out_of_sample.figure3(st))
     text = out_of_sample.abstract(t.reset_index(), pd.DataFrame())
     assert text.startswith("Not answered yet") and "rung" not in text
+    assert out_of_sample.seeds_note(t.reset_index()) == ""  # Table II at Table I's seeds: nothing to say
+    moved = v[~v.model.str.startswith("emm:") | v.seed.isin([0, 1])]
+    moved = pd.concat([moved, v[v.model.str.startswith("emm:") & (v.seed == 2)].assign(seed=5)])
+    note = out_of_sample.seeds_note(out_of_sample.table2(st, moved, pv))
+    assert "ran at seeds 0, 1 and 5; Table I's at 0, 1, 2, 3 and 4" in note and "new seeds 5" in note
