@@ -165,7 +165,7 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     if cuda_graph:
         from emm_lib.graphed import GraphedTrainStep
 
-        graphed = GraphedTrainStep(fast_model, opt, split, batch_size, amp=amp and cuda)
+        graphed = GraphedTrainStep(fast_model, opt, split, batch_size, amp=amp and cuda, step=train_step)
 
     def set_fast(flag: bool) -> None:
         if hasattr(model, "fast"):

@@ -1,6 +1,6 @@
 """From trained single-task models to an EMM, in the paper's steps (Sec. III; Algorithms 1 and 2).
 
-:meth:`emm_lib.emm.EMM.from_trained` is these steps, in order:
+:meth:`emm_lib.emm.EMM.from_trained` is these steps, in order (:func:`fuse`):
 
 1. :func:`gather_trained` -- the ``{task: [models]}`` dict, checked and flattened in task order;
 2. :func:`deconstruct_trained` -- Algorithm 1: every model's body cut into the same number of
@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
+from . import checks
 from .data.types import FeatureSpec
 from .deconstruct import Decomposition, deconstruct
 from .features import FeatureEmbedding
@@ -154,3 +155,26 @@ def build_levels(emm_cls: type, spec: FeatureSpec, tasks: Sequence[str], sources
     comps = [[[copy.deepcopy(nn.Sequential(*c)) for c in model] for model in sources[t]] for t in tasks]
     widths = [(dec.input_shapes[lvl][0], dec.output_shapes[lvl][0]) for lvl in range(dec.n_levels)]
     return emm_cls(spec, tasks, n_levels=dec.n_levels, _prebuilt=(comps, widths), pretrained=pretrained, **kw)
+
+def fuse(emm_cls: type, trained: Mapping[str, Sequence[nn.Module]], spec: FeatureSpec | None,
+         tasks: Sequence[str] | None, *, n_levels: int | None, cut_points, adapters: bool, pretrained: bool,
+         reuse_embeddings: bool, embedding_dim: int | None, **options: Any) -> MultiTaskModel:
+    """:meth:`emm_lib.emm.EMM.from_trained`: the steps above, in order (Algorithms 1 and 2)."""
+    tasks, models, names, owner = gather_trained(trained, tasks)
+    spec = spec if spec is not None else spec_of(models)
+    checks.check_trained_specs(models, names, spec)  # names, cardinalities, dense columns (emm_lib.checks)
+    # Algorithm 1: every body cut into the same number of components.
+    dec = deconstruct_trained(models, names, n_levels=n_levels, cut_points=cut_points, adapters=adapters)
+    embedding_dim = embedding_dim_for(dec, spec, models, names, reuse_embeddings, embedding_dim)
+    checks.check_specs_stated(models, names, spec)  # a bare body of the right width may be other features
+    # Level l of the EMM holds every model's l-th component, grouped by task.
+    sources = align_levels(dec, models, owner, tasks, reuse_embeddings)
+    # Algorithm 2: the AKF levels around copies of the components, then the copies frozen.
+    emm = build_levels(emm_cls, spec, tasks, sources, dec, pretrained, reuse_embeddings=reuse_embeddings,
+                       embedding_dim=embedding_dim, **options)
+    if pretrained:
+        emm.freeze()
+    emm.trained_models_built(models)
+    emm.component_names = {t: [n for n, o in zip(names, owner) if o == t] for t in tasks}
+    emm.decomposition_table = dec.describe()
+    return emm

@@ -193,7 +193,6 @@ def identity(run: Run, st: "StudySettings") -> dict:
 
 def build(run: Run, ds, st: "StudySettings", trained: dict | None):
     """A freshly built model of ``run`` with its rung's flags (``ProtocolSettings.prepare`` applied)."""
-    from .emm import EMM
     from .models import SingleTaskMLP, build_model
 
     ps = _settings(run.rung, st.dataset)
@@ -206,7 +205,8 @@ def build(run: Run, ds, st: "StudySettings", trained: dict | None):
         sizes = config.model_settings(st.dataset, "emm")
         for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
             sizes.pop(k)
-        model = EMM.from_trained(trained, **sizes, **emm_options(ps, run.label))
+        options = emm_options(ps, run.label)
+        model = protocol.emm_class(options).from_trained(trained, **sizes, **options)
     else:
         kind, opts = config.VARIANTS[run.label]
         model = build_model(kind, ds.spec, ds.tasks, **{**config.model_settings(st.dataset, kind), **opts})

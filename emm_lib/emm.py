@@ -15,9 +15,9 @@ descriptors of :mod:`emm_lib.layer_descriptors`), so
 ``type(m)(m.spec, m.tasks, **m.config).load_state_dict(m.state_dict())`` restores any EMM.
 :meth:`EMM.from_trained` is the paper's steps, each a function of :mod:`emm_lib.assemble`.
 
-Size: the ``EMM`` class is ~280 lines, over the ~200 target; about 90 of them are docstrings and
-the two constructors' signatures, and the rest is one model (construction, freezing, the reference
-and fused forward paths, explanations) that reads best in one place.
+Behaviours of the authors' published code (BatchNorm drift, a frozen embedding table) are not
+EMM options: the protocol replay attaches them in a subclass (:class:`emm_lib.protocol.PublishedEMM`)
+through two hooks, :meth:`EMM.embed` and :meth:`EMM.frozen_components_in_eval`.
 """
 from __future__ import annotations
 
@@ -29,13 +29,11 @@ from torch import Tensor, nn
 from . import assemble
 from .akf import AKF, FUSION_MODES
 from .akf_fused import sequential_forward
-from .checks import check_specs_stated, check_trained_specs
 from .data.types import Batch, FeatureSpec
 from .deconstruct import Adapter
 from .features import FeatureEmbedding
 from .layer_descriptors import DEFAULT_COMPONENT_SHAPES, UNDESCRIBED, build_components, level_widths, resolve_layers
 from .models.base import MultiTaskModel, mlp, register_model
-from .protocol import FrozenEmbeddings
 
 __all__ = ["EMM", "ABLATIONS", "DEFAULT_COMPONENT_SHAPES", "DEFAULT_FUSION"]
 
@@ -80,10 +78,6 @@ class EMM(MultiTaskModel):
             ``config`` records; alternative to ``component_shapes``).
         gate_batch_norm, mtm_activation, dropout: gate BatchNorm (authors: on), Q/K/V
             activation, tower/component dropout.
-        bn_drift, frozen_features: replays of the authors' code (protocol flags ``bn_drift``,
-            ``frozen_sex_embedding``; EMM-method.md Sec. 6): frozen components follow the
-            model's train/eval mode; these sparse features' embeddings are frozen tables
-            (:class:`~emm_lib.protocol.FrozenEmbeddings`, filled by :meth:`from_trained`).
     """
 
     def __init__(
@@ -102,8 +96,6 @@ class EMM(MultiTaskModel):
         gate_batch_norm: bool = True,
         mtm_activation: str = "relu",
         dropout: float = 0.0,
-        bn_drift: bool = False,
-        frozen_features: Sequence[str] = (),
         _prebuilt: tuple | None = None,
     ) -> None:
         super().__init__(spec, tasks)
@@ -113,7 +105,6 @@ class EMM(MultiTaskModel):
             raise ValueError("EMM with MTM needs >= 2 tasks (the fusion gate picks another task); "
                              "use use_mtm=False for a single task.")
         self.embedding = FeatureEmbedding(spec, embedding_dim)
-        self.frozen_embedding = FrozenEmbeddings(spec, frozen_features, embedding_dim) if frozen_features else None
         if _prebuilt is not None:  # from_trained: comps[t][k][l] modules, widths[l] = (in, out)
             (comps, widths), component_layers = _prebuilt, UNDESCRIBED
         else:
@@ -121,34 +112,20 @@ class EMM(MultiTaskModel):
                                               embedding_dim, reuse_embeddings, dropout)
             comps = build_components(component_layers, self.tasks, spec)
             widths = level_widths(component_layers, self.tasks, spec, self.embedding.out_features)
-        n_levels = len(widths)
-        self.pretrained = bool(pretrained)
-        self.reuse_embeddings = bool(reuse_embeddings)
+        self.pretrained, self.reuse_embeddings = bool(pretrained), bool(reuse_embeddings)
         self.config = dict(
-            component_layers=component_layers, n_levels=n_levels, tower=list(tower), use_mtm=bool(use_mtm),
+            component_layers=component_layers, n_levels=len(widths), tower=list(tower), use_mtm=bool(use_mtm),
             fusion=fusion, embedding_dim=embedding_dim, pretrained=self.pretrained,
             reuse_embeddings=self.reuse_embeddings, gate_batch_norm=bool(gate_batch_norm),
             mtm_activation=mtm_activation, dropout=dropout,
         )
-        self.bn_drift = bool(bn_drift)
-        if bn_drift:
-            self.config["bn_drift"] = True
-        if frozen_features:
-            self.config["frozen_features"] = list(frozen_features)
-        gate_in = [self.embedding.out_features] + [w for _, w in widths[:-1]]  # what each level reads
-        self.levels = nn.ModuleList(
-            AKF([[model[lvl] for model in comps[t]] for t in range(len(self.tasks))], gate_in[lvl], w_out,
-                use_mtm=use_mtm, fusion=fusion, gate_batch_norm=gate_batch_norm, mtm_activation=mtm_activation)
-            for lvl, (_, w_out) in enumerate(widths))
-        d_out = widths[-1][1]
+        self.levels = _levels(comps, widths, self.embedding.out_features, use_mtm=use_mtm, fusion=fusion,
+                              gate_batch_norm=gate_batch_norm, mtm_activation=mtm_activation)
         self.towers = nn.ModuleList(
-            nn.Sequential(*mlp(d_out, tower, dropout), nn.Linear(tower[-1] if tower else d_out, 1))
-            for _ in self.tasks
-        )
+            nn.Sequential(*mlp(widths[-1][1], tower, dropout), nn.Linear(tower[-1] if tower else widths[-1][1], 1))
+            for _ in self.tasks)
         if self.pretrained:
             self.freeze()
-
-    # ---------------------------------------------------------------- frozen components
 
     def _components(self) -> list[nn.Module]:
         return [c for level in self.levels for task in level.components for c in task]
@@ -167,12 +144,13 @@ class EMM(MultiTaskModel):
         """Like ``nn.Module.train``, but frozen trained components always stay in eval mode,
         so their BatchNorm running statistics (and Dropout) never change."""
         super().train(mode)
-        if self.pretrained and not self.bn_drift:
+        if self.pretrained and self.frozen_components_in_eval:
             for comp in self._components():
                 comp.eval()
         return self
 
-    # ---------------------------------------------------------------- forward
+    #: Frozen components stay in eval mode while the EMM trains (a subclass may replay otherwise).
+    frozen_components_in_eval = True
 
     @property
     def fast(self) -> bool:
@@ -188,11 +166,10 @@ class EMM(MultiTaskModel):
 
     def forward(self, batch: Batch, return_details: bool = False):
         """Logits (B, T); with ``return_details`` also per-level gate/attention weights."""
-        if not return_details and self.fast and not self.bn_drift:  # bn_drift: components in train mode
+        # The fused levels run every component in eval mode: with components that train, the reference.
+        if not return_details and self.fast and self.frozen_components_in_eval:
             return self._forward_fused(batch)
-        x = self.embedding(batch)
-        if self.frozen_embedding is not None:
-            x = self.frozen_embedding(x, batch)
+        x = self.embed(batch)
         comp_in = batch if self.reuse_embeddings else None
         details = []
         z = x
@@ -205,31 +182,21 @@ class EMM(MultiTaskModel):
                 z = out
         logits = torch.cat([tower(z[t]) for t, tower in enumerate(self.towers)], dim=1)
         if return_details:
-            return logits, [self._readable(d, lvl) for lvl, d in enumerate(details)]
+            return logits, [_readable(self, d, lvl) for lvl, d in enumerate(details)]
         return logits
 
     def _forward_fused(self, batch: Batch) -> Tensor:
         """:meth:`forward` with the fused levels: activations feature-major (width, B) throughout."""
         comp_in = batch if self.reuse_embeddings else None
-        if self.frozen_embedding is None:  # level 1 fuses the lookup with its first matmul
-            z = self.embedding.feature_major(batch)
-        else:
-            z = self.frozen_embedding(self.embedding(batch), batch).t()
+        z = self.embed(batch, feature_major=True)
         for lvl, level in enumerate(self.levels):
             z = level.forward_fm(z, comp_in if lvl == 0 else None)
         return torch.cat([sequential_forward(tower, z[t]) for t, tower in enumerate(self.towers)]).t()
 
-    def _readable(self, d: dict, lvl: int) -> dict:
-        n_comp = self.levels[lvl].n_components
-        out: dict[str, Any] = {"level": lvl + 1,
-                               "task_gate": {t: d["task_gate"][i, :, : n_comp[i]] for i, t in enumerate(self.tasks)}}
-        if "mtm" in d:
-            w = d["partner_weights"]
-            out["fusion_scores"] = {t: d["fusion_scores"][i] for i, t in enumerate(self.tasks)}
-            out["partner_weights"] = {t: w[i] for i, t in enumerate(self.tasks)}
-            out["partner"] = {t: w[i].argmax(-1) for i, t in enumerate(self.tasks)}
-            out["mtm"] = {t: d["mtm"][i] for i, t in enumerate(self.tasks)}
-        return out
+    def embed(self, batch: Batch, feature_major: bool = False) -> Tensor:
+        """What level 1 reads: the EMM's embedding of ``batch``, (B, width) or feature-major (width, B)
+        (then fused with level 1's first matmul)."""
+        return self.embedding.feature_major(batch) if feature_major else self.embedding(batch)
 
     @torch.no_grad()
     def explain(self, batch: Batch) -> dict:
@@ -241,39 +208,14 @@ class EMM(MultiTaskModel):
 
     def describe(self):
         """One row per (task, model, level): layers, parameters, trainable or frozen."""
-        import pandas as pd
-
-        from .deconstruct.decomposition import short_name as _short
-
-        rows = []
-        for lvl, level in enumerate(self.levels):
-            for t, task in enumerate(self.tasks):
-                for k, comp in enumerate(level.components[t]):
-                    n = sum(p.numel() for p in comp.parameters())
-                    rows.append({"task": task, "model": k, "level": lvl + 1,
-                                 "layers": " -> ".join(_short(m) for m in comp), "parameters": n,
-                                 "trainable": sum(p.numel() for p in comp.parameters() if p.requires_grad)})
-        return pd.DataFrame(rows).sort_values(["task", "model", "level"], ignore_index=True)
-
-    # ---------------------------------------------------------------- constructors
+        return describe(self)
 
     @classmethod
-    def from_trained(
-        cls,
-        trained: Mapping[str, Sequence[nn.Module]],
-        spec: FeatureSpec | None = None,
-        tasks: Sequence[str] | None = None,
-        n_levels: int | None = None,
-        tower: Sequence[int] = (8,),
-        fusion: str = DEFAULT_FUSION,
-        use_mtm: bool = True,
-        reuse_embeddings: bool = False,
-        embedding_dim: int | None = None,
-        cut_points: Sequence[Sequence[int]] | None = None,
-        adapters: bool = False,
-        pretrained: bool = True,
-        **kwargs: Any,
-    ) -> "EMM":
+    def from_trained(cls, trained: Mapping[str, Sequence[nn.Module]], spec: FeatureSpec | None = None,
+                     tasks: Sequence[str] | None = None, n_levels: int | None = None, tower: Sequence[int] = (8,),
+                     fusion: str = DEFAULT_FUSION, use_mtm: bool = True, reuse_embeddings: bool = False,
+                     embedding_dim: int | None = None, cut_points: Sequence[Sequence[int]] | None = None,
+                     adapters: bool = False, pretrained: bool = True, **kwargs: Any) -> "EMM":
         """Build an EMM from trained single-task models ``{task: [model, ...]}`` (Algorithms 1+2).
 
         Each model is a :class:`~emm_lib.models.SingleTaskMLP` (its ``body`` is used) or a bare
@@ -288,37 +230,17 @@ class EMM(MultiTaskModel):
         Other keyword arguments go to :class:`EMM` (``gate_batch_norm``, ``mtm_activation``,
         ``dropout``). Each step below is a function of :mod:`emm_lib.assemble`.
         """
-        tasks, models, names, owner = assemble.gather_trained(trained, tasks)
-        spec = spec if spec is not None else assemble.spec_of(models)
-        check_trained_specs(models, names, spec)  # names, cardinalities, dense columns (emm_lib.checks)
-        # Algorithm 1: every body cut into the same number of components.
-        dec = assemble.deconstruct_trained(models, names, n_levels=n_levels, cut_points=cut_points,
-                                           adapters=adapters)
-        embedding_dim = assemble.embedding_dim_for(dec, spec, models, names, reuse_embeddings, embedding_dim)
-        check_specs_stated(models, names, spec)  # a bare body of the right width may come from other features
-        # Level l of the EMM holds every model's l-th component, grouped by task.
-        sources = assemble.align_levels(dec, models, owner, tasks, reuse_embeddings)
-        # Algorithm 2: the AKF levels around copies of the components, then the copies frozen.
-        emm = assemble.build_levels(cls, spec, tasks, sources, dec, pretrained, tower=tower, fusion=fusion,
-                                    use_mtm=use_mtm, reuse_embeddings=reuse_embeddings,
-                                    embedding_dim=embedding_dim, **kwargs)
-        if pretrained:
-            emm.freeze()
-        if emm.frozen_embedding is not None:  # the authors' load order ends with the last model
-            emm.frozen_embedding.copy_from(models[-1])
-        emm.component_names = {t: [n for n, o in zip(names, owner) if o == t] for t in tasks}
-        emm.decomposition_table = dec.describe()
-        return emm
+        return assemble.fuse(cls, trained, spec, tasks, n_levels=n_levels, tower=tower, fusion=fusion,
+                             use_mtm=use_mtm, reuse_embeddings=reuse_embeddings, embedding_dim=embedding_dim,
+                             cut_points=cut_points, adapters=adapters, pretrained=pretrained, **kwargs)
+
+    def trained_models_built(self, models: Sequence[nn.Module]) -> None:
+        """Called by :meth:`from_trained` with the trained models, in order, once the EMM is built
+        (a hook for subclasses that copy more from them; EMM copies nothing else)."""
 
     @classmethod
-    def ablation(
-        cls,
-        variant: str,
-        trained: Mapping[str, Sequence[nn.Module]] | None = None,
-        spec: FeatureSpec | None = None,
-        tasks: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> "EMM":
+    def ablation(cls, variant: str, trained: Mapping[str, Sequence[nn.Module]] | None = None,
+                 spec: FeatureSpec | None = None, tasks: Sequence[str] | None = None, **kwargs: Any) -> "EMM":
         """One of Table II's variants: ``"baseline"`` (structure from scratch, no MTM),
         ``"baseline+MTM"``, ``"baseline+p"`` (trained components, no MTM) or ``"EMM"``.
 
@@ -326,13 +248,59 @@ class EMM(MultiTaskModel):
         would build it); without, the from-scratch variants use ``component_shapes`` etc. from
         ``kwargs`` (``spec`` and ``tasks`` needed).
         """
-        if variant not in ABLATIONS:
-            raise ValueError(f"Unknown ablation variant {variant!r}; choose one of {list(ABLATIONS)}.")
-        flags = ABLATIONS[variant]
-        if trained is not None:
-            return cls.from_trained(trained, spec=spec, tasks=tasks, **flags, **kwargs)
-        if flags["pretrained"]:
-            raise ValueError(f"Variant {variant!r} uses trained components: pass trained={{task: [models]}}.")
-        if spec is None or tasks is None:
-            raise ValueError("Without trained models, pass spec and tasks (and optionally component_shapes).")
-        return cls(spec, tasks, use_mtm=flags["use_mtm"], **kwargs)
+        return _ablation(cls, variant, trained, spec, tasks, **kwargs)
+
+
+# --------------------------------------------------------------------------- outside the class
+
+
+def _levels(comps: list, widths: list, embedded: int, **akf: Any) -> nn.ModuleList:
+    """The AKF levels: level l holds every task's models' l-th components and reads ``embedded``
+    features (level 1) or the previous level's width."""
+    gate_in = [embedded] + [w for _, w in widths[:-1]]
+    return nn.ModuleList(AKF([[model[lvl] for model in comps[t]] for t in range(len(comps))], gate_in[lvl], w_out,
+                             **akf) for lvl, (_, w_out) in enumerate(widths))
+
+
+def _readable(emm: "EMM", d: dict, lvl: int) -> dict:
+    """One level's gate and attention weights (:meth:`EMM.explain`), keyed by task name."""
+    n_comp = emm.levels[lvl].n_components
+    out: dict[str, Any] = {"level": lvl + 1,
+                           "task_gate": {t: d["task_gate"][i, :, : n_comp[i]] for i, t in enumerate(emm.tasks)}}
+    if "mtm" in d:
+        w = d["partner_weights"]
+        out["fusion_scores"] = {t: d["fusion_scores"][i] for i, t in enumerate(emm.tasks)}
+        out["partner_weights"] = {t: w[i] for i, t in enumerate(emm.tasks)}
+        out["partner"] = {t: w[i].argmax(-1) for i, t in enumerate(emm.tasks)}
+        out["mtm"] = {t: d["mtm"][i] for i, t in enumerate(emm.tasks)}
+    return out
+
+
+def describe(emm: "EMM"):
+    """One row per (task, model, level): layers, parameters, trainable or frozen."""
+    import pandas as pd
+
+    from .deconstruct.decomposition import short_name as _short
+
+    rows = []
+    for lvl, level in enumerate(emm.levels):
+        for t, task in enumerate(emm.tasks):
+            for k, comp in enumerate(level.components[t]):
+                n = sum(p.numel() for p in comp.parameters())
+                rows.append({"task": task, "model": k, "level": lvl + 1,
+                             "layers": " -> ".join(_short(m) for m in comp), "parameters": n,
+                             "trainable": sum(p.numel() for p in comp.parameters() if p.requires_grad)})
+    return pd.DataFrame(rows).sort_values(["task", "model", "level"], ignore_index=True)
+
+
+def _ablation(cls: type, variant: str, trained, spec, tasks, **kwargs: Any) -> EMM:
+    if variant not in ABLATIONS:
+        raise ValueError(f"Unknown ablation variant {variant!r}; choose one of {list(ABLATIONS)}.")
+    flags = ABLATIONS[variant]
+    if trained is not None:
+        return cls.from_trained(trained, spec=spec, tasks=tasks, **flags, **kwargs)
+    if flags["pretrained"]:
+        raise ValueError(f"Variant {variant!r} uses trained components: pass trained={{task: [models]}}.")
+    if spec is None or tasks is None:
+        raise ValueError("Without trained models, pass spec and tasks (and optionally component_shapes).")
+    return cls(spec, tasks, use_mtm=flags["use_mtm"], **kwargs)

@@ -11,6 +11,8 @@ a batch of another size (the epoch's last) runs eagerly.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -21,7 +23,8 @@ __all__ = ["GraphedTrainStep"]
 
 
 class GraphedTrainStep:
-    """``train_step(model, opt, split.gather(idx), amp)`` for row indices ``idx`` of ``split``.
+    """``step(model, opt, split.gather(idx), amp)`` for row indices ``idx`` of ``split``, where ``step`` is
+    :func:`emm_lib.train.train_step` (passed in: this module sits below ``train``).
 
     The first ``warmup`` full batches run eagerly on a side stream (they create Adam's state and
     the lazily built caches, as capture requires); the next one is captured, and every later full
@@ -30,15 +33,13 @@ class GraphedTrainStep:
     """
 
     def __init__(self, model: MultiTaskModel, opt: torch.optim.Optimizer, split: Split, batch_size: int,
-                 amp: bool = False, warmup: int = 3) -> None:
+                 amp: bool = False, warmup: int = 3, *, step: Callable[..., Tensor]) -> None:
         if split.device.type != "cuda":
             raise ValueError(f"CUDA graphs need the training split on a CUDA device; it is on {split.device}. "
                              "Move it with split.to('cuda'), or train without cuda_graph=True.")
         if batch_size < 2:
             raise ValueError(f"A graphed step needs batch_size >= 2 (BatchNorm), got {batch_size}.")
-        from .train import train_step  # (train imports this module)
-
-        self._train_step = train_step
+        self._train_step = step
         self.model, self.opt, self.split, self.amp = model, opt, split, amp
         self.batch_size, self._warmup = batch_size, warmup
         self._idx = torch.zeros(batch_size, dtype=torch.long, device=split.device)

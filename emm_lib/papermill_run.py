@@ -71,7 +71,7 @@ def guarded_execute(input_path, output_path, *args, **kwargs):
 
     from papermill.execute import execute_notebook
 
-    from .run_notebook import check_output_path
+    from .params import check_output_path
 
     if isinstance(input_path, (str, os.PathLike)) and isinstance(output_path, (str, os.PathLike)) \
             and str(output_path) != "-":

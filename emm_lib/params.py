@@ -17,7 +17,8 @@ from .checks import whole_number
 #: The largest seed a run takes (torch's generators and the int64 ``seed`` column of results).
 MAX_SEED = 2**63 - 1
 
-__all__ = ["MAX_SEED", "notebook_parameters", "check_notebook_params", "parse_value", "coerce_seeds", "coerce_float"]
+__all__ = ["MAX_SEED", "notebook_parameters", "check_notebook_params", "parse_value", "coerce_seeds", "coerce_float",
+           "check_output_path"]
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
@@ -139,3 +140,15 @@ def coerce_settings(kw: Mapping[str, Any]) -> dict[str, Any]:
     if "device" in out:
         check_device(out["device"])
     return out
+
+
+def check_output_path(notebook: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Raise a ValueError when ``output`` is the file ``notebook`` (same path after resolving links,
+    or a hard link to it): executing would overwrite the source notebook."""
+    src, out = Path(notebook), Path(output)
+    same = src.resolve() == out.resolve()
+    if not same and src.exists() and out.exists():
+        same = os.path.samefile(src, out)
+    if same:
+        raise ValueError(f"the output {str(output)!r} is the input notebook {str(notebook)!r}; executing would "
+                         "overwrite it. Name another output file (e.g. notebooks/executed/<name>.ipynb).")

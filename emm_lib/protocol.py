@@ -24,8 +24,11 @@ from torch import Tensor, nn
 
 from . import config
 from .data.types import Batch, FeatureSpec
+from .emm import EMM
+from .models.base import register_model
 
-__all__ = ["ProtocolSettings", "apply", "settings_for", "rung_flags", "FrozenEmbeddings", "RUNG_NAMES"]
+__all__ = ["ProtocolSettings", "apply", "settings_for", "rung_flags", "FrozenEmbeddings", "PublishedEMM", "emm_class",
+           "RUNG_NAMES"]
 
 RUNG_NAMES: tuple[str, ...] = tuple(name for name, _ in config.RUNGS)
 # Flags defined for Census only (its preprocessing, its "sex" feature); on other datasets they
@@ -197,3 +200,45 @@ class FrozenEmbeddings(nn.Module):
                                  f"{dst.shape[0]} at column {j}; it was built for another feature spec.")
             start = int(emb.offsets[j])
             dst.copy_(table.weight[start:start + dst.shape[0]].to(dst.device))
+
+
+@register_model("emm_published")
+class PublishedEMM(EMM):
+    """:class:`~emm_lib.emm.EMM` with two behaviours of the authors' fusion code (EMM-method.md Sec. 6),
+    attached through EMM's hooks; the replay builds it where the flags ask for them.
+
+    ``bn_drift`` (flag ``bn_drift``): frozen components follow the model's train/eval mode, so their
+    BatchNorm running statistics drift while the EMM trains (and the reference forward path runs).
+    ``frozen_features`` (flag ``frozen_sex_embedding``): these sparse features' embedding columns are
+    lookups in frozen copies of the last trained model's tables (:class:`FrozenEmbeddings`).
+    """
+
+    def __init__(self, spec: FeatureSpec, tasks: Sequence[str], *, bn_drift: bool = False,
+                 frozen_features: Sequence[str] = (), **options) -> None:
+        super().__init__(spec, tasks, **options)
+        self.bn_drift = bool(bn_drift)
+        self.frozen_embedding = (FrozenEmbeddings(spec, frozen_features, self.config["embedding_dim"])
+                                 if frozen_features else None)
+        if bn_drift:
+            self.config["bn_drift"] = True
+        if frozen_features:
+            self.config["frozen_features"] = list(frozen_features)
+
+    @property
+    def frozen_components_in_eval(self) -> bool:  # type: ignore[override]
+        return not getattr(self, "bn_drift", False)
+
+    def embed(self, batch: Batch, feature_major: bool = False) -> Tensor:
+        if self.frozen_embedding is None:
+            return super().embed(batch, feature_major)
+        x = self.frozen_embedding(self.embedding(batch), batch)
+        return x.t() if feature_major else x
+
+    def trained_models_built(self, models: Sequence[nn.Module]) -> None:
+        if self.frozen_embedding is not None:  # the authors' load order ends with the last model
+            self.frozen_embedding.copy_from(models[-1])
+
+
+def emm_class(options: dict) -> type[EMM]:
+    """The EMM class for a rung's EMM options: :class:`PublishedEMM` where they replay its behaviours."""
+    return PublishedEMM if {"bn_drift", "frozen_features"} & set(options) else EMM

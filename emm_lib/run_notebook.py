@@ -18,21 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .params import check_notebook_params, coerce_settings, parse_value
+from .params import check_notebook_params, check_output_path, coerce_settings, parse_value
 
 __all__ = ["main", "parse_parameters", "check_output_path"]
-
-
-def check_output_path(notebook: str | os.PathLike, output: str | os.PathLike) -> None:
-    """Raise a ValueError when ``output`` is the file ``notebook`` (same path after resolving links,
-    or a hard link to it): executing would overwrite the source notebook."""
-    src, out = Path(notebook), Path(output)
-    same = src.resolve() == out.resolve()
-    if not same and src.exists() and out.exists():
-        same = os.path.samefile(src, out)
-    if same:
-        raise ValueError(f"the output {str(output)!r} is the input notebook {str(notebook)!r}; executing would "
-                         "overwrite it. Name another output file (e.g. notebooks/executed/<name>.ipynb).")
 
 
 def parse_parameters(pairs: Sequence[Sequence[str]], yamls: Sequence[str]) -> dict[str, Any]:

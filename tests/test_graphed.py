@@ -39,7 +39,7 @@ def test_graphed_step_needs_a_cuda_split():
     model = build_model("mmoe", ds.spec, ds.tasks, n_experts=2, expert=(8,), tower=(4,))
     opt = torch.optim.Adam(model.parameters())
     with pytest.raises(ValueError, match="on a CUDA device; it is on cpu"):
-        GraphedTrainStep(model, opt, ds.train, 32)
+        GraphedTrainStep(model, opt, ds.train, 32, step=train_step)
 
 
 def test_cuda_graph_is_ignored_on_cpu():
@@ -75,7 +75,7 @@ def test_graphed_training_equals_eager_on_cuda(n_tasks):
         model.cuda().train()
         twins = [model, copy.deepcopy(model)]
         opts = [torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2, fused=True) for m in twins]
-        graphed = GraphedTrainStep(twins[1], opts[1], ds.train, 128)
+        graphed = GraphedTrainStep(twins[1], opts[1], ds.train, 128, step=train_step)
         losses = ([], [])
         for epoch in range(10):
             gens = [torch.Generator().manual_seed(epoch) for _ in twins]

@@ -8,6 +8,7 @@ from sklearn.preprocessing import LabelEncoder, MinMaxScaler
 from emm_lib import checkpoint, config, protocol
 from emm_lib.data import census
 from emm_lib.emm import EMM
+from emm_lib.protocol import PublishedEMM
 from emm_lib.models import SingleTaskMLP
 from emm_lib.train import evaluate, fit
 
@@ -145,7 +146,7 @@ def test_bn_drift_moves_frozen_batchnorm_statistics_only_with_the_flag(ds, drift
     trained = _trained(ds)
     kw = protocol.settings_for(["bn_drift"] if drift else []).emm
     torch.manual_seed(0)
-    emm = EMM.from_trained(trained, n_levels=3, **kw)
+    emm = protocol.emm_class(kw).from_trained(trained, n_levels=3, **kw)
     before = _bn_buffers(emm)
     frozen = {k: v.clone() for k, v in emm.state_dict().items() if ".components." in k and k not in before}
     assert before and frozen
@@ -154,6 +155,8 @@ def test_bn_drift_moves_frozen_batchnorm_statistics_only_with_the_flag(ds, drift
     assert _equal(before, after) != drift  # buffers move with the flag, are bit-identical without
     assert _equal(frozen, {k: v for k, v in emm.state_dict().items() if k in frozen})  # weights stay frozen
     assert emm.config.get("bn_drift", False) == drift
+    with pytest.raises(TypeError):  # a behaviour of the authors' code, not an option of the method's EMM
+        EMM.from_trained(trained, n_levels=3, bn_drift=True)
 
 
 # ------------------------------------------------------------------ hard_gate, linear_mtm
@@ -175,7 +178,7 @@ def test_hard_gate_maps_to_the_arg_max_gate_and_equals_soft_with_two_tasks(ds):
 
 def test_linear_mtm_has_no_activation_and_no_bias(ds):
     ps = protocol.settings_for(["linear_mtm"])
-    emm = ps.prepare(EMM.from_trained(_trained(ds), n_levels=3, **ps.emm))
+    emm = ps.prepare(protocol.emm_class(ps.emm).from_trained(_trained(ds), n_levels=3, **ps.emm))
     assert all(isinstance(lvl.mtm.act, torch.nn.Identity) for lvl in emm.levels)
     fit(emm, ds, epochs=1, patience=None, **FIT)
     for lvl in emm.levels:  # Q, K, V are x @ W.T exactly, after training too
@@ -189,7 +192,7 @@ def test_published_embedding_init_redraws_every_trainable_table(ds):
     ps = protocol.settings_for(["published_embedding_init", "frozen_sex_embedding"], rung="x")
     assert ps.init == {"embedding_std": config.PUBLISHED_CODE["embedding_std"]}
     torch.manual_seed(0)
-    big = torch.nn.ModuleList([SingleTaskMLP(ds.spec, "a"), EMM(ds.spec, ds.tasks, frozen_features=("s1",))])
+    big = torch.nn.ModuleList([SingleTaskMLP(ds.spec, "a"), PublishedEMM(ds.spec, ds.tasks, frozen_features=("s1",))])
     with torch.no_grad():
         big[1].frozen_embedding.tables[0].fill_(3.0)
     ps.prepare(big)
@@ -205,7 +208,7 @@ def test_published_embedding_init_redraws_every_trainable_table(ds):
 def test_frozen_embedding_is_the_last_trained_models_table_and_stays_frozen(ds, tmp_path):
     trained = _trained(ds)
     torch.manual_seed(0)
-    emm = EMM.from_trained(trained, n_levels=3, frozen_features=("s1",))
+    emm = PublishedEMM.from_trained(trained, n_levels=3, frozen_features=("s1",))
     last = trained["b"][-1].embedding
     j, card, dim = 1, ds.spec.sparse[1].cardinality, last.dim
     source = last.table.weight[int(last.offsets[j]):int(last.offsets[j]) + card].detach().clone()
@@ -229,7 +232,7 @@ def test_frozen_embedding_is_the_last_trained_models_table_and_stays_frozen(ds, 
     torch.testing.assert_close(again(b), ref, rtol=0, atol=0)
     assert protocol.settings_for(["frozen_sex_embedding"]).emm == {"frozen_features": ("sex",)}
     with pytest.raises(ValueError, match="sparse features"):
-        EMM.from_trained(trained, n_levels=3, frozen_features=("sex",))  # not a feature of this spec
+        PublishedEMM.from_trained(trained, n_levels=3, frozen_features=("sex",))  # not a feature of this spec
 
 
 # ------------------------------------------------------------------ training loop flags
@@ -327,10 +330,11 @@ def test_every_rung_builds_and_trains_on_the_same_recipe(ds):
                 assert len(r.history) == 2 and r.best_epoch in (1, 2)
                 trained[t].append(m)
         emm_kw = {**ps.emm, **({"frozen_features": ("s1",)} if "frozen_features" in ps.emm else {})}
-        emm = ps.prepare(EMM.from_trained(trained, n_levels=3, **emm_kw))
+        emm = ps.prepare(protocol.emm_class(emm_kw).from_trained(trained, n_levels=3, **emm_kw))
         fit(emm, ds, epochs=1, patience=None, **FIT)
         assert emm.config.get("bn_drift", False) == ("bn_drift" in ps.flags)
         assert (emm.config["fusion"] == "hard") == ("hard_gate" in ps.flags)
-        assert (emm.frozen_embedding is not None) == ("frozen_sex_embedding" in ps.flags)
+        assert (getattr(emm, "frozen_embedding", None) is not None) == ("frozen_sex_embedding" in ps.flags)
+        assert isinstance(emm, PublishedEMM) == bool({"bn_drift", "frozen_sex_embedding"} & set(ps.flags))
         assert all(t[0].config.get("block3_skipped", False) == ("tm_block3_skipped" in ps.flags)
                    for t in trained.values())

