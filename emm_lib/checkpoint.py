@@ -98,10 +98,19 @@ def _read_json(js: Path) -> dict:
     if missing:
         raise CheckpointError(f"Checkpoint {js} lacks the key(s) {missing}; it was not written by "
                               "emm_lib.checkpoint.save or was edited. Save the model again.")
+    config = meta.get("config")
+    if meta["model"] == "emm" and isinstance(config, dict) and _REPLAYED & set(config):
+        meta["model"] = "emm_published"  # saved before the authors' behaviours left EMM (emm_lib.protocol)
     if meta["model"] not in MODEL_REGISTRY:
+        hint = (" It is the protocol replay's EMM: import emm_lib.protocol first, which registers it."
+                if meta["model"] == "emm_published" else "")
         raise CheckpointError(f"Checkpoint {js} names unknown model {meta['model']!r}; "
-                              f"known: {sorted(MODEL_REGISTRY)}.")
+                              f"known: {sorted(MODEL_REGISTRY)}.{hint}")
     return meta
+
+
+#: EMM options of checkpoints saved before the authors' code's behaviours moved to ``PublishedEMM``.
+_REPLAYED = {"bn_drift", "frozen_features"}
 
 
 def _read_pt(pt: Path, js: Path, meta: dict, device) -> dict:

@@ -20,7 +20,7 @@ _FREE = {"dropout", "alpha", "task_order", "fusion", "use_mtm", "pretrained", "r
 _WIDTH_LISTS = ("block", "tower", "expert", "bottom")
 _SIZES = ("n_experts", "n_specific", "n_shared", "embedding_dim")
 #: Models with modules of their own per task (towers, attention units), not one grouped module.
-_PER_TASK_MODULES = {"emm", "aitm"}
+_PER_TASK_MODULES = {"emm", "emm_published", "aitm"}
 #: Descriptors of component layers that own weight tensors (emm_lib.layer_descriptors).
 _WEIGHTED = {"Linear", "BatchNorm1d", "LayerNorm", "Adapter", "FeatureEmbedding"}
 
@@ -108,7 +108,7 @@ def check_structure(model: str, config: Mapping, tasks: Sequence, spec: Mapping,
         n = _count("n_blocks", config["n_blocks"])
         _at_most("n_blocks", n, tensors, "weight tensors", f" (x {per} layer(s) per block = {n * per:,} layers)",
                  n * per)
-    if config.get("n_levels") is not None and model != "emm":
+    if config.get("n_levels") is not None and model not in ("emm", "emm_published"):
         per = max(len(widths.get("expert", [])), 1)
         n = _count("n_levels", config["n_levels"])
         _at_most("n_levels", n, tensors, "weight tensors", f" (x {per} expert layer(s) = {n * per:,} layers)",

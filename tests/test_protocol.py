@@ -188,6 +188,26 @@ def test_linear_mtm_has_no_activation_and_no_bias(ds):
         torch.testing.assert_close(qkv(x), x @ qkv.weight.transpose(1, 2))
 
 
+def test_published_emm_checkpoints_round_trip_and_old_ones_still_load(ds, tmp_path):
+    """PublishedEMM saves under its own registry name; a checkpoint saved when the switches were EMM
+    options (model "emm" with bn_drift/frozen_features in its config) loads as a PublishedEMM."""
+    import json
+
+    emm = PublishedEMM.from_trained(_trained(ds), n_levels=3, frozen_features=("s1",), bn_drift=True)
+    emm.eval()
+    b = next(iter(ds.test.batches(64)))
+    checkpoint.save(emm, tmp_path / "e")
+    again = checkpoint.load(tmp_path / "e")
+    assert type(again) is PublishedEMM and again.bn_drift and again.config["frozen_features"] == ["s1"]
+    torch.testing.assert_close(again.eval()(b), emm(b), rtol=0, atol=0)
+    meta = json.loads((tmp_path / "e.json").read_text())
+    assert meta["model"] == "emm_published"
+    (tmp_path / "e.json").write_text(json.dumps({**meta, "model": "emm"}))  # as saved before the move
+    old = checkpoint.load(tmp_path / "e")
+    assert type(old) is PublishedEMM
+    torch.testing.assert_close(old.eval()(b), emm(b), rtol=0, atol=0)
+
+
 def test_published_embedding_init_redraws_every_trainable_table(ds):
     ps = protocol.settings_for(["published_embedding_init", "frozen_sex_embedding"], rung="x")
     assert ps.init == {"embedding_std": config.PUBLISHED_CODE["embedding_std"]}
