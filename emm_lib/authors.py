@@ -168,12 +168,20 @@ def tm_run(run: Run, shape: str, task: str, dataset: str) -> Run:
                rung=owner(run.rung, "trained_model", dataset))
 
 
-def emm_options(ps: protocol.ProtocolSettings, label: str = "emm") -> dict:
+def emm_options(ps: protocol.ProtocolSettings, label: str = "emm", tasks: Sequence[str] = ()) -> dict:
     """EMM's options at a rung: our differentiable gate unless the flags say otherwise; a Table II
-    variant ``label`` adds its own ``pretrained`` and ``use_mtm`` (the rung's gate is kept)."""
+    variant ``label`` adds its own ``pretrained`` and ``use_mtm`` (the rung's gate is kept). A frozen
+    feature that is one of the ``tasks`` (Census's 4th task is ``sex``) is a label, not an input:
+    nothing to freeze, so it is left out (:func:`identity` records the flag as dropped)."""
     own = {} if label == "emm" else {k: v for k, v in config.VARIANTS[label][1].items()
                                       if k in ("pretrained", "use_mtm")}
-    return {**config.VARIANTS["emm:soft"][1], **ps.emm, **own}
+    out = {**config.VARIANTS["emm:soft"][1], **ps.emm, **own}
+    kept = tuple(f for f in out.get("frozen_features", ()) if f not in tasks)
+    if "frozen_features" in out and kept != tuple(out["frozen_features"]):
+        out.pop("frozen_features")
+        if kept:
+            out["frozen_features"] = kept
+    return out
 
 
 def identity(run: Run, st: "StudySettings") -> dict:
@@ -187,7 +195,12 @@ def identity(run: Run, st: "StudySettings") -> dict:
     if part == "trained_model":
         out["options"] = dict(ps.single_task)
     elif part == "emm":
-        out["options"] = emm_options(ps, run.label)
+        from .run_settings import experiment_tasks
+
+        tasks = experiment_tasks(st.dataset, run.n_tasks)
+        out["options"] = emm_options(ps, run.label, tasks)
+        if "frozen_features" in ps.emm and "frozen_features" not in out["options"]:
+            out["dropped_flags"] = sorted(out["dropped_flags"] + ["frozen_sex_embedding"])
     return out
 
 
@@ -205,7 +218,7 @@ def build(run: Run, ds, st: "StudySettings", trained: dict | None):
         sizes = config.model_settings(st.dataset, "emm")
         for k in ("embedding_dim", "component_shapes"):  # both come from the trained models
             sizes.pop(k)
-        options = emm_options(ps, run.label)
+        options = emm_options(ps, run.label, ds.tasks)
         model = protocol.emm_class(options).from_trained(trained, **sizes, **options)
     else:
         kind, opts = config.VARIANTS[run.label]

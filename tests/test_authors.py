@@ -399,3 +399,16 @@ def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_predic
     moved = pd.concat([moved, v[v.model.str.startswith("emm:") & (v.seed == 2)].assign(seed=5)])
     note = out_of_sample.seeds_note(out_of_sample.table2(st, moved, pv))
     assert "ran at seeds 0, 1 and 5; Table I's at 0, 1, 2, 3 and 4" in note and "new seeds 5" in note
+
+
+def test_a_frozen_feature_that_is_a_task_is_dropped_for_emm_only():
+    """Census's 4th task is 'sex': the published code's frozen 'sex' table has no input to act on, so at
+    4 tasks EMM is built without it and its identity says the flag was dropped; the trained models and
+    fewer tasks keep the rung as it is."""
+    st = authors.settings("census", "paper", seeds=[0])
+    runs = {(r.label, r.n_tasks): r for r in authors.plan(st, ["paper"], task_counts=[3, 4])}
+    at4, at3 = authors.identity(runs[("emm", 4)], st), authors.identity(runs[("emm", 3)], st)
+    assert "frozen_features" not in at4["options"] and "frozen_sex_embedding" in at4["dropped_flags"]
+    assert at3["options"]["frozen_features"] == ("sex",) and at3["dropped_flags"] == []
+    tm = authors.identity(runs[("tm1:sex", 4)], st)
+    assert tm["dropped_flags"] == [] and "frozen_sex_embedding" in tm["flags"]
