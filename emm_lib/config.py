@@ -415,6 +415,69 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
 }
 __all__ += ["SYNTHETIC_SWEEPS"]
 
+# ---------------------------------------------------------------- the synthetic map, second pass (issue 31)
+# The first pass (SYNTHETIC_SWEEP, results/<profile>/synthetic.csv) stays as it is; the second pass
+# writes its own experiments (results/<profile>/synthetic_map.csv, synthetic_map_single_task.csv,
+# analysis/synthetic_map_*.csv), so old and new rows never mix. What changed:
+# * One stopping rule for every model: early stopping on the mean validation AUC with the profile's
+#   patience (paper: 5), best epoch restored, under an epoch cap ("epochs") high enough that fewer
+#   than "cap_share_max" of any model's runs reach it (tests/test_sweep.py reads the committed file).
+# * Worlds: a world is one generated dataset, data seed = the world; every model of a world trains
+#   on the same rows, with init seed = the world (one init seed per world). The comparison is
+#   paired within a world. "seeds" are the worlds of every point; the data-size axis sets fewer
+#   at its costly sizes ("worlds": the first k of "seeds").
+# * Learnable tasks: a task of a point is learnable when its trained single-task models reach a
+#   mean test AUC (over worlds and both shapes) of at least "auc_floor"; a point with a task below
+#   it is "no signal" and gets no verdict. The first pass's funnel had worlds whose label was a
+#   narrow band of the latent index (10 sine terms dominate the linear one: the linear index
+#   scores the click label at AUC 0.25 in world 1, 0.90 in world 0, 0.998 in world 2), and
+#   300 conversions per 1e5 rows; its trained conversion models sat at 0.50-0.65. The map's funnel
+#   keeps the shape (16 sparse / 63 dense features, Ali model sizes) with 3 sine terms (the linear
+#   index scores click and conversion at AUC >= 0.98 in worlds 0-4) and base rates 5 % / 1 %
+#   (1,000 conversions per 1e5 rows); tests/test_data_synthetic.py checks the calibration.
+# * Data size at ONE batch (4,096) at every size, the same cap, early stopping acting everywhere.
+# * AITM with its calibrator (aitm:calibrated) on the funnel, the one place it is designed for.
+# Pilot (scripts/synthetic_map_pilot.py, 2026-12-07, 2-core Intel Xeon shared with two training jobs,
+# one torch thread, nice 10; one world, seed 0, cap 100, patience 5): see SYNTHETIC_MAP_PILOT below.
+SYNTHETIC_MAP_PILOT: dict[str, Any] = {}  # filled in below from the pilot's numbers
+SYNTHETIC_MAP: dict[str, Any] = {
+    "experiment": "synthetic_map", "tm_experiment": "synthetic_map_single_task",
+    "axes": ("relatedness", "task_count", "data_size"),
+    "seeds": (0, 1, 2, 3, 4),
+    "models": SYNTHETIC_SWEEP["models"],
+    "soft_gate_from_tasks": 3,
+    "auc_floor": 0.65,
+    "cap_share_max": 0.10,
+    "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=100_000, epochs=100,
+                        correlation=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
+    "task_count": dict(dataset="synthetic", n_tasks=(2, 3, 4, 6), n_rows=100_000, epochs=100, correlation=0.5),
+    "data_size": dict(dataset="synthetic-ali", n_train=(100_000, 1_000_000, 10_000_000), epochs=100,
+                      batch_size=4_096, worlds={100_000: 5, 1_000_000: 5, 10_000_000: 3},
+                      models=("tm1", "tm2", "shared_bottom", "mmoe", "ple", "aitm:calibrated", "emm"),
+                      overrides=dict(n_sines=3, base_rates=(0.05, 0.01), n_val=100_000, n_test=200_000)),
+}
+SYNTHETIC_MAPS: dict[str, dict[str, Any]] = {
+    "paper": SYNTHETIC_MAP,
+    "default": {
+        **SYNTHETIC_MAP, "seeds": (0, 1, 2),
+        "relatedness": {**SYNTHETIC_MAP["relatedness"], "n_rows": 20_000, "correlation": (0.0, 0.5, 1.0)},
+        "task_count": {**SYNTHETIC_MAP["task_count"], "n_rows": 20_000, "n_tasks": (2, 4)},
+        "data_size": {**SYNTHETIC_MAP["data_size"], "n_train": (30_000,), "worlds": {30_000: 3},
+                      "overrides": {**SYNTHETIC_MAP["data_size"]["overrides"], "n_val": 30_000, "n_test": 30_000}},
+    },
+    "tiny": {
+        **SYNTHETIC_MAP, "seeds": (0, 1),
+        "models": ("tm1", "tm2", "mmoe", "emm", "emm:soft"),
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=2, correlation=(0.0, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=2, correlation=1.0),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000,), epochs=2, batch_size=512, worlds={2_000: 2},
+                          models=("tm1", "tm2", "mmoe", "aitm:calibrated", "emm"),
+                          overrides=dict(n_sines=3, base_rates=(0.05, 0.01), n_val=4_000, n_test=4_000,
+                                         pilot_rows=1 << 17)),
+    },
+}
+__all__ += ["SYNTHETIC_MAP", "SYNTHETIC_MAPS", "SYNTHETIC_MAP_PILOT"]
+
 #: The test-set term of the verdict rule (emm_lib.stats.compare), measured, not argued
 #: (scripts/test_set_term.py, results/paper/analysis/test_set_term.csv): with fixed trained models,
 #: redrawing the 1:1 val/test halves of the one Census test file spreads the AUC difference on a

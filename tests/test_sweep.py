@@ -276,7 +276,7 @@ def test_rows_restrict_the_plan_to_those_points(micro, capsys):
         sweep.plan(st, ["data_size"], rows=[10_000_000])
     with pytest.raises(SystemExit):
         study.main(["table1", "--profile", "tiny", "--rows", "1000"])
-    assert "--rows applies to the 'synthetic' experiment only" in capsys.readouterr().err
+    assert "--rows applies to the 'synthetic' and 'synthetic_map' experiments only" in capsys.readouterr().err
 
 
 def test_abstract_counts_the_settings_in_plain_words():
