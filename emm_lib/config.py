@@ -437,9 +437,31 @@ __all__ += ["SYNTHETIC_SWEEPS"]
 #   (1,000 conversions per 1e5 rows); tests/test_data_synthetic.py checks the calibration.
 # * Data size at ONE batch (4,096) at every size, the same cap, early stopping acting everywhere.
 # * AITM with its calibrator (aitm:calibrated) on the funnel, the one place it is designed for.
-# Pilot (scripts/synthetic_map_pilot.py, 2026-12-07, 2-core Intel Xeon shared with two training jobs,
-# one torch thread, nice 10; one world, seed 0, cap 100, patience 5): see SYNTHETIC_MAP_PILOT below.
-SYNTHETIC_MAP_PILOT: dict[str, Any] = {}  # filled in below from the pilot's numbers
+# Pilot of the cap (scripts/synthetic_map_pilot.py, 2026-12-06, 2-core Intel Xeon shared with two
+# training jobs (load 6-8), one torch thread, nice 10; world 0, cap 100, patience 5, best epoch restored):
+# best epoch / epochs run / CPU s of fit, per model (SYNTHETIC_MAP_PILOT holds the same numbers).
+#   synthetic/corr=0.5/rows=100000 (batch 1,024): tm1:t1 34/39/11.5, tm1:t2 14/19/5.5, tm2:t1 36/41/13.1,
+#     tm2:t2 18/23/7.6, shared_bottom 27/32/5.9, mmoe 19/24/13.1, ple 27/32/20.5, emm 36/41/34.4;
+#     111.6 CPU s of fit per world (all 8 runs). The first pass's cap of 20 cut every one of these short.
+#   synthetic-ali/rows=100000 (batch 4,096, the calibrated funnel): see SYNTHETIC_MAP_PILOT["synthetic-ali"].
+# Cap: the latest stop was epoch 41 of 100, so 100 leaves 2.4x the pilot's longest run; a run that
+# stops early costs only its own epochs, so the high cap costs nothing where early stopping acts.
+# Cost (CPU s of one core; measured for the relatedness world above, scaled for the rest):
+#   relatedness  6 points x 5 worlds x ~130 s (fit 112 s + data, evaluation, timing, gates)      ~  3,900 s
+#   task count   3, 4, 6 tasks x 5 worlds x ~(235 + 310 + 470) s (TMs per task, emm:soft)       ~  5,100 s
+#   => relatedness + task count: ~9,000 CPU s, ~2.5 h on one core, ~1.3 h with two processes.
+#   data size (estimated from the first pass's per-epoch costs per model at 1e5 rows, the 1e5 pilot and
+#   ~15 epochs at 1e5, ~8 at 1e6, ~7 at 1e7 with patience 5; not measured beyond the pilot):
+#                1e5: ~740 s per world x 5 ~ 3,700 s; 1e6: ~3,900 s per world x 5 ~ 20,000 s (5.5 h);
+#                1e7: ~34,000 s per world x 3 ~ 100,000 s (~28 h of one core): resumable across
+#                sessions (each run is recorded when it ends), or on a GPU (--rows 10000000).
+SYNTHETIC_MAP_PILOT: dict[str, Any] = {
+    "date": "2026-12-06", "machine": "2-core Intel Xeon, shared with two training jobs, 1 torch thread, nice 10",
+    "synthetic/corr=0.5/rows=100000": {  # model: (best epoch, epochs run, CPU s of fit)
+        "tm1:t1": (34, 39, 11.5), "tm1:t2": (14, 19, 5.5), "tm2:t1": (36, 41, 13.1), "tm2:t2": (18, 23, 7.6),
+        "shared_bottom": (27, 32, 5.9), "mmoe": (19, 24, 13.1), "ple": (27, 32, 20.5), "emm": (36, 41, 34.4)},
+    "synthetic-ali": {"tm1:click": (3, 8, 13.8)},
+}
 SYNTHETIC_MAP: dict[str, Any] = {
     "experiment": "synthetic_map", "tm_experiment": "synthetic_map_single_task",
     "axes": ("relatedness", "task_count", "data_size"),

@@ -36,9 +36,10 @@ _REGIMES = ("worse", "mixed", "no detectable difference", "better")
 
 
 def _kind(model: str) -> str:
-    """A run's model as the cap rule counts it: ``tm1:t3`` -> ``tm1`` (one model, every task)."""
+    """A run's model as the cap rule counts it: ``tm1:t3`` -> ``tm1:all tasks`` (one model, every task;
+    the reader's name is "TM-1 (all tasks)")."""
     head = str(model).split(":")[0]
-    return head if head in config.TM_SHAPES else str(model)
+    return f"{head}:all tasks" if head in config.TM_SHAPES else str(model)
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +246,7 @@ def summary(cov: pd.DataFrame, fam: pd.DataFrame, learn: pd.DataFrame, caps: pd.
     of points, the largest gain with its family-wise interval, the points without signal, the epoch caps
     and the gates."""
     from .glossary import dataset_label
+    from .present import display_name
 
     lines = [_coverage_words(cov)]
     pv = point_verdicts(fam, model) if len(fam) else pd.DataFrame()
@@ -263,7 +265,7 @@ def summary(cov: pd.DataFrame, fam: pd.DataFrame, learn: pd.DataFrame, caps: pd.
                      f"{config.SYNTHETIC_MAP['cap_share_max']:.0%} of every model's runs at the epoch cap."
                      if caps.empty or not (caps.cap_share > config.SYNTHETIC_MAP["cap_share_max"]).any() else
                      "At the epoch cap in more than the allowed share of runs: "
-                     + ", ".join(f"{m} ({s:.0%})" for m, s in zip(caps.model_kind, caps.cap_share)
+                     + ", ".join(f"{display_name(m)} ({s:.0%})" for m, s in zip(caps.model_kind, caps.cap_share)
                                  if s > config.SYNTHETIC_MAP["cap_share_max"]) + ": those runs may be under-trained.")
     lines.append(_gate_words(gates))
     return "\n\n".join(x for x in lines if x)

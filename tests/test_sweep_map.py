@@ -57,9 +57,12 @@ def test_cap_shares_count_runs_that_early_stopping_never_ended():
     runs = pd.DataFrame(rows)
     per = sweep_map.cap_shares(runs, by=("model_kind",)).set_index("model_kind")
     assert per.loc["mmoe", "cap_share"] == pytest.approx(0.2) and per.loc["emm", "cap_share"] == 0
-    assert per.loc["tm1", "runs"] == 20 and per.loc["tm1", "cap_share"] == pytest.approx(0.5)
+    assert per.loc["tm1:all tasks", "runs"] == 20 and per.loc["tm1:all tasks", "cap_share"] == pytest.approx(0.5)
     bad = sweep_map.cap_excess(runs, limit=0.1)
-    assert set(bad.model_kind) == {"mmoe", "tm1"}
+    assert set(bad.model_kind) == {"mmoe", "tm1:all tasks"}
+    from emm_lib.present import display_name
+
+    assert display_name("tm1:all tasks") == "TM-1 (all tasks)"
     assert sweep_map.cap_excess(runs, datasets=["elsewhere"]).empty  # only the named (complete) points count
 
 
