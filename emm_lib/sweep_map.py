@@ -253,8 +253,10 @@ def summary(cov: pd.DataFrame, fam: pd.DataFrame, learn: pd.DataFrame, caps: pd.
     if len(pv):
         lines += _verdict_words(fam, pv, model)
         lines.append(_gain_words(largest_gain(fam)))
+    elif not cov.complete.any():
+        lines.append("No point is complete yet: no verdict.")
     else:
-        lines.append("No point is complete with signal yet: no verdict.")
+        lines.append("No complete point has signal (every one has a task no trained model learned): no verdict.")
     quiet = no_signal(learn)
     if quiet:
         lines.append("No signal (a task's trained models below a mean test AUC of "

@@ -97,6 +97,11 @@ def test_a_point_without_signal_gets_no_verdict():
     assert set(fam.dataset) == {"synthetic/corr=0/rows=1000"}  # the large "gain" without signal is not tested
     text = sweep_map.summary(cov.assign(worlds_planned=5, worlds_done=5), fam, learn, pd.DataFrame())
     assert "No signal" in text and "synthetic, correlation 1, 1,000 rows" in text
+    none = cov.assign(complete=False, worlds_planned=5, worlds_done=4)
+    assert "No point is complete yet: no verdict." in sweep_map.summary(none, fam.iloc[:0], learn, pd.DataFrame())
+    only_quiet = sweep_map.family(cmp, runs, cov.assign(complete=cov.dataset.str.contains("corr=1")), learn)
+    assert only_quiet.empty and "No complete point has signal" in sweep_map.summary(
+        cov.assign(complete=True, worlds_planned=5, worlds_done=5), only_quiet, learn, pd.DataFrame())
 
 
 def test_one_family_over_the_whole_map():
