@@ -333,3 +333,11 @@ def test_the_map_is_a_pass_of_its_own_beside_the_first(micro, monkeypatch):
 
     cov = sweep_map.coverage(runs, MICRO_MAP)
     assert cov.complete.all() and set(cov.worlds_done) == {1, 2}
+    from emm_lib import analysis
+
+    # the study-wide table leaves the map out (its funnel key repeats the first pass's, on other rows)
+    everything = analysis.pair_variances(st.out_dir)
+    own = sweep_report.pair_variances(st.out_dir, runs, experiment=sweep.MAP_EXPERIMENT)
+    assert "aitm:calibrated" not in set(everything.model_a) | set(everything.model_b)
+    assert "aitm:calibrated" in set(own.model_a) | set(own.model_b)
+    assert (st.out_dir / "analysis" / "synthetic_map_pair_variances.csv").exists()
