@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,16 @@ __all__ = ["PAIR_VARIANCES", "pair_variances", "write_pair_variances", "read_pai
 PAIR_VARIANCES = "analysis/pair_variances.csv"  # derived tables live apart from the run tables
 
 
-def _load(out_dir: Path) -> list[dict]:
+#: Experiments whose dataset keys repeat another experiment's on other data (the synthetic map repeats the
+#: first pass's point keys): left out of the study-wide table, read only when named (their own table).
+_APART = ("synthetic_map", "synthetic_map_single_task")
+
+
+def _load(out_dir: Path, experiments: Sequence[str] | None = None) -> list[dict]:
     found = []
     for f in sorted((out_dir / "predictions").glob("*/*.npz")):
+        if (f.parent.name not in experiments) if experiments is not None else (f.parent.name in _APART):
+            continue
         key, seed, label = f.stem.split("__")
         with np.load(f) as z:
             label = str(z["label"]) if "label" in z.files else label  # older files: the file-name slug
@@ -31,11 +39,13 @@ def _load(out_dir: Path) -> list[dict]:
     return found
 
 
-def pair_variances(out_dir: str | Path) -> pd.DataFrame:
-    """Columns dataset_file_key, seed, task, model_a, model_b, auc_a, auc_b, var_diff (all pairs)."""
+def pair_variances(out_dir: str | Path, experiments: Sequence[str] | None = None) -> pd.DataFrame:
+    """Columns dataset_file_key, seed, task, model_a, model_b, auc_a, auc_b, var_diff (all pairs);
+    ``experiments``: only the predictions of these experiments (e.g. one pass of the synthetic sweep,
+    whose dataset keys another pass repeats)."""
     out_dir = Path(out_dir)
     rows = []
-    preds = _load(out_dir)
+    preds = _load(out_dir, experiments)
     by = {}
     for p in preds:
         by.setdefault((p["key"], p["seed"]), []).append(p)

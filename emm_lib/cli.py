@@ -17,6 +17,8 @@ _RUN = ("dataset", "profile", "seeds", "epochs", "device", "threads", "cuda_grap
 OPTIONS_USED: dict[str, tuple[str, ...]] = {
     "synthetic": ("profile", "seeds", "device", "threads", "cuda_graph", "results_dir", "on_change", "axes",
                   "rows", "executor", "address"),
+    "synthetic_map": ("profile", "seeds", "device", "threads", "cuda_graph", "results_dir", "on_change", "axes",
+                      "rows", "executor", "address"),
     "analyze": ("profile", "results_dir"),
     "authors": _RUN + ("rungs", "variants", "task_counts", "models"),
     "single_task": _RUN,
@@ -25,14 +27,16 @@ _EXPERIMENT = _RUN + ("models", "task_counts")
 
 #: Where an option applies, said when a subcommand that does not use it is given it.
 _APPLIES = {
-    "rows": "--rows applies to the 'synthetic' experiment only (its data-size points).",
-    "axes": "--axes applies to the 'synthetic' experiment only.",
+    "rows": "--rows applies to the 'synthetic' and 'synthetic_map' experiments only (their data-size points).",
+    "axes": "--axes applies to the 'synthetic' and 'synthetic_map' experiments only.",
     "rungs": "--rungs applies to the 'authors' experiment only.",
     "variants": "--variants applies to the 'authors' experiment only.",
 }
 #: Why a subcommand reads so few options.
 _WHY = {
     "synthetic": "The sweep takes its data, models, epochs and task counts from its grid (emm_lib.sweep).",
+    "synthetic_map": "The map takes its data, models, epochs, worlds and task counts from its grid "
+                     "(config.SYNTHETIC_MAPS).",
     "analyze": "analyze only reads the saved test predictions under --results-dir/<--profile>.",
     "authors": ("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM): choose rungs with --rungs, Table II's "
                 "variants with --variants, task counts with --task-counts, a subset of its multi-task models with --models."),

@@ -415,6 +415,101 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
 }
 __all__ += ["SYNTHETIC_SWEEPS"]
 
+# ---------------------------------------------------------------- the synthetic map, second pass (issue 31)
+# The first pass (SYNTHETIC_SWEEP, results/<profile>/synthetic.csv) stays as it is; the second pass
+# writes its own experiments (results/<profile>/synthetic_map.csv, synthetic_map_single_task.csv,
+# analysis/synthetic_map_*.csv), so old and new rows never mix. What changed:
+# * One stopping rule for every model: early stopping on the mean validation AUC with the profile's
+#   patience (paper: 5), best epoch restored, under an epoch cap ("epochs") high enough that fewer
+#   than "cap_share_max" of any model's runs reach it (tests/test_sweep.py reads the committed file).
+# * Worlds: a world is one generated dataset, data seed = the world; every model of a world trains
+#   on the same rows, with init seed = the world (one init seed per world). The comparison is
+#   paired within a world. "seeds" are the worlds of every point; the data-size axis sets fewer
+#   at its costly sizes ("worlds": the first k of "seeds").
+# * Learnable tasks: a task of a point is learnable when its trained single-task models reach a
+#   mean test AUC (over worlds and both shapes) of at least "auc_floor"; a point with a task below
+#   it is "no signal" and gets no verdict. The first pass's funnel had worlds whose label was a
+#   narrow band of the latent index (10 sine terms dominate the linear one: the linear index
+#   scores the click label at AUC 0.25 in world 1, 0.90 in world 0, 0.998 in world 2), and
+#   300 conversions per 1e5 rows; its trained conversion models sat at 0.50-0.65. The map's funnel
+#   keeps the shape (16 sparse / 63 dense features, Ali model sizes) with 3 sine terms (the linear
+#   index scores click and conversion at AUC >= 0.98 in worlds 0-4) and base rates 5 % / 1 %
+#   (1,000 conversions per 1e5 rows); tests/test_data_synthetic.py checks the calibration.
+# * Data size at ONE batch (4,096) at every size, the same cap, early stopping acting everywhere.
+# * AITM with its calibrator (aitm:calibrated) on the funnel, the one place it is designed for.
+# Pilot of the cap (scripts/synthetic_map_pilot.py, 2026-12-06, 2-core Intel Xeon shared with two
+# training jobs (load 6-8), one torch thread, nice 10; world 0, cap 100, patience 5, best epoch restored):
+# best epoch / epochs run / CPU s of fit, per model (SYNTHETIC_MAP_PILOT holds the same numbers).
+#   synthetic/corr=0.5/rows=100000 (batch 1,024): tm1:t1 34/39/11.5, tm1:t2 14/19/5.5, tm2:t1 36/41/13.1,
+#     tm2:t2 18/23/7.6, shared_bottom 27/32/5.9, mmoe 19/24/13.1, ple 27/32/20.5, emm 36/41/34.4;
+#     111.6 CPU s of fit per world (all 8 runs). The first pass's cap of 20 cut every one of these short.
+#   synthetic-ali/rows=100000 (batch 4,096, the calibrated funnel, validation 100,000 rows): tm1:click 3/8/13.1
+#     (test AUC 0.968), tm1:conversion 7/12/18.5 (test AUC 0.894): both tasks learnable (first pass, world 0:
+#     0.81 and 0.54). The other models were not piloted (the shared machine gave the pilot ~5 % of a core:
+#     the two TM-1 runs took 9 min of wall time); their epochs are estimated at 8-15 from TM-1's.
+# Cap: the latest stop was epoch 41 of 100, so 100 leaves 2.4x the pilot's longest run; a run that
+# stops early costs only its own epochs, so the high cap costs nothing where early stopping acts.
+# Cost (CPU s of one core; measured for the relatedness world above, scaled for the rest):
+#   relatedness  6 points x 5 worlds x ~130 s (fit 112 s + data, evaluation, timing, gates)      ~  3,900 s
+#   task count   3, 4, 6 tasks x 5 worlds x ~(235 + 310 + 470) s (TMs per task, emm:soft)       ~  5,100 s
+#   => relatedness + task count: ~9,000 CPU s, ~2.5 h on one core, ~1.3 h with two processes.
+#   data size (per epoch at 1e5 rows, validation included: TM-1 1.6 s measured; the others from the first
+#   pass's per-epoch costs: TM-2 ~3, SharedBottom ~1.5, MMoE ~10, PLE ~11, AITM ~2.5, EMM ~15, so ~49 s for
+#   the world's 9 runs; epochs ~12 at 1e5, ~7 at 1e6 and 1e7 (best epoch 1-2, then patience 5)):
+#                1e5: ~650 s per world x 5 ~ 3,300 s; 1e6: ~3,200 s per world x 5 ~ 16,000 s (4.4 h);
+#                1e7: ~31,000 s per world x 3 ~ 93,000 s (~26 h of one core; EMM alone ~3 h per world).
+#                Resumable across sessions: each run is recorded when it ends (a run cut mid-way starts
+#                again), or on a GPU (--rows 10000000). Measured costs per point: chapter 09's cost table.
+SYNTHETIC_MAP_PILOT: dict[str, Any] = {
+    "date": "2026-12-06", "machine": "2-core Intel Xeon, shared with two training jobs, 1 torch thread, nice 10",
+    "synthetic/corr=0.5/rows=100000": {  # model: (best epoch, epochs run, CPU s of fit)
+        "tm1:t1": (34, 39, 11.5), "tm1:t2": (14, 19, 5.5), "tm2:t1": (36, 41, 13.1), "tm2:t2": (18, 23, 7.6),
+        "shared_bottom": (27, 32, 5.9), "mmoe": (19, 24, 13.1), "ple": (27, 32, 20.5), "emm": (36, 41, 34.4)},
+    "synthetic-ali/rows=100000": {"tm1:click": (3, 8, 13.1), "tm1:conversion": (7, 12, 18.5)},
+}
+SYNTHETIC_MAP: dict[str, Any] = {
+    "experiment": "synthetic_map", "tm_experiment": "synthetic_map_single_task",
+    "axes": ("relatedness", "task_count", "data_size"),
+    "seeds": (0, 1, 2, 3, 4),
+    "models": SYNTHETIC_SWEEP["models"],
+    "soft_gate_from_tasks": 3,
+    "auc_floor": 0.65,
+    "cap_share_max": 0.10,
+    "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=100_000, epochs=100,
+                        correlation=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
+    "task_count": dict(dataset="synthetic", n_tasks=(2, 3, 4, 6), n_rows=100_000, epochs=100, correlation=0.5),
+    "data_size": dict(dataset="synthetic-ali", n_train=(100_000, 1_000_000, 10_000_000), epochs=100,
+                      batch_size=4_096, worlds={100_000: 5, 1_000_000: 5, 10_000_000: 3},
+                      models=("tm1", "tm2", "shared_bottom", "mmoe", "ple", "aitm:calibrated", "emm"),
+                      overrides=dict(n_sines=3, base_rates=(0.05, 0.01), n_val=100_000, n_test=200_000)),
+}
+# "default" (the book's build when no committed map exists; not run, estimated from the costs above with
+# the default profile's patience 2): ~1,200 CPU s, most of it the 30,000-row funnel point (3 worlds).
+# "tiny" (`make test`): 56 runs, 113 s of training in all (measured 2026-12-06 on the shared machine),
+# two worlds so that the chapter's verdict code runs; its tasks are not learnable at 3,000 rows and two
+# epochs, so the chapter reports every tiny point as "no signal" (a demonstration, not a finding).
+SYNTHETIC_MAPS: dict[str, dict[str, Any]] = {
+    "paper": SYNTHETIC_MAP,
+    "default": {
+        **SYNTHETIC_MAP, "seeds": (0, 1, 2),
+        "relatedness": {**SYNTHETIC_MAP["relatedness"], "n_rows": 20_000, "correlation": (0.0, 0.5, 1.0)},
+        "task_count": {**SYNTHETIC_MAP["task_count"], "n_rows": 20_000, "n_tasks": (2, 4)},
+        "data_size": {**SYNTHETIC_MAP["data_size"], "n_train": (30_000,), "worlds": {30_000: 3},
+                      "overrides": {**SYNTHETIC_MAP["data_size"]["overrides"], "n_val": 30_000, "n_test": 30_000}},
+    },
+    "tiny": {
+        **SYNTHETIC_MAP, "seeds": (0, 1),
+        "models": ("tm1", "tm2", "mmoe", "emm", "emm:soft"),
+        "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=3_000, epochs=2, correlation=(0.0, 1.0)),
+        "task_count": dict(dataset="synthetic", n_tasks=(2, 3), n_rows=3_000, epochs=2, correlation=1.0),
+        "data_size": dict(dataset="synthetic-ali", n_train=(2_000,), epochs=2, batch_size=512, worlds={2_000: 2},
+                          models=("tm1", "tm2", "mmoe", "aitm:calibrated", "emm"),
+                          overrides=dict(n_sines=3, base_rates=(0.05, 0.01), n_val=4_000, n_test=4_000,
+                                         pilot_rows=1 << 17)),
+    },
+}
+__all__ += ["SYNTHETIC_MAP", "SYNTHETIC_MAPS", "SYNTHETIC_MAP_PILOT"]
+
 #: The test-set term of the verdict rule (emm_lib.stats.compare), measured, not argued
 #: (scripts/test_set_term.py, results/paper/analysis/test_set_term.csv): with fixed trained models,
 #: redrawing the 1:1 val/test halves of the one Census test file spreads the AUC difference on a

@@ -118,7 +118,8 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
         torch.set_num_threads(int(st.threads))
     key, st = _key(run, st), _point(run, st)
     rung = run.rung if run.replays_protocol else None  # issue 17: the rung's data and training flags
-    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, data=run.data, rung=rung)
+    ds = load_dataset(st, n_tasks=run.n_tasks, features=run.features, seed=run.seed, data=run.data, rung=rung,
+                      experiment=run.experiment)
     model = _build(run, ds, st, trained)
     pfit = protocol.apply(rung, st.dataset).fit if rung else {}
     res = fit(model, ds, seed=sweep.init_seed(run, st) if run.data else run.seed, **{**st.fit_kwargs(), **pfit})
@@ -179,7 +180,12 @@ def _trained(run: Run, st: "StudySettings") -> tuple[dict | None, list[Run]]:
         return {}, []
     out: dict[str, list] = {}
     missing: list[Run] = []
-    tm_experiment = "synthetic_single_task" if run.data else "single_task"
+    if run.data:
+        from .sweep import experiments
+
+        tm_experiment = experiments(run.experiment)[1]  # the pass's own trained models
+    else:
+        tm_experiment = "single_task"
     for task in experiment_tasks(_point(run, st).dataset, run.n_tasks):
         out[task] = []
         for shape in config.TM_SHAPES:

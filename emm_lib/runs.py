@@ -48,8 +48,9 @@ def split_seed(seed: int) -> int:
     return int(seed)
 
 
-#: Experiments whose runs are trained single-task models (the Census study's, the synthetic sweep's).
-TRAINED_EXPERIMENTS = ("single_task", "synthetic_single_task")
+#: Experiments whose runs are trained single-task models (the Census study's, the synthetic sweep's
+#: first and second passes).
+TRAINED_EXPERIMENTS = ("single_task", "synthetic_single_task", "synthetic_map_single_task")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ a run's settings and file locations in :mod:`emm_lib.run_settings`, the tables o
     python -m emm_lib.study table1 --dataset aliexpress --data-path ~/data/aliexpress   # your Tianchi CSVs
     python -m emm_lib.study all --profile paper --executor ray      # every experiment, then analyze
     python -m emm_lib.study synthetic --profile paper --axes relatedness task_count   # emm_lib.sweep
+    python -m emm_lib.study synthetic_map --profile paper --axes relatedness task_count   # its second pass
     python -m emm_lib.study authors --profile paper                 # the protocol replay (emm_lib.authors)
 """
 from __future__ import annotations
@@ -46,12 +47,13 @@ BASELINES = config.BASELINES
 
 def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tasks: int | None = None,
                  features: str = "paper", seed: int | None = None, data: str = "",
-                 rung: str | None = None) -> Dataset:
+                 rung: str | None = None, experiment: str = "synthetic") -> Dataset:
     """The study's dataset for a run: ``tasks`` (or the first ``n_tasks``; default the paper's two),
     feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed).
     ``data``: a synthetic sweep point (:mod:`emm_lib.sweep`), generated with the run's seed.
     ``rung``: a protocol rung of the replay (issue 17), whose data flags (``ProtocolSettings.data``,
-    e.g. the published preprocessing) apply; recorded in ``ds.info["rung"]``."""
+    e.g. the published preprocessing) apply; recorded in ``ds.info["rung"]``. ``experiment``: the sweep
+    pass whose grid makes a point's data (``synthetic``, ``synthetic_map``)."""
     from . import protocol
 
     if data:
@@ -59,7 +61,7 @@ def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tas
 
         if tasks is not None:
             raise ValueError("A sweep point defines its tasks; pass n_tasks, not tasks.")
-        ds = load_point(data, st, n_tasks or 2, st.seeds[0] if seed is None else seed)
+        ds = load_point(data, st, n_tasks or 2, st.seeds[0] if seed is None else seed, experiment)
         ds.info["feature_set"] = features
         return ds
     pdata = protocol.apply(rung, st.dataset).data if rung else {}
@@ -155,9 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze", "synthetic",
-                                                  "authors"],
+                                                  "synthetic_map", "authors"],
                     help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances; "
                          "'synthetic': the synthetic sweep (emm_lib.sweep; --axes, seeds from its grid); "
+                         "'synthetic_map': its second pass (worlds, one stopping rule; config.SYNTHETIC_MAPS); "
                          "'authors': the protocol replay (emm_lib.authors; --rungs)")
     # Defaults are None (filled in by main) so that an option a subcommand ignores can be refused.
     ap.add_argument("--dataset", choices=list(config.DATASETS), help="default: census")
@@ -221,7 +224,7 @@ def _settings(ap: argparse.ArgumentParser, a: argparse.Namespace) -> StudySettin
     from . import authors
 
     try:
-        if a.experiment == "synthetic":
+        if a.experiment in ("synthetic", "synthetic_map"):
             return settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
                             cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, on_change=a.on_change,
                             quiet=False)
@@ -244,14 +247,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings) -> None:
-    if a.experiment == "synthetic":
+    if a.experiment in ("synthetic", "synthetic_map"):
         from . import sweep
 
         try:
-            sweep.plan(st, a.axes or sweep.AXES, a.seeds, a.rows)  # names a point that does not exist
+            sweep.plan(st, a.axes, a.seeds, a.rows, a.experiment)  # names a point that does not exist
         except ValueError as exc:
             ap.error(str(exc))
-        sweep.run_sweep(st, a.axes or sweep.AXES, a.seeds, executor=a.executor, address=a.address, rows=a.rows)
+        sweep.run_sweep(st, a.axes, a.seeds, executor=a.executor, address=a.address, rows=a.rows,
+                        experiment=a.experiment)
         return
     log = lambda m: print(m, flush=True)  # noqa: E731
     if a.experiment == "analyze":

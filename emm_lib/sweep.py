@@ -15,6 +15,13 @@ needs beyond AUC: parameters and inference rows/s per run, and, for EMM, the gat
 averaged over the validation split (Eq. 2 task gate, Eq. 3 fusion gate, MTM attention).
 
     python -m emm_lib.study synthetic --profile paper [--axes relatedness task_count]
+
+The second pass (issue 31, :data:`emm_lib.config.SYNTHETIC_MAPS`) is the same machinery under its own
+experiment names (``synthetic_map``, ``synthetic_map_single_task``): a run's experiment picks its
+grid (:func:`grid`), so the passes never share rows, checkpoints or resume checks. A point of the map
+has its worlds (data seeds; every model of a world trains on the same rows) and one stopping rule:
+
+    python -m emm_lib.study synthetic_map --profile paper --axes relatedness task_count
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
     from .run_settings import StudySettings
 
-__all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "GATES", "grid", "point_data", "parse", "dataset_key",
+__all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "MAP_EXPERIMENT", "GATES", "grid", "experiments", "worlds", "point_data", "parse", "dataset_key",
            "points", "plan", "point_settings", "load_point", "trained_sizes", "init_seed", "identity",
            "emm_options", "measure", "gate_weights", "run_sweep", "read"]
 
@@ -42,15 +49,47 @@ AXES = ("relatedness", "task_count", "data_size", "shapes")
 EXPERIMENT = "synthetic"                 # results/<profile>/synthetic.csv
 TM_EXPERIMENT = "synthetic_single_task"  # the sweep's trained single-task models
 GATES = "analysis/synthetic_gates.csv"           # per-run gate weights of the EMM runs
+MAP_EXPERIMENT = config.SYNTHETIC_MAP["experiment"]  # the second pass (issue 31)
+_PASSES = {EXPERIMENT: ("SYNTHETIC_SWEEPS", TM_EXPERIMENT),
+           MAP_EXPERIMENT: ("SYNTHETIC_MAPS", config.SYNTHETIC_MAP["tm_experiment"])}
 _EVAL_ROWS = 32_768                      # rows for the inference timing and the gate averages
 
 
-def grid(profile: str) -> dict[str, Any]:
-    """The sweep grid of a run profile (:data:`emm_lib.config.SYNTHETIC_SWEEPS`)."""
-    if profile not in config.SYNTHETIC_SWEEPS:
-        raise ValueError(f"No synthetic sweep for profile {profile!r}; known: {sorted(config.SYNTHETIC_SWEEPS)} "
-                         "(add one to config.SYNTHETIC_SWEEPS).")
-    return config.SYNTHETIC_SWEEPS[profile]
+def _pass(experiment: str) -> str:
+    """The multi-task experiment of the pass ``experiment`` belongs to (its trained models' included)."""
+    for exp, (_, tm) in _PASSES.items():
+        if experiment in (exp, tm):
+            return exp
+    raise ValueError(f"Not a synthetic sweep experiment: {experiment!r}; known: {sorted(_PASSES)}.")
+
+
+def grid(profile: str, experiment: str = EXPERIMENT) -> dict[str, Any]:
+    """The grid of a run profile for the pass of ``experiment``: :data:`emm_lib.config.SYNTHETIC_SWEEPS`
+    (the first pass), :data:`emm_lib.config.SYNTHETIC_MAPS` (``synthetic_map``, the second)."""
+    name = _PASSES[_pass(experiment)][0]
+    grids = getattr(config, name)
+    if profile not in grids:
+        raise ValueError(f"No synthetic sweep for profile {profile!r}; known: {sorted(grids)} "
+                         f"(add one to config.{name}).")
+    return grids[profile]
+
+
+def experiments(experiment: str = EXPERIMENT) -> tuple[str, str]:
+    """``(multi-task experiment, trained-model experiment)`` of the pass of ``experiment``."""
+    exp = _pass(experiment)
+    return exp, _PASSES[exp][1]
+
+
+def _grid_of(run: Run, st: "StudySettings") -> dict[str, Any]:
+    return grid(st.profile, run.experiment)
+
+
+def worlds(g: dict, axis: str, data: str) -> tuple[int, ...]:
+    """The worlds (data seeds) planned at a point: the grid's seeds, or the first k of them where
+    the data-size axis sets ``worlds`` per size."""
+    per = g[axis].get("worlds", {}) if axis == "data_size" else {}
+    n = per.get(parse(data)["n_rows"])
+    return tuple(g["seeds"])[:n] if n is not None else tuple(g["seeds"])
 
 
 def point_data(generator: str, n_rows: int, correlation: float | None = None, shape: str | None = None) -> str:
@@ -94,11 +133,13 @@ def _models(g: dict, n_tasks: int, models: Sequence[str]) -> list[str]:
     return [m for m in out if not (m == "emm:soft" and n_tasks < g["soft_gate_from_tasks"])]
 
 
-def points(g: dict, axes: Sequence[str] = AXES) -> list[tuple[str, str, int, list[str]]]:
-    """``(axis, point data, n_tasks, multi-task model labels)`` of every point on ``axes``."""
-    bad = [a for a in axes if a not in AXES]
+def points(g: dict, axes: Sequence[str] | None = None) -> list[tuple[str, str, int, list[str]]]:
+    """``(axis, point data, n_tasks, multi-task model labels)`` of every point on ``axes`` (default:
+    the grid's ``axes``, else every axis)."""
+    axes = tuple(g.get("axes", AXES)) if axes is None else axes
+    bad = [a for a in axes if a not in AXES or a not in g]
     if bad:
-        raise ValueError(f"Unknown sweep axis {bad[0]!r}; known: {list(AXES)}.")
+        raise ValueError(f"Unknown sweep axis {bad[0]!r}; known: {[a for a in AXES if a in g]}.")
     out = []
     for axis in axes:
         a = g[axis]
@@ -109,7 +150,8 @@ def points(g: dict, axes: Sequence[str] = AXES) -> list[tuple[str, str, int, lis
             out += [(axis, point_data(a["dataset"], a["n_rows"], a["correlation"]), k, _models(g, k, g["models"]))
                     for k in a["n_tasks"]]
         elif axis == "data_size":
-            out += [(axis, point_data(a["dataset"], n), 2, _models(g, 2, g["models"])) for n in a["n_train"]]
+            out += [(axis, point_data(a["dataset"], n), 2, _models(g, 2, a.get("models", g["models"])))
+                    for n in a["n_train"]]
         else:  # shapes: "widths" is the relatedness points' own pair of trained models
             for c in a["correlation"]:
                 for name, v in a["variants"].items():
@@ -119,14 +161,19 @@ def points(g: dict, axes: Sequence[str] = AXES) -> list[tuple[str, str, int, lis
     return out
 
 
-def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None,
-         rows: Sequence[int] | None = None) -> list[Run]:
+def plan(st: "StudySettings", axes: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+         rows: Sequence[int] | None = None, experiment: str = EXPERIMENT) -> list[Run]:
     """Every run of the sweep on ``axes`` (seed-major; trained models before the runs that fuse them);
-    ``rows``: only the points with these training rows (e.g. the 10^7-row point, on a GPU)."""
+    ``rows``: only the points with these training rows (e.g. the 10^7-row point, on a GPU);
+    ``experiment``: the pass (``synthetic``, ``synthetic_map``); a point runs its own worlds only."""
     from .run_settings import experiment_tasks
 
-    g = grid(st.profile)
+    g = grid(st.profile, experiment)
+    exp, tm_exp = experiments(experiment)
     pts = points(g, axes)
+    planned: dict[tuple, set] = {}  # a point on two axes (relatedness 0.5 = 2 tasks) runs both axes' worlds
+    for axis, data, k, _ in pts:
+        planned.setdefault((data, k), set()).update(worlds(g, axis, data))
     if rows is not None:
         want, have = set(rows), sorted({parse(d)["n_rows"] for _, d, _, _ in pts})
         if not want <= set(have):
@@ -137,9 +184,11 @@ def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] |
     seen: set[Run] = set()
     for seed in (seeds if seeds is not None else g["seeds"]):
         for _, data, k, labels in pts:
+            if seed not in planned[(data, k)]:  # --seeds picks among the point's worlds
+                continue
             tasks = experiment_tasks(parse(data)["generator"], k)
-            new = [Run(TM_EXPERIMENT, f"{s}:{t}", seed, k, "paper", data) for t in tasks for s in config.TM_SHAPES]
-            new += [Run(EXPERIMENT, lab, seed, k, "paper", data) for lab in labels]
+            new = [Run(tm_exp, f"{s}:{t}", seed, k, "paper", data) for t in tasks for s in config.TM_SHAPES]
+            new += [Run(exp, lab, seed, k, "paper", data) for lab in labels]
             for r in new:
                 if r not in seen:
                     seen.add(r)
@@ -149,7 +198,8 @@ def plan(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] |
 
 def _epochs(g: dict, p: dict) -> int:
     if p["generator"] == "synthetic-ali":
-        return int(g["data_size"]["epochs"][p["n_rows"]])
+        e = g["data_size"]["epochs"]
+        return int(e[p["n_rows"]] if isinstance(e, dict) else e)
     if g["task_count"]["epochs"] != g["relatedness"]["epochs"]:
         raise ValueError("The sweep grid's relatedness and task_count axes share points (same generator and rows), "
                          f"so they need the same epochs; got {g['relatedness']['epochs']} and "
@@ -161,6 +211,8 @@ def _batch_size(g: dict, p: dict) -> int:
     """The data-size axis's batch per point where the grid sets one (equal Adam steps across points),
     else the generator's (``config.TRAINING``)."""
     per_point = g["data_size"].get("batch_size", {}) if p["generator"] == "synthetic-ali" else {}
+    if not isinstance(per_point, dict):  # one batch at every size (the map)
+        return int(per_point)
     return int(per_point.get(p["n_rows"], config.TRAINING[p["generator"]]["batch_size"]))
 
 
@@ -168,14 +220,14 @@ def point_settings(run: Run, st: "StudySettings") -> "StudySettings":
     """``st`` for a sweep run: the point's generator, its optimiser settings (``config.TRAINING``; the
     data-size axis's batch per point) and the grid's epoch budget; the point's rows are all used
     (no ``max_train_rows``)."""
-    p, g = parse(run.data), grid(st.profile)
+    p, g = parse(run.data), _grid_of(run, st)
     opt = config.TRAINING[p["generator"]]
     return dataclasses.replace(st, dataset=p["generator"], epochs=_epochs(g, p), batch_size=_batch_size(g, p),
                                lr=opt["lr"], weight_decay=opt["weight_decay"], max_train_rows=None)
 
 
-def _overrides(st: "StudySettings", p: dict) -> dict:
-    return dict(grid(st.profile)["data_size"].get("overrides", {})) if p["generator"] == "synthetic-ali" else {}
+def _overrides(g: dict, p: dict) -> dict:
+    return dict(g["data_size"].get("overrides", {})) if p["generator"] == "synthetic-ali" else {}
 
 
 @functools.lru_cache(maxsize=1)  # the runs of one point follow each other in the plan
@@ -190,16 +242,21 @@ def _generate(data: str, n_tasks: int, seed: int, overrides: tuple) -> "Dataset"
     return load("synthetic-ali", tasks=tasks, n_train=p["n_rows"], seed=seed, **dict(overrides))
 
 
-def load_point(data: str, st: "StudySettings", n_tasks: int, seed: int) -> "Dataset":
-    """The data of a sweep point for run ``seed`` (generator seed = the run's split seed)."""
+def load_point(data: str, st: "StudySettings", n_tasks: int, seed: int, experiment: str = EXPERIMENT) -> "Dataset":
+    """The data of a sweep point for run ``seed`` (generator seed = the run's split seed: the world)."""
     p = parse(data)
-    return _generate(data, n_tasks, split_seed(seed), tuple(sorted(_overrides(st, p).items())))
+    over = _overrides(grid(st.profile, experiment), p)
+    return _generate(data, n_tasks, split_seed(seed), tuple(sorted((k, _hashable(v)) for k, v in over.items())))
 
 
-def _variant(st: "StudySettings", p: dict) -> dict:
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _variant(g: dict, p: dict) -> dict:
     if not p["shape"]:
         return {"trained": config.TM_SHAPES, "adapters": False}
-    variants = grid(st.profile)["shapes"]["variants"]
+    variants = g["shapes"]["variants"]
     if p["shape"] not in variants:
         raise ValueError(f"Unknown trained-model shape variant {p['shape']!r}; known: {sorted(variants)}.")
     return variants[p["shape"]]
@@ -209,7 +266,7 @@ def trained_sizes(run: Run, st: "StudySettings") -> dict:
     """Sizes of a sweep trained model (``tm1``/``tm2`` = first/second of the point's pair)."""
     p = parse(run.data)
     i = config.TM_SHAPES.index(run.label.split(":")[0])
-    shape = _variant(st, p)["trained"][i]
+    shape = _variant(_grid_of(run, st), p)["trained"][i]
     if isinstance(shape, str):
         return config.model_settings(p["generator"], shape)
     return {**shape, "embedding_dim": config.MODEL_SIZES[p["generator"]]["embedding_dim"]}
@@ -219,7 +276,7 @@ def init_seed(run: Run, st: "StudySettings") -> int:
     """Init and shuffle seed: a pair of identically shaped trained models differ by seed only."""
     if not run.is_trained_model:
         return run.seed
-    trained = _variant(st, parse(run.data))["trained"]
+    trained = _variant(_grid_of(run, st), parse(run.data))["trained"]
     same = len(trained) > 1 and all(t == trained[0] for t in trained)
     return run.seed + (1000 * config.TM_SHAPES.index(run.label.split(":")[0]) if same else 0)
 
@@ -227,12 +284,13 @@ def init_seed(run: Run, st: "StudySettings") -> int:
 def identity(run: Run, st: "StudySettings") -> dict:
     """What a sweep point adds to a run's identity: the point and the settings that make its data."""
     p = parse(run.data)
+    g = _grid_of(run, st)
     out: dict[str, Any] = {"data": run.data, "generator": p["generator"], "correlation": p["correlation"],
-                           "n_rows": p["n_rows"], "overrides": _overrides(st, p)}
+                           "n_rows": p["n_rows"], "overrides": _overrides(g, p)}
     if run.is_trained_model:
         out.update(sizes=trained_sizes(run, st), init_seed=init_seed(run, st))
     elif config.VARIANTS[run.label][0] == "emm":
-        v = _variant(st, p)
+        v = _variant(g, p)
         out.update(shape=p["shape"] or "widths", adapters=bool(v["adapters"]),
                    trained=[t if isinstance(t, str) else dict(t) for t in v["trained"]])
     return out
@@ -240,7 +298,7 @@ def identity(run: Run, st: "StudySettings") -> dict:
 
 def emm_options(run: Run, st: "StudySettings") -> dict:
     """Extra :meth:`EMM.from_trained` options of a sweep point (``adapters`` on the shapes axis)."""
-    return {"adapters": True} if _variant(st, parse(run.data))["adapters"] else {}
+    return {"adapters": True} if _variant(_grid_of(run, st), parse(run.data))["adapters"] else {}
 
 
 def _head(split, n: int = _EVAL_ROWS):
@@ -298,26 +356,30 @@ def gate_weights(model, split, batch_size: int = 8192) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_sweep(st: "StudySettings", axes: Sequence[str] = AXES, seeds: Sequence[int] | None = None, *,
+def run_sweep(st: "StudySettings", axes: Sequence[str] | None = None, seeds: Sequence[int] | None = None, *,
               executor: str = "local", address: str | None = None, log=None,
-              rows: Sequence[int] | None = None) -> dict[str, pd.DataFrame]:
-    """Run (or resume) the sweep (``rows``: only the points with these training rows); returns
-    :func:`read` of its results."""
+              rows: Sequence[int] | None = None, experiment: str = EXPERIMENT) -> dict[str, pd.DataFrame]:
+    """Run (or resume) the sweep of pass ``experiment`` (``rows``: only the points with these training
+    rows); returns :func:`read` of its results."""
     from .runner import execute_plan
     from .run_settings import logger as _logger
 
-    execute_plan(plan(st, axes, seeds, rows), st, executor=executor, address=address, log=_logger(st, log))
-    return read(st.out_dir)
+    execute_plan(plan(st, axes, seeds, rows, experiment), st, executor=executor, address=address,
+                 log=_logger(st, log))
+    return read(st.out_dir, experiment)
 
 
-def read(out_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The sweep's tables: ``runs`` (multi-task and trained models, with point columns), ``gates``."""
+def read(out_dir: str | Path, experiment: str = EXPERIMENT) -> dict[str, pd.DataFrame]:
+    """The tables of pass ``experiment``: ``runs`` (multi-task and trained models, with point columns),
+    ``gates``."""
     from . import results
 
     out_dir = Path(out_dir)
-    parts = [results.read(out_dir / f"{n}.csv") for n in (EXPERIMENT, TM_EXPERIMENT) if (out_dir / f"{n}.csv").exists()]
+    names = experiments(experiment)
+    parts = [results.read(out_dir / f"{n}.csv") for n in names if (out_dir / f"{n}.csv").exists()]
     runs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=results.COLUMNS)
-    gates = pd.read_csv(out_dir / GATES) if (out_dir / GATES).exists() else pd.DataFrame()
+    gpath = out_dir / "analysis" / f"{names[0]}_gates.csv"
+    gates = pd.read_csv(gpath) if gpath.exists() else pd.DataFrame()
     return {"runs": _with_point(runs), "gates": _with_point(gates)}
 
 

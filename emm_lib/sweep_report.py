@@ -21,7 +21,7 @@ from scipy import stats as _st
 from . import analysis, config, stats
 from .efficiency import training_wall_time
 from .runs import Run
-from .sweep import EXPERIMENT, TM_EXPERIMENT, dataset_key, point_key, points
+from .sweep import EXPERIMENT, dataset_key, experiments, point_key, points
 
 __all__ = ["BASELINES", "pair_variances", "comparisons", "axis_view", "view_table", "efficiency", "gate_recovery",
            "recommendation", "abstract"]
@@ -31,8 +31,9 @@ BASELINES = ("shared_bottom", "mmoe", "ple")
 _X = {"relatedness": "correlation", "task_count": "n_tasks", "data_size": "n_rows", "shapes": "shape"}
 
 
-def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True) -> pd.DataFrame:
-    """Paired DeLong variances of the sweep's runs (``synthetic_pair_variances.csv``).
+def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True,
+                   experiment: str = EXPERIMENT) -> pd.DataFrame:
+    """Paired DeLong variances of the runs of pass ``experiment`` (``<experiment>_pair_variances.csv``).
 
     With ``refresh`` and saved test logits present (``predictions/``, gitignored), they are
     recomputed and written atomically; otherwise the committed file is read. Model names are
@@ -41,10 +42,11 @@ def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True
     from .utils import atomic_write
 
     out_dir = Path(out_dir)
-    path = out_dir / "analysis" / "synthetic_pair_variances.csv"
-    have = [p for e in (EXPERIMENT, TM_EXPERIMENT) for p in (out_dir / "predictions" / e).glob("*.npz")]
+    names = experiments(experiment)
+    path = out_dir / "analysis" / f"{names[0]}_pair_variances.csv"
+    have = [p for e in names for p in (out_dir / "predictions" / e).glob("*.npz")]
     if refresh and have:
-        pv = analysis.pair_variances(out_dir)
+        pv = analysis.pair_variances(out_dir, names)
         pv = pv[pv.key.str.startswith("synthetic")]
         with atomic_write(path) as fh:
             pv.to_csv(fh, index=False)
@@ -52,21 +54,23 @@ def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True
         return pd.DataFrame(columns=["dataset", "seed", "task", "model_a", "model_b", "var_diff"])
     pv = pd.read_csv(path)
     names = {d.replace("/", "_"): d for d in runs.dataset.unique()}
-    labels = {m.replace(":", "_"): m for m in runs.model.unique()}
+    labels = {k: m for m in runs.model.unique() for k in (m, m.replace(":", "_"))}  # files: the label, or its slug
     pv["dataset"] = pv.key.map(names)
     pv["model_a"], pv["model_b"] = pv.model_a.map(labels), pv.model_b.map(labels)
     return pv.dropna(subset=["dataset", "model_a", "model_b"])
 
 
 def comparisons(runs: pd.DataFrame, pair_var: pd.DataFrame | None = None,
-                models: Sequence[str] = ("emm", "emm:soft")) -> pd.DataFrame:
-    """Each EMM variant against its validation-chosen comparator (multi-task baselines and the
-    point's own trained models), per point and task; the point's columns added."""
+                models: Sequence[str] = ("emm", "emm:soft"), experiment: str = EXPERIMENT) -> pd.DataFrame:
+    """Each EMM variant against its validation-chosen comparator (multi-task baselines, AITM with its
+    calibrator where it ran, and the point's own trained models), per point and task; the point's
+    columns added."""
     tms = sorted(m for m in runs.model.unique() if m.split(":")[0] in config.TM_SHAPES)
+    aitm = sorted(m for m in runs.model.unique() if m.split(":")[0] == "aitm")
     out = []
     for m in models:
         if (runs.model == m).any():
-            out.append(stats.compare(runs, m, [*BASELINES, *tms], experiment=EXPERIMENT, pair_var=pair_var))
+            out.append(stats.compare(runs, m, [*BASELINES, *aitm, *tms], experiment=experiment, pair_var=pair_var))
     if not out:
         return pd.DataFrame()
     cmp = pd.concat(out, ignore_index=True)

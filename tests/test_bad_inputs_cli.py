@@ -170,7 +170,7 @@ def test_3_synthetic_refuses_the_options_it_would_ignore(tmp_path, capsys):
     (["analyze", "--seeds", "1"], "'analyze' does not use --seeds; drop it."),
     (["analyze", "--executor", "ray"], "'analyze' does not use --executor"),
     (["single_task", "--models", "emm"], "'single_task' does not use --models"),
-    (["table1", "--axes", "relatedness"], "--axes applies to the 'synthetic' experiment only"),
+    (["table1", "--axes", "relatedness"], "--axes applies to the 'synthetic' and 'synthetic_map' experiments only"),
     (["table1", "--address", "127.0.0.1:6379"], "--address names a Ray cluster and applies to --executor ray only"),
 ])
 def test_3_other_subcommands_refuse_options_they_ignore(tmp_path, capsys, argv, words):

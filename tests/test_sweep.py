@@ -276,7 +276,7 @@ def test_rows_restrict_the_plan_to_those_points(micro, capsys):
         sweep.plan(st, ["data_size"], rows=[10_000_000])
     with pytest.raises(SystemExit):
         study.main(["table1", "--profile", "tiny", "--rows", "1000"])
-    assert "--rows applies to the 'synthetic' experiment only" in capsys.readouterr().err
+    assert "--rows applies to the 'synthetic' and 'synthetic_map' experiments only" in capsys.readouterr().err
 
 
 def test_abstract_counts_the_settings_in_plain_words():
@@ -287,3 +287,57 @@ def test_abstract_counts_the_settings_in_plain_words():
     text = sweep_report.abstract({"relatedness": v, "task_count": v.iloc[:1]})
     assert "task relatedness and number of tasks" in text and "at 2 of 4 settings and lost at 1" in text
     assert sweep_report.abstract({"relatedness": v.assign(n_seeds=1)}).startswith("Not answered yet")
+
+
+MICRO_MAP = {
+    **config.SYNTHETIC_MAP,
+    "seeds": (0, 1),
+    "models": ("tm1", "tm2", "emm"),
+    "relatedness": dict(dataset="synthetic", n_tasks=2, n_rows=1_000, epochs=2, correlation=(1.0,)),
+    "task_count": dict(dataset="synthetic", n_tasks=(2,), n_rows=1_000, epochs=2, correlation=1.0),
+    "data_size": dict(dataset="synthetic-ali", n_train=(1_000,), epochs=2, batch_size=256, worlds={1_000: 1},
+                      models=("tm1", "tm2", "aitm:calibrated", "emm"),
+                      overrides=dict(n_sines=3, base_rates=(0.05, 0.01), n_val=2_000, n_test=2_000,
+                                     pilot_rows=1 << 14)),
+}
+
+
+def test_the_map_is_a_pass_of_its_own_beside_the_first(micro, monkeypatch):
+    """The second pass writes its own files in the same results folder: the first pass's rows and resume
+    checks are untouched, a point runs its own worlds, AITM runs on the funnel at the map's one batch."""
+    st, _, _ = micro
+    monkeypatch.setitem(config.SYNTHETIC_MAPS, "micro", MICRO_MAP)
+    before = pd.read_csv(st.out_dir / "synthetic.csv")
+    log: list[str] = []
+    tables = sweep.run_sweep(st, log=log.append, experiment=sweep.MAP_EXPERIMENT)
+    assert pd.read_csv(st.out_dir / "synthetic.csv").equals(before)  # the first pass is untouched
+    runs = tables["runs"]
+    assert set(runs.groupby("dataset").seed.nunique().items()) == {("synthetic/corr=1/rows=1000", 2),
+                                                                   ("synthetic-ali/rows=1000", 1)}
+    ali = runs[runs.dataset == "synthetic-ali/rows=1000"]
+    assert {"aitm:calibrated", "emm", "tm1:conversion"} <= set(ali.model)
+    s = json.loads(ali[ali.model == "aitm:calibrated"].settings.iloc[0])
+    assert s["batch_size"] == 256 and s["epochs"] == 2 and s["overrides"]["n_sines"] == 3
+    assert (st.out_dir / "analysis" / "synthetic_map_gates.csv").exists()
+    assert set(tables["gates"].dataset) == {"synthetic/corr=1/rows=1000", "synthetic-ali/rows=1000"}
+    # the same point and seed in the two passes: other data settings, no clash, separate checkpoints
+    first = study.checkpoint_path_of(st, sweep.TM_EXPERIMENT, "synthetic/corr=1/rows=1000", 0, "tm1:t1")
+    second = study.checkpoint_path_of(st, "synthetic_map_single_task", "synthetic/corr=1/rows=1000", 0, "tm1:t1")
+    from emm_lib import checkpoint
+
+    assert first != second and all(checkpoint.load_or_none(p) is not None for p in (first, second))
+    log.clear()
+    sweep.run_sweep(st, log=log.append, experiment=sweep.MAP_EXPERIMENT)
+    assert log == []  # resumed: everything done
+    from emm_lib import sweep_map
+
+    cov = sweep_map.coverage(runs, MICRO_MAP)
+    assert cov.complete.all() and set(cov.worlds_done) == {1, 2}
+    from emm_lib import analysis
+
+    # the study-wide table leaves the map out (its funnel key repeats the first pass's, on other rows)
+    everything = analysis.pair_variances(st.out_dir)
+    own = sweep_report.pair_variances(st.out_dir, runs, experiment=sweep.MAP_EXPERIMENT)
+    assert "aitm:calibrated" not in set(everything.model_a) | set(everything.model_b)
+    assert "aitm:calibrated" in set(own.model_a) | set(own.model_b)
+    assert (st.out_dir / "analysis" / "synthetic_map_pair_variances.csv").exists()
