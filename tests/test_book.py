@@ -192,12 +192,14 @@ def test_browser_probe_finds_wide_tables_internal_names_and_tall_pages(tmp_path:
         '<article class="bd-article" style="width:800px">'
         f'<div style="overflow-x:auto"><table id="tab-wide"><tr>{cells}</tr></table></div>'
         '<table id="tab-narrow"><tr><td>fits</td></tr></table>'
+        f'<details><summary>every point</summary><table id="tab-folded"><tr>{cells}</tr></table></details>'
         '<p>The coverage shows points_run of 6 and emm:soft beat tm1:t1; <code>positive_rate</code> is code.</p>'
         f'<div style="height:{MAX_PAGE_HEIGHT + 2000}px">tall</div></article></body></html>')
     with serve(tmp_path) as base:
         rep = probe_page(chromium, base, "page.html")
     joined = "\n".join(rep.problems)
     assert "table tab-wide is" in joined and "tab-narrow" not in joined, rep.problems
+    assert "table tab-folded is" in joined and "(in a dropdown)" in joined, rep.problems  # opened to measure
     for name in ("points_run", "emm:soft", "tm1:t1"):
         assert f"internal name {name!r}" in joined, rep.problems
     assert "positive_rate" not in joined, rep.problems  # code is allowed to show internal names
