@@ -13,7 +13,10 @@ import pandas as pd
 from ..metrics import auc
 from .types import Dataset
 
-__all__ = ["single_feature_auc"]
+__all__ = ["single_feature_auc", "finding"]
+
+#: A feature that alone reaches this AUC on a task is called a near copy of its label.
+NEAR_COPY_AUC = 0.95
 
 
 def single_feature_auc(ds: Dataset, task: str, split: str = "val", top: int | None = None) -> pd.DataFrame:
@@ -34,3 +37,35 @@ def single_feature_auc(ds: Dataset, task: str, split: str = "val", top: int | No
                      "auc": auc(y_ev, score, task=task)})
     out = pd.DataFrame(rows).sort_values("auc", ascending=False, ignore_index=True)
     return out.head(top) if top else out
+
+
+def finding(summary: pd.DataFrame, leaks: dict[str, pd.DataFrame], near: float = NEAR_COPY_AUC) -> str:
+    """The data chapter's conclusion in words, computed from what it shows: each task's positive rate
+    in training (``summary``: :meth:`Dataset.summary`) and, per task, the features that alone reach
+    ``near`` AUC (``leaks``: task -> :func:`single_feature_auc`), else its best single feature."""
+    from ..glossary import TASKS
+
+    rate = summary[summary.split == "train"].set_index("task").positive_rate
+    shares = [f"{100 * r:.1f}%" + (" are positive" if i == 0 else "") + f" for {TASKS.get(t, t)}"
+              for i, (t, r) in enumerate(rate.items())]
+    text = (f"**In these data:** of the training rows, {', '.join(shares[:-1])}"
+            f"{' and ' if len(shares) > 1 else ''}{shares[-1]}; {TASKS.get(rate.idxmin(), rate.idxmin())} is the "
+            f"{'rarer' if len(shares) == 2 else 'rarest'} label.")
+    for task, leak in leaks.items():
+        name = TASKS.get(task, task)
+        copies = leak[leak.auc >= near]
+        if len(copies):
+            names = ", ".join(f.replace("_", " ") for f in copies.feature)
+            span = (f"{copies.auc.min():.3f}" if len(copies) == 1
+                    else f"{copies.auc.min():.3f}–{copies.auc.max():.3f}")
+            one = len(copies) == 1
+            count = {1: "One feature", 2: "Two features", 3: "Three features"}.get(len(copies), f"{len(copies)} features")
+            text += (f" {count} alone predict{'s' if one else ''}"
+                     f" {name} at validation AUC {span} ({names}): {'a near copy' if one else 'near copies'} of"
+                     f" the label, so {name} can hardly tell one model from another; its fair test is without"
+                     f" {'it' if one else 'them'}.")
+        else:
+            top = leak.iloc[0]
+            text += (f" No feature gives {name} away: the best one alone ({top.feature.replace('_', ' ')}) "
+                     f"reaches validation AUC {top.auc:.3f}.")
+    return text
