@@ -7,6 +7,8 @@ the household-role columns, see :data:`emm_lib.data.census.FEATURE_SETS`).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -14,9 +16,6 @@ from ..metrics import auc
 from .types import Dataset
 
 __all__ = ["single_feature_auc", "finding"]
-
-#: A feature that alone reaches this AUC on a task is called a near copy of its label.
-NEAR_COPY_AUC = 0.95
 
 
 def single_feature_auc(ds: Dataset, task: str, split: str = "val", top: int | None = None) -> pd.DataFrame:
@@ -39,10 +38,11 @@ def single_feature_auc(ds: Dataset, task: str, split: str = "val", top: int | No
     return out.head(top) if top else out
 
 
-def finding(summary: pd.DataFrame, leaks: dict[str, pd.DataFrame], near: float = NEAR_COPY_AUC) -> str:
+def finding(summary: pd.DataFrame, leaks: dict[str, pd.DataFrame], removed: Sequence[str] = ()) -> str:
     """The data chapter's conclusion in words, computed from what it shows: each task's positive rate
-    in training (``summary``: :meth:`Dataset.summary`) and, per task, the features that alone reach
-    ``near`` AUC (``leaks``: task -> :func:`single_feature_auc`), else its best single feature."""
+    in training (``summary``: :meth:`Dataset.summary`) and, per task (``leaks``: task ->
+    :func:`single_feature_auc`), the AUC of the ``removed`` columns (the leak-free feature set's) where
+    they are among its best features, else its best single feature."""
     from ..glossary import TASKS
 
     rate = summary[summary.split == "train"].set_index("task").positive_rate
@@ -52,20 +52,17 @@ def finding(summary: pd.DataFrame, leaks: dict[str, pd.DataFrame], near: float =
             f"{' and ' if len(shares) > 1 else ''}{shares[-1]}; {TASKS.get(rate.idxmin(), rate.idxmin())} is the "
             f"{'rarer' if len(shares) == 2 else 'rarest'} label.")
     for task, leak in leaks.items():
-        name = TASKS.get(task, task)
-        copies = leak[leak.auc >= near]
-        if len(copies):
-            names = ", ".join(f.replace("_", " ") for f in copies.feature)
-            span = (f"{copies.auc.min():.3f}" if len(copies) == 1
-                    else f"{copies.auc.min():.3f}–{copies.auc.max():.3f}")
-            one = len(copies) == 1
-            count = {1: "One feature", 2: "Two features", 3: "Three features"}.get(len(copies), f"{len(copies)} features")
-            text += (f" {count} alone predict{'s' if one else ''}"
-                     f" {name} at validation AUC {span} ({names}): {'a near copy' if one else 'near copies'} of"
-                     f" the label, so {name} can hardly tell one model from another; its fair test is without"
-                     f" {'it' if one else 'them'}.")
+        name, cut = TASKS.get(task, task), leak[leak.feature.isin(list(removed))]
+        if len(cut):
+            one = len(cut) == 1
+            span = f"{cut.auc.min():.3f}" + ("" if one else f"\u2013{cut.auc.max():.3f}")
+            count = {2: "two", 3: "three", 4: "four"}.get(len(cut), str(len(cut)))
+            text += (f" The {'column' if one else f'{count} columns'} that the leak-free rows remove "
+                     f"({', '.join(f.replace('_', ' ') for f in cut.feature)}) alone predict{'s' if one else ''} "
+                     f"{name} at validation AUC {span}: so close to the label that {name} can hardly tell one "
+                     "model from another.")
         else:
             top = leak.iloc[0]
-            text += (f" No feature gives {name} away: the best one alone ({top.feature.replace('_', ' ')}) "
-                     f"reaches validation AUC {top.auc:.3f}.")
+            text += (f" The best single feature for {name} ({top.feature.replace('_', ' ')}) reaches validation "
+                     f"AUC {top.auc:.3f}.")
     return text
