@@ -21,7 +21,8 @@ from scipy import stats as _st
 from . import authors, config, protocol, stats
 from .present import display_name
 
-__all__ = ["PAPER", "of", "table", "picture", "answer", "headline", "pretty", "published_code", "agreement"]
+__all__ = ["PAPER", "of", "table", "picture", "answer", "headline", "gain_summary", "pretty", "published_code",
+           "agreement"]
 
 _T1 = config.PAPER_TABLES["table1_census"]
 #: The paper's Census Table I values the ladder is measured against (income AUC).
@@ -241,6 +242,28 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
         out.append(("No rung" if complete else "No rung tested so far")
                    + " reproduces the paper's picture (weak trained models, EMM gaining on them).")
     return " ".join(out)
+
+
+def gain_summary(t: pd.DataFrame) -> str:
+    """The chapter's first question in one sentence (its conclusion): at which rungs EMM gains
+    detectably on the mean of its trained models, with the gain and its 95% CI, and how far the gain
+    runs at the other rungs."""
+    from .present import fmt_diff
+
+    if t.empty or t.n_seeds.max() < 2:
+        return "Whether EMM gains on its trained models needs two seeds per rung; the ladder has fewer so far."
+    better = t[t.gain_verdict == "better"]
+    rest = t[t.gain_verdict != "better"]
+    text = "EMM gains detectably on the mean of its trained models " + (
+        "at " + ", ".join(f"`{r.rung}` ({fmt_diff(r.gain)} [{fmt_diff(r.gain_lo)}, {fmt_diff(r.gain_hi)}], the "
+                          f"trained models' mean {r.tm_mean:.4f})" for r in better.itertuples())
+        if len(better) else "at no rung")
+    if len(rest):
+        worse = int((rest.gain_verdict == "worse").sum())
+        text += (f"; at the other {len(rest)} rung{'s' if len(rest) > 1 else ''} its gain runs from "
+                 f"{fmt_diff(rest.gain.min())} to {fmt_diff(rest.gain.max())}, "
+                 + (f"detectably below zero at {worse}" if worse else "none of it detectable"))
+    return text + f" ({_progress(t, None)[2]})."
 
 
 def published_code(path: str | Path) -> pd.DataFrame | None:

@@ -19,9 +19,9 @@ import pandas as pd
 from . import glossary
 
 __all__ = ["DISPLAY_NAMES", "MODEL_ORDER", "MISSING", "display_name", "colour", "palette", "task_name",
-           "experiment_name", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
+           "experiment_name", "experiment_label", "task_count", "decimals_for", "fmt_mean_spread", "fmt_p", "fmt_diff",
            "with_ci", "auc_table", "comparison_table", "paper_table", "markdown_table", "PAPER_MODEL_IDS",
-           "sort_models", "verdict_summary", "cost_table", "table", "cell", "Tables", "dropdown", "MAX_COLUMNS"]
+           "sort_models", "cost_table", "table", "cell", "Tables", "dropdown", "MAX_COLUMNS"]
 
 MISSING = "\u2013"  # en dash: "no score for this model and task"
 
@@ -43,6 +43,12 @@ EXPERIMENT_NAMES = glossary.EXPERIMENTS
 def _base(model: str) -> str:
     """``tm1:income`` -> ``tm1``; other ids unchanged."""
     return model.split(":")[0] if re.match(r"^tm\d+:", model) else model
+
+
+def _without_task(model: str) -> str:
+    """A model's name where a column already names the task: ``tm2:income`` -> "TM-2"."""
+    m = re.match(r"^tm(\d+):", model)
+    return f"TM-{m.group(1)}" if m else display_name(model)
 
 
 def display_name(model: str) -> str:
@@ -186,7 +192,8 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
     return _styler(pd.DataFrame(rows), caption)
 
 
-def _experiment_label(experiment: str, dataset: str) -> str:
+def experiment_label(experiment: str, dataset: str) -> str:
+    """An experiment with its task count: "Table I, 2 tasks"."""
     return f"{experiment_name(experiment)}, {task_count(dataset)} tasks"
 
 
@@ -195,9 +202,10 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
     One row per experiment (with its task count) and task; the model column appears when
-    ``show_model`` (default: when ``cmp`` compares several models), the comparator kind when ``cmp``
-    has several (``against``, :mod:`emm_lib.verdicts`). The CI includes test-set
-    error where recorded (``ci_*_test``), else it is the seed-level CI.
+    ``show_model`` (default: when ``cmp`` compares several models); when ``cmp`` has several
+    comparator kinds (``against``, :mod:`emm_lib.verdicts`) the comparator says its kind ("TM-2
+    (trained model)": the task is in its own column). The CI includes test-set error where recorded
+    (``ci_*_test``), else it is the seed-level CI.
     """
     several = cmp.model.nunique() > 1 if show_model is None else show_model
     kinds = "against" in cmp and cmp.against.nunique() > 1  # the headline family: two comparator kinds
@@ -208,12 +216,11 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
             lo_v, hi_v = r.ci_low_test, r.ci_high_test
         d = decimals_for((hi_v - lo_v) / 2 if math.isfinite(lo_v) else float("nan"))
         ci = f" [{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else ""
-        row = {"Experiment": _experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
+        row = {"Experiment": experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
         if several:
             row["Model"] = display_name(r.model)
-        if kinds:
-            row["Against"] = r.against
-        row.update({"Comparator": display_name(r.comparator), "Seeds": int(r.n_seeds),
+        comparator = f"{_without_task(r.comparator)} ({r.against})" if kinds else display_name(r.comparator)
+        row.update({"Comparator": comparator, "Seeds": int(r.n_seeds),
                     "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
                     "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})
         rows.append(row)
@@ -348,61 +355,3 @@ def markdown_table(table) -> str:
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
-
-
-# ------------------------------------------------------------------ findings (glued into the landing page)
-
-def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
-    """A few short sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
-
-    ``setting`` says where the numbers come from (e.g. "Census-Income, the paper's settings").
-    Every number is computed from ``cmp``; nothing is typed by hand.
-    """
-    if cmp.empty:
-        return f"{setting}: no comparison could be computed (no runs with both models)."
-    n = len(cmp)
-    seeds = sorted(set(int(s) for s in cmp.n_seeds))
-    seeds_txt = (f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
-                 else f"{seeds[0]}–{seeds[-1]} seeds")
-    models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
-    d = decimals_for(float(cmp.mean_diff.abs().median()))
-    lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
-    counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
-    untested = n - sum(counts.values())
-    text = (f"Against the best multi-task baseline, {models}: better in {counts['better']} of {n} task "
-            f"comparisons, worse in {counts['worse']}, not detectably different in "
-            f"{counts['no detectable difference']}"
-            + (f", not tested in {untested} (fewer than 2 seeds so far)" if untested else "")
-            + f". The differences range from {fmt_diff(lo, d)} to "
-            f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
-            f"Holm-corrected, α = 0.05).")
-    detected = cmp[cmp.verdict.isin(["better", "worse"])]
-    several = cmp.model.nunique() > 1
-    if 0 < len(detected) <= MAX_LISTED:
-        parts = [(f"{display_name(r.model)} " if several else "") + f"{r.verdict} on {task_name(r.task)} "
-                 f"({_experiment_label(r.experiment, r.dataset)}) vs {display_name(r.comparator)}: "
-                 f"{fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
-        text += " Detected: " + "; ".join(parts) + "."
-    elif len(detected):
-        text += " Detected, per experiment: " + "; ".join(_detected_per_experiment(cmp, d)) + "."
-    return text
-
-
-#: Up to this many detected differences are listed one by one; more are counted per experiment.
-MAX_LISTED = 4
-
-
-def _detected_per_experiment(cmp: pd.DataFrame, d: int) -> list[str]:
-    """``"Figure 3: worse in 14 of 18 (−0.0052 to −0.0002)"`` for each experiment with a detection."""
-    parts = []
-    for exp, g in cmp.groupby("experiment", sort=False):
-        det = g[g.verdict.isin(["better", "worse"])]
-        if det.empty:
-            continue
-        kinds = " and ".join(f"{v} in {int((det.verdict == v).sum())}" for v in ("better", "worse")
-                             if (det.verdict == v).any())
-        counts = sorted({task_count(ds) for ds in g.dataset})
-        tasks = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-        parts.append(f"{experiment_name(exp)} ({tasks} tasks): {kinds} of {len(g)} "
-                     f"({fmt_diff(det.mean_diff.min(), d)} to {fmt_diff(det.mean_diff.max(), d)})")
-    return parts

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["label", "seeds_text", "committed_runs", "runs_of", "differences", "conclusion"]
+__all__ = ["label", "facts", "seeds_text", "committed_runs", "runs_of", "glue_figure", "differences", "conclusion"]
 
 
 def seeds_text(seeds) -> str:
@@ -27,19 +27,44 @@ def seeds_text(seeds) -> str:
 def label(runs: pd.DataFrame, profile: str, committed: bool, where: str | None = None) -> str:
     """One sentence (Markdown) that says what ``runs`` are: committed study runs of ``profile``, or
     this build's short run, with their seeds, commits, device and the number of runs."""
-    n = len(runs.drop_duplicates(["dataset", "model", "seed"])) if len(runs) else 0
-    if not n:
+    if not len(runs):
         return (f"**No {'committed' if committed else ''} runs of profile `{profile}`"
                 f"{f' in `{where}`' if where else ''} yet.**")
-    commits = ", ".join(f"`{c}`" for c in dict.fromkeys(runs.git_commit.astype(str)))
-    devices = ", ".join(dict.fromkeys(runs.device.astype(str)))
-    facts = f"{n} runs, {seeds_text(runs.seed)}, code commit {commits}, device {devices}"
     if committed:
         return (f"**The study's numbers**: the committed `{profile}`-profile runs"
-                f"{f' in `{where}`' if where else ''} ({facts}).")
-    return (f"**This build's own short run** (profile `{profile}`; {facts}): a demonstration that the "
+                f"{f' in `{where}`' if where else ''} ({facts(runs)}).")
+    return (f"**This build's own short run** (profile `{profile}`; {facts(runs)}): a demonstration that the "
             "code runs end to end at this budget, not the study's numbers (those are above and in "
             "chapter 07).")
+
+
+def facts(runs: pd.DataFrame) -> str:
+    """What ``runs`` are, in a few words: "64 runs, seeds 0–4, code commit `abc1234`, device cpu"."""
+    n = len(runs.drop_duplicates(["dataset", "model", "seed"])) if len(runs) else 0
+    if not n:
+        return "no runs yet"
+    commits = ", ".join(f"`{c}`" for c in dict.fromkeys(runs.git_commit.astype(str)))
+    devices = ", ".join(dict.fromkeys(runs.device.astype(str)))
+    return f"{n} runs, {seeds_text(runs.seed)}, code commit {commits}, device {devices}"
+
+
+def glue_figure(key: str, runs: pd.DataFrame, draw) -> None:
+    """Glue the figure ``draw(runs)`` under ``key`` for a page's ``{glue:figure}``, and :func:`facts` of
+    ``runs`` as Markdown under ``key + "_facts"`` for its caption (``{glue:md}``: the committed runs'
+    seeds and commit, like the tables' :func:`label`). Without runs, the figure is a one-line note."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    if len(runs):
+        fig = draw(runs)
+    else:
+        fig, ax = plt.subplots(figsize=(6, 0.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No committed runs yet.", ha="center", va="center")
+    glue(key, fig, display=False)
+    plt.close(fig)
+    glue(f"{key}_facts", Markdown(facts(runs)), display=False)
 
 
 def runs_of(runs: pd.DataFrame, experiment: str, dataset: str = "census") -> pd.DataFrame:

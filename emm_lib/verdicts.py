@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from . import config, stats
-from .present import decimals_for, display_name, fmt_diff
+from .present import decimals_for, display_name, experiment_label, experiment_name, fmt_diff, task_count, task_name
 
-__all__ = ["comparators", "duplicates", "apply_family", "headline", "direction", "summary", "abstract", "own_models"]
+__all__ = ["comparators", "duplicates", "apply_family", "headline", "direction", "summary", "abstract", "own_models",
+           "verdict_summary"]
 
 
 def comparators(runs: pd.DataFrame, kind: str, family: dict | None = None) -> list[str]:
@@ -160,3 +161,58 @@ def own_models(runs: pd.DataFrame, models: Sequence[str], experiment: str,
     out = pd.concat(parts, ignore_index=True).assign(against="trained model")
     return apply_family(out, runs)
 
+
+def verdict_summary(cmp: pd.DataFrame, setting: str) -> str:
+    """A few short sentences that state what ``cmp`` (``emm_lib.stats.compare`` rows) found.
+
+    ``setting`` says where the numbers come from (e.g. "Census-Income, the paper's settings").
+    Every number is computed from ``cmp``; nothing is typed by hand.
+    """
+    if cmp.empty:
+        return f"{setting}: no comparison could be computed (no runs with both models)."
+    n = len(cmp)
+    seeds = sorted(set(int(s) for s in cmp.n_seeds))
+    seeds_txt = (f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
+                 else f"{seeds[0]}–{seeds[-1]} seeds")
+    models = " and ".join(display_name(m) for m in dict.fromkeys(cmp.model))
+    d = decimals_for(float(cmp.mean_diff.abs().median()))
+    lo, hi = cmp.mean_diff.min(), cmp.mean_diff.max()
+    counts = {v: int((cmp.verdict == v).sum()) for v in ("better", "worse", "no detectable difference")}
+    untested = n - sum(counts.values())
+    text = (f"Against the best multi-task baseline, {models}: better in {counts['better']} of {n} task "
+            f"comparisons, worse in {counts['worse']}, not detectably different in "
+            f"{counts['no detectable difference']}"
+            + (f", not tested in {untested} (fewer than 2 seeds so far)" if untested else "")
+            + f". The differences range from {fmt_diff(lo, d)} to "
+            f"{fmt_diff(hi, d)} test AUC ({setting}; {seeds_txt}; baseline chosen on validation AUC; "
+            f"Holm-corrected, α = 0.05).")
+    detected = cmp[cmp.verdict.isin(["better", "worse"])]
+    several = cmp.model.nunique() > 1
+    if 0 < len(detected) <= MAX_LISTED:
+        parts = [(f"{display_name(r.model)} " if several else "") + f"{r.verdict} on {task_name(r.task)} "
+                 f"({experiment_label(r.experiment, r.dataset)}) vs {display_name(r.comparator)}: "
+                 f"{fmt_diff(r.mean_diff, d)}" for r in detected.itertuples()]
+        text += " Detected: " + "; ".join(parts) + "."
+    elif len(detected):
+        text += " Detected, per experiment: " + "; ".join(_detected_per_experiment(cmp, d)) + "."
+    return text
+
+
+#: Up to this many detected differences are listed one by one; more are counted per experiment.
+MAX_LISTED = 4
+
+
+def _detected_per_experiment(cmp: pd.DataFrame, d: int) -> list[str]:
+    """``"Figure 3: worse in 14 of 18 (−0.0052 to −0.0002)"`` for each experiment with a detection."""
+    parts = []
+    for exp, g in cmp.groupby("experiment", sort=False):
+        det = g[g.verdict.isin(["better", "worse"])]
+        if det.empty:
+            continue
+        kinds = " and ".join(f"{v} in {int((det.verdict == v).sum())}" for v in ("better", "worse")
+                             if (det.verdict == v).any())
+        counts = sorted({task_count(ds) for ds in g.dataset})
+        tasks = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        parts.append(f"{experiment_name(exp)} ({tasks} tasks): {kinds} of {len(g)} "
+                     f"({fmt_diff(det.mean_diff.min(), d)} to {fmt_diff(det.mean_diff.max(), d)})")
+    return parts

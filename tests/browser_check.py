@@ -19,8 +19,9 @@ Two kinds of checks, both run by :func:`check_book` (tests/test_book.py calls it
    another origin, no rendered table cell showing ``NaN`` or ``e-0`` notation, every
    ``<figure>`` numbered and captioned, every content image inside a numbered figure, no table
    or figure wider than the text column (cut off or scrolled: ``scrollWidth`` against the
-   column's width), no internal name of :mod:`emm_lib.glossary` in the page's text (code
-   excepted), and no page taller than :data:`MAX_PAGE_HEIGHT`. The method page is
+   column's width; collapsed dropdowns are opened for this measurement), no internal name of
+   :mod:`emm_lib.glossary` in the page's text (code excepted), and no page taller than
+   :data:`MAX_PAGE_HEIGHT` (dropdowns closed). The method page is
    also opened over ``file://`` (maths must render there too), and a full-page screenshot of
    every checked page is saved as PNG (``_build/screenshots/<page>.png``).
 
@@ -318,7 +319,10 @@ async function measure() {
   const looseImages = Array.from(main.querySelectorAll("img")).filter((im) => !im.closest("figure"))
       .map((im) => im.getAttribute("src"));
   const height = Math.max(d.documentElement.scrollHeight, d.body.scrollHeight);
-  // Tables and figures wider than the text column (cut off at the right edge, or a scroll bar).
+  // Tables and figures wider than the text column (cut off at the right edge, or a scroll bar),
+  // those in collapsed dropdowns too: opened for the measurement (the height above is the closed page's).
+  const closed = Array.from(main.querySelectorAll("details:not([open])"));
+  closed.forEach((e) => { e.open = true; });
   const cs = w.getComputedStyle(main);
   const column = main.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0);
   const wide = [];
@@ -327,9 +331,11 @@ async function measure() {
     if (width > column + 1) {
       const cap = el.querySelector("caption, figcaption, th");
       wide.push(`${el.tagName.toLowerCase()} ${el.id || (cap ? '"' + cap.textContent.trim().slice(0, 40) + '"' : "")}`
-                + ` is ${Math.round(width)} px wide, the column ${Math.round(column)} px`);
+                + ` is ${Math.round(width)} px wide, the column ${Math.round(column)} px`
+                + (el.closest("details") ? " (in a dropdown)" : ""));
     }
   });
+  closed.forEach((e) => { e.open = false; });
   const mainClone = main.cloneNode(true);
   mainClone.querySelectorAll(SKIP).forEach((e) => e.remove());
   const mainText = mainClone.textContent;

@@ -11,7 +11,7 @@ from scipy import stats
 
 matplotlib.use("Agg")
 
-from emm_lib import plots, present  # noqa: E402
+from emm_lib import plots, present, verdicts  # noqa: E402
 
 
 def _summary() -> pd.DataFrame:
@@ -152,18 +152,18 @@ def test_forest_and_paper_vs_ours():
 
 
 def test_verdict_summary_counts_and_names_the_detected_differences():
-    text = present.verdict_summary(_cmp(), "Census-Income, test")
+    text = verdicts.verdict_summary(_cmp(), "Census-Income, test")
     assert "Against the best multi-task baseline, EMM (paper's arg-max gate): better in 1 of 4 task comparisons, worse in 2" in text
     assert "not detectably different in 1" in text
     assert "worse on income (Table I, 2 tasks) vs PLE: \u22120.0030" in text
     assert "5 seeds" in text
-    assert present.verdict_summary(_cmp().iloc[:0], "x").startswith("x: no comparison")
+    assert verdicts.verdict_summary(_cmp().iloc[:0], "x").startswith("x: no comparison")
 
 
 def test_verdict_summary_counts_per_experiment_when_many_are_detected():
     c = pd.concat([_cmp()] * 3, ignore_index=True)
     c["verdict"] = "worse"
-    text = present.verdict_summary(c, "Census-Income, test")
+    text = verdicts.verdict_summary(c, "Census-Income, test")
     assert "Detected, per experiment:" in text and "vs PLE" not in text
     for name, g in c.groupby("experiment", sort=False):
         assert f"{present.experiment_name(name)} (" in text
@@ -191,6 +191,16 @@ def test_comparison_table_can_name_the_model():
     md = present.markdown_table(present.comparison_table(_cmp().assign(model="emm:soft"), show_model=True))
     assert md.splitlines()[0].startswith("| Experiment | Task | Model | Comparator |")
     assert "EMM (soft gate, ours)" in md
+
+
+def test_comparison_table_folds_the_comparator_kind_into_the_comparator():
+    """The headline family (two comparator kinds) fits the page: no "Against" column; the kind follows
+    the comparator, and a trained model drops its task (the Task column says it)."""
+    own = _cmp().assign(comparator=["tm2:income", "tm1:marital"] * 2, against="trained model")
+    fam = pd.concat([_cmp().assign(against="multi-task baseline"), own], ignore_index=True)
+    lines = present.markdown_table(present.comparison_table(fam)).splitlines()
+    assert lines[0].startswith("| Experiment | Task | Comparator | Seeds |") and "Against" not in lines[0]
+    assert "| PLE (multi-task baseline) |" in lines[2] and "| TM-2 (trained model) |" in lines[6], lines
 
 
 # ------------------------------------------------------------------ present.table and the glossary

@@ -46,3 +46,52 @@ def test_dropdown_collapses_tables():
     html = t._repr_html_()
     assert html.startswith('<details class="emm-dropdown"><summary>Every point (3 rows)</summary>')
     assert html.count("<table") == 1 and "open" not in html.split(">")[0]
+
+
+def test_facts_name_runs_seeds_commit_and_device():
+    assert provenance.facts(_runs()) == "9 runs, seeds 0\u20132, code commit `abc123`, device cpu"
+    assert provenance.facts(_runs().iloc[:0]) == "no runs yet"
+
+
+def test_glue_figure_glues_the_figure_and_its_facts(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
+    provenance.glue_figure("fig_x", _runs(), lambda r: plt.figure())
+    assert set(glued) == {"fig_x", "fig_x_facts"} and "seeds 0\u20132" in glued["fig_x_facts"].data
+    provenance.glue_figure("fig_y", _runs().iloc[:0], lambda r: 1 / 0)  # no runs: a note, never drawn
+    assert glued["fig_y_facts"].data == "no runs yet"
+
+
+def test_data_chapter_conclusion_is_computed_from_rates_and_single_feature_aucs():
+    from emm_lib.data import leakage
+
+    summary = pd.DataFrame({"split": ["train", "train", "test"], "task": ["income", "marital", "income"],
+                            "rows": [10, 10, 5], "positive_rate": [0.062, 0.43, 0.9]})
+    leaks = {"income": pd.DataFrame({"feature": ["capital_gains", "age"], "auc": [0.81, 0.78]}),
+             "marital": pd.DataFrame({"feature": ["household_role", "tax_filer", "household_kind"],
+                                      "auc": [0.978, 0.9, 0.946]})}
+    text = leakage.finding(summary, leaks, removed=("household_role", "household_kind"))
+    assert "of the training rows, 6.2% are positive for income and 43.0% for marital status; income is the rarer" in text
+    assert "The best single feature for income (capital gains) reaches validation AUC 0.810." in text
+    assert ("The two columns that the leak-free rows remove (household role, household kind) alone predict marital "
+            "status at validation AUC 0.946\u20130.978") in text
+
+
+def test_ladder_gain_summary_names_the_rungs_where_emm_gains():
+    from emm_lib import ladder
+
+    t = pd.DataFrame({"rung": ["paper", "published", "ours"], "n_seeds": [5, 5, 5], "tm_mean": [0.931, 0.945, 0.948],
+                      "gain": [0.0115, -0.0013, 0.0017], "gain_lo": [0.0007, -0.0037, -0.001],
+                      "gain_hi": [0.0224, 0.0011, 0.004],
+                      "gain_verdict": ["better", "no detectable difference", "no detectable difference"]})
+    text = ladder.gain_summary(t)
+    assert text.startswith("EMM gains detectably on the mean of its trained models at `paper` (+0.0115 [+0.0007, +0.0224]")
+    assert "at the other 2 rungs its gain runs from \u22120.0013 to +0.0017, none of it detectable (5 seeds per rung)." in text
+    assert "at no rung" in ladder.gain_summary(t.iloc[1:])
+    assert "two seeds" in ladder.gain_summary(t.assign(n_seeds=1))
