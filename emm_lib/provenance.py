@@ -78,6 +78,32 @@ def runs_of(runs: pd.DataFrame, experiment: str, dataset: str = "census") -> pd.
     return runs[runs.dataset.isin(keys)]
 
 
+def family_runs_of(runs: pd.DataFrame, experiment: str, dataset: str = "census") -> pd.DataFrame:
+    """:func:`runs_of` as the headline family reads an experiment: Figure 3 also takes the runs made
+    before it moved to fixed features (``census/3-tasks``, ``census/4-tasks``)."""
+    from . import config
+    from .run_settings import dataset_key_of
+
+    cfg = config.EXPERIMENTS[experiment]
+    keys = {dataset_key_of(dataset, cfg["features"], k) for k in cfg["task_counts"]}
+    if experiment == "figure3":
+        keys |= {dataset_key_of(dataset, "paper", k) for k in cfg["task_counts"] if k > 2}
+    return runs[runs.dataset.isin(keys)]
+
+
+def headline_family(dataset: str = "census", profile: str = "paper", results_dir=None) -> pd.DataFrame:
+    """The book's headline family (:func:`emm_lib.verdicts.headline`) over the committed runs: the
+    verdicts chapter 07 shows, for the chapters that state some of them (empty when none is committed)."""
+    from . import analysis, config, verdicts
+
+    runs, st = committed_runs(config.HEADLINE_FAMILY["experiments"], dataset, profile, results_dir)
+    if runs.empty:
+        return pd.DataFrame()
+    pv = analysis.read_pair_variances(st.out_dir, runs)
+    return verdicts.headline(lambda e: family_runs_of(runs, e, dataset), runs,
+                             pv if pv is not None and len(pv) else None)
+
+
 def committed_runs(experiments, dataset: str = "census", profile: str = "paper",
                    results_dir=None) -> tuple[pd.DataFrame, object]:
     """The committed runs of ``experiments`` (``results/<profile>/<experiment>.csv``) plus the
@@ -107,9 +133,12 @@ def differences(cmp: pd.DataFrame) -> str:
 
 
 def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_dir=None,
-               what: str = "against its validation-chosen comparator", source: str = "the committed runs") -> str:
+               what: str = "against its validation-chosen comparator", source: str = "the committed runs",
+               family: pd.DataFrame | None = None) -> str:
     """A chapter's closing sentence, computed: ``model`` {what} in ``runs`` under the study's verdict
-    rule (Holm-corrected; paired test-set variance when ``out_dir`` has it)."""
+    rule (paired test-set variance when ``out_dir`` has it). A comparison of the book's headline
+    ``family`` (:func:`headline_family`) takes the family's verdict, Holm over the whole family, as
+    chapter 07 shows it; otherwise Holm runs over this sentence's comparisons, and the sentence says so."""
     from . import analysis, stats
 
     pv = analysis.read_pair_variances(out_dir, runs) if out_dir is not None else None
@@ -117,4 +146,15 @@ def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_
                         pair_var=pv if pv is not None and len(pv) else None)
     if cmp.empty:
         return f"No runs of {model!r} with a comparator yet: nothing to conclude."
-    return f"**In {source}, {what}:** " + differences(cmp) + "."
+    keys = ["dataset", "task", "model", "comparator"]
+    if family is not None and len(family) and set(keys) <= set(family.columns):
+        fam = family.drop_duplicates(keys).set_index(keys)
+        at = [k in fam.index for k in cmp[keys].itertuples(index=False, name=None)]
+        if all(at):
+            got = fam.loc[[tuple(k) for k in cmp[keys].itertuples(index=False, name=None)]]
+            cmp = cmp.assign(verdict=got.verdict.to_numpy(), p_holm=got.p_holm.to_numpy())
+            how = (f" (verdicts within the book's headline family, Holm over all its "
+                   f"{int(family.family_size.iloc[0])} comparisons, as chapter 07 reports them)")
+            return f"**In {source}, {what}:** " + differences(cmp) + how + "."
+    how = f" (Holm over this sentence's {len(cmp)} comparisons, not the book's headline family)"
+    return f"**In {source}, {what}:** " + differences(cmp) + how + "."

@@ -39,6 +39,16 @@ def test_conclusion_is_computed_from_the_runs():
     text = provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM against its best baseline")
     assert text.startswith("**In the committed runs, EMM against its best baseline:**")
     assert "income: EMM (paper's arg-max gate) \u2212 PLE \u22120.0050" in text and "worse" in text
+    assert "Holm over this sentence's 2 comparisons" in text
+    # A comparison of the book's headline family takes the family's verdict (Holm over the whole family).
+    from emm_lib import stats
+
+    cmp = stats.compare(_runs(), "emm", ["ple", "mmoe"], experiment="table1")
+    family = cmp.assign(verdict="no detectable difference", p_holm=0.5, family_size=40)
+    text = provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM", family=family)
+    assert "no detectable difference" in text and "worse" not in text and "all its 40 comparisons" in text
+    other = family.assign(comparator="aitm")  # not in the family: the sentence's own Holm, said so
+    assert "worse" in provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM", family=other)
 
 
 def test_dropdown_collapses_tables():
