@@ -87,6 +87,25 @@ def _makefile_notebook_runner() -> list[str]:
     return [sys.executable, "-m", m.group(1)]
 
 
+#: ipykernel's shutdown race on a loaded machine: the control stream answers after its socket closed
+#: (seen once in a fresh-clone `make test` with two suites on 2 cores). It is not the transport warning
+#: this test is about, and the notebook has run by then; any other ERROR or WARNING still fails.
+_SHUTDOWN_RACE = re.compile(r"ERROR:tornado\.general:Uncaught exception in ZMQStream callback\n"
+                            r"(?:[ \t].*\n|Traceback.*\n)*?zmq\.error\.ZMQError: Socket operation on non-socket\n?")
+
+
+def _without_shutdown_race(text: str) -> str:
+    return _SHUTDOWN_RACE.sub("", text)
+
+
+def test_shutdown_race_filter_removes_only_that_traceback():
+    race = ("ERROR:tornado.general:Uncaught exception in ZMQStream callback\nTraceback (most recent call last):\n"
+            '  File "x.py", line 1, in f\n    g()\nzmq.error.ZMQError: Socket operation on non-socket\n')
+    assert _without_shutdown_race("before\n" + race + "after") == "before\nafter"
+    other = "ERROR:tornado.general:Uncaught exception in ZMQStream callback\nValueError: boom\n"
+    assert "ERROR" in _without_shutdown_race(other)
+
+
 def test_notebooks_run_without_the_kernel_transport_warning(tmp_path: Path):
     """The Makefile's notebook runner, on a one-cell notebook: no "running over TCP without
     encryption" warning (plain papermill prints it with ipykernel 7), nothing else on stderr."""
@@ -102,7 +121,7 @@ def test_notebooks_run_without_the_kernel_transport_warning(tmp_path: Path):
                         "--log-level", "WARNING", "--no-progress-bar"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    text = r.stdout + r.stderr
+    text = _without_shutdown_race(r.stdout + r.stderr)
     assert "without encryption" not in text and "WARNING" not in text and "ERROR" not in text, text
     ran = nbformat.read(out, 4)
     assert ran.cells[-1].outputs[0]["text"].strip() == "2"
