@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import authors, config, consistency
 
-__all__ = ["table2", "pretty_table2", "figure3", "mmoe", "summary", "abstract"]
+__all__ = ["table2", "pretty_table2", "pretty_figure3", "figure3", "mmoe", "summary", "abstract"]
 
 _TABLE2_EMM = "EMM"
 
@@ -56,6 +56,20 @@ def table2(st, v: pd.DataFrame | None = None, pv: pd.DataFrame | None = None) ->
                              half_width=(hi - lo) / 2, paper=paper, verdict=verdict, predicted=predicted,
                              held=None if predicted == "fitted" else predicted == verdict))
     return pd.DataFrame(rows)
+
+
+def pretty_figure3(f3: pd.DataFrame) -> pd.DataFrame:
+    """:func:`figure3` for the page: per task count and task, EMM's mean and the better baseline's, with
+    their seeds, and whether EMM leads (labels, not internal names)."""
+    from .present import display_name
+
+    return pd.DataFrame({
+        "tasks": f3.n_tasks, "task": f3.task,
+        "EMM (seeds)": [f"{m:.4f} ({n})" for m, n in zip(f3.emm, f3.seeds_emm)],
+        "better baseline (seeds)": [f"{display_name(b)} {m:.4f} ({n})"
+                                    for b, m, n in zip(f3.best_baseline, f3.baseline, f3.seeds_baseline)],
+        "EMM at least as high": f3.emm_leads.map({True: "yes", False: "no"}),
+    }).set_index(["tasks", "task"])
 
 
 def pretty_table2(t: pd.DataFrame) -> pd.DataFrame:

@@ -412,3 +412,14 @@ def test_a_frozen_feature_that_is_a_task_is_dropped_for_emm_only():
     assert at3["options"]["frozen_features"] == ("sex",) and at3["dropped_flags"] == []
     tm = authors.identity(runs[("tm1:sex", 4)], st)
     assert tm["dropped_flags"] == [] and "frozen_sex_embedding" in tm["flags"]
+
+
+def test_figure3_table_for_the_page_uses_labels():
+    """Chapter 08's Figure 3 table: model labels, not internal names, and five columns that fit the page."""
+    from emm_lib import out_of_sample
+
+    f3 = pd.DataFrame([dict(n_tasks=3, task="income", emm=0.939, seeds_emm=1, best_baseline="ple", baseline=0.933,
+                            seeds_baseline=2, emm_leads=True)])
+    p = out_of_sample.pretty_figure3(f3)
+    assert list(p.columns) == ["EMM (seeds)", "better baseline (seeds)", "EMM at least as high"]
+    assert p.iloc[0].tolist() == ["0.9390 (1)", "PLE 0.9330 (2)", "yes"]
