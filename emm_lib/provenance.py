@@ -84,11 +84,10 @@ def family_runs_of(runs: pd.DataFrame, experiment: str, dataset: str = "census")
     from . import config
     from .run_settings import dataset_key_of
 
-    cfg = config.EXPERIMENTS[experiment]
-    keys = {dataset_key_of(dataset, cfg["features"], k) for k in cfg["task_counts"]}
-    if experiment == "figure3":
-        keys |= {dataset_key_of(dataset, "paper", k) for k in cfg["task_counts"] if k > 2}
-    return runs[runs.dataset.isin(keys)]
+    if experiment != "figure3":
+        return runs_of(runs, experiment, dataset)
+    old = {dataset_key_of(dataset, "paper", k) for k in config.EXPERIMENTS[experiment]["task_counts"] if k > 2}
+    return runs[runs.index.isin(runs_of(runs, experiment, dataset).index) | runs.dataset.isin(old)]
 
 
 def headline_family(dataset: str = "census", profile: str = "paper", results_dir=None) -> pd.DataFrame:
