@@ -198,14 +198,15 @@ def experiment_label(experiment: str, dataset: str) -> str:
 
 
 def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | None = None,
-                     show_model: bool | None = None):
+                     show_model: bool | None = None, show_comparator: bool = True):
     """Model − comparator per experiment and task (the schema of ``emm_lib.stats.compare``).
 
     One row per experiment (with its task count) and task; the model column appears when
     ``show_model`` (default: when ``cmp`` compares several models); when ``cmp`` has several
     comparator kinds (``against``, :mod:`emm_lib.verdicts`) the comparator says its kind ("TM-2
     (trained model)": the task is in its own column). The CI includes test-set error where recorded
-    (``ci_*_test``), else it is the seed-level CI.
+    (``ci_*_test``), else it is the seed-level CI. ``show_comparator=False`` drops the comparator
+    column (for one comparator the caption names, where the column would not fit the page).
     """
     several = cmp.model.nunique() > 1 if show_model is None else show_model
     kinds = "against" in cmp and cmp.against.nunique() > 1  # the headline family: two comparator kinds
@@ -220,7 +221,8 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
         if several:
             row["Model"] = display_name(r.model)
         comparator = f"{_without_task(r.comparator)} ({r.against})" if kinds else display_name(r.comparator)
-        row.update({"Comparator": comparator, "Seeds": int(r.n_seeds),
+        row.update({"Comparator": comparator} if show_comparator else {})
+        row.update({"Seeds": int(r.n_seeds),
                     "Difference [95% CI]": fmt_diff(r.mean_diff, d) + ci,
                     "p (Holm)": fmt_p(r.p_holm if "p_holm" in cmp else r.p_value), "Verdict": r.verdict})
         rows.append(row)
