@@ -364,7 +364,7 @@ def main() -> None:
     table = summarise(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
     if a.csv:
-        from emm_lib.results import git_commit
+        from emm_lib.study.shared.results import git_commit
         from emm_lib.utils import atomic_write
 
         meta = dict(device=gpu or "cpu", torch=torch.__version__, cpus=os.cpu_count(), batch_size=a.batch_size,

@@ -1,7 +1,7 @@
 """Notebook parameters: read a notebook's ``parameters`` cell, reject unknown names, and turn what a
 user types (``-p seeds 0``, ``-p seeds "[0,1]"``, ``-y "seeds: [0, 1]"``) into the values the study
 expects. papermill itself only warns about an unknown name and runs the defaults, so
-:mod:`emm_lib.run_notebook` checks with these functions before executing anything.
+:mod:`emm_lib.study.book.run_notebook` checks with these functions before executing anything.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .checks import whole_number
+from emm_lib.checks import whole_number
 
 #: The largest seed a run takes (torch's generators and the int64 ``seed`` column of results).
 MAX_SEED = 2**63 - 1
@@ -124,7 +124,7 @@ def coerce_settings(kw: Mapping[str, Any]) -> dict[str, Any]:
     """Study settings as typed values, or a ValueError saying what is expected (used by
     :func:`emm_lib.study.settings`): whole numbers stay whole (``batch_size=2.5`` is an error),
     seeds accept what :func:`coerce_seeds` accepts, the device must exist on this machine."""
-    from .checks import check_device
+    from emm_lib.checks import check_device
 
     out = dict(kw)
     if "seeds" in out:

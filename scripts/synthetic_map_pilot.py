@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from emm_lib import config, sweep
+from emm_lib import config
+from emm_lib.study.sweep import grid as sweep
 from emm_lib.data import load
-from emm_lib.run_settings import experiment_tasks
+from emm_lib.study.shared.run_settings import experiment_tasks
 
 
 def _data(point: str, seed: int, overrides: dict):

@@ -42,7 +42,13 @@ def run_all(out: Path, root: Path = ROOT) -> None:
     import torch
 
     sys.path.insert(0, str(root))
-    from emm_lib import authors, config, study, sweep
+    from emm_lib import config, study
+
+    try:  # the experiments' own packages; a checkout from before the study moved under emm_lib.study has them flat
+        from emm_lib.study.replay import authors
+        from emm_lib.study.sweep import grid as sweep
+    except ImportError:
+        from emm_lib import authors, sweep
 
     loaded = Path(study.__file__).resolve()
     if not loaded.is_relative_to(root.resolve()):

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emm_lib import authors, config, ladder, protocol, study
-from emm_lib.runner import identity
-from emm_lib.runs import Run, SettingsChanged
+from emm_lib.study.replay import authors, ladder, protocol
+from emm_lib import config, study
+from emm_lib.study.shared.runner import identity
+from emm_lib.study.shared.runs import Run, SettingsChanged
 
 RUNGS3 = ("paper", "published", "ours")
 TMS = {f"{s}:{t}" for t in ("income", "marital") for s in config.TM_SHAPES}
@@ -301,7 +302,7 @@ def test_ladder_figure_names_only_the_reference_marks_it_draws():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from emm_lib import plots_protocol
+    from emm_lib.study.replay import plots_protocol
 
     t = pd.DataFrame({"rung": ["published", "ours"], "task": ["t1", "t1"]})
     for col, v in (("tm1", 0.9), ("tm2", 0.91), ("emm", 0.905), ("gain", 0.0), ("vs_best", -0.01)):
@@ -373,7 +374,7 @@ def test_variants_at_new_seeds_keep_table1_at_the_profile_seeds(tmp_path):
 
 
 def test_out_of_sample_judges_each_table2_number_and_compares_it_with_the_prediction(tmp_path):
-    from emm_lib import out_of_sample
+    from emm_lib.study.replay import out_of_sample
 
     st = study.settings("census", "paper", results_dir=str(tmp_path))
     means = {"emm:baseline": 0.92, "emm:+mtm": 0.932, "emm:+p": 0.942, "emm": 0.943}
@@ -416,7 +417,7 @@ def test_a_frozen_feature_that_is_a_task_is_dropped_for_emm_only():
 
 def test_figure3_table_for_the_page_uses_labels():
     """Chapter 08's Figure 3 table: model labels, not internal names, and five columns that fit the page."""
-    from emm_lib import out_of_sample
+    from emm_lib.study.replay import out_of_sample
 
     f3 = pd.DataFrame([dict(n_tasks=3, task="income", emm=0.939, seeds_emm=1, best_baseline="ple", baseline=0.933,
                             seeds_baseline=2, emm_leads=True)])

@@ -26,7 +26,8 @@ import pandas as pd
 import pytest
 import torch
 
-from emm_lib import checkpoint, results, study
+from emm_lib import checkpoint, study
+from emm_lib.study.shared import results
 from emm_lib.checkpoint import CheckpointError
 from emm_lib.data import census, fetching, sources
 from emm_lib.data.ali import ALI_CCP, load_ali_ccp
@@ -34,7 +35,7 @@ from emm_lib.data.sources import DataSource, DataSourceError, RawFile, Remote, f
 from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
 from emm_lib.emm import EMM
 from emm_lib.models import SingleTaskMLP, build_model
-from emm_lib.run_notebook import main as run_notebook
+from emm_lib.study.book.run_notebook import main as run_notebook
 from emm_lib.train import evaluate, fit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -469,8 +470,8 @@ def test_11_task_string_is_not_split_into_characters(tiny_dataset):
 
 
 def test_11_makefile_and_recipes_use_the_checking_runner():
-    assert "-m emm_lib.run_notebook" in (REPO / "Makefile").read_text()
+    assert "-m emm_lib.study.book.run_notebook" in (REPO / "Makefile").read_text()
     for doc in ("README.md", "book/reproduce.md"):
         text = (REPO / doc).read_text()
         assert "papermill notebooks/" not in text, doc
-        assert "emm_lib.run_notebook" in text, doc
+        assert "emm_lib.study.book.run_notebook" in text, doc

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from emm_lib import results, study
+from emm_lib.study.shared import results
+from emm_lib import study
 from emm_lib.data.ali import ALI_CCP, ALIEXPRESS
 from emm_lib.data.types import Dataset, Split
 from emm_lib.metrics import auc
 from emm_lib.models import SingleTaskMLP
-from emm_lib.run_notebook import main as run_notebook
+from emm_lib.study.book.run_notebook import main as run_notebook
 from emm_lib.train import evaluate, fit
 
 from test_data_ali import write_layout
@@ -135,7 +136,7 @@ def test_2_unreachable_ray_address_is_one_line_within_seconds(tmp_path, capsys):
 
 
 def test_2_run_on_ray_checks_the_address_before_ray_init(tmp_path):
-    from emm_lib.ray_executor import run_on_ray
+    from emm_lib.study.shared.ray_executor import run_on_ray
 
     port = _closed_port()
     t0 = time.perf_counter()

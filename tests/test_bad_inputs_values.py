@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from emm_lib import checkpoint, results, runs, tables
+from emm_lib import checkpoint
+from emm_lib.study.shared import results, runs, tables
 from emm_lib.checkpoint import CheckpointError
 from emm_lib.data.types import FeatureSpec, SparseFeature
 from emm_lib.data.ali import ALI_CCP, load_ali_ccp

@@ -1,10 +1,11 @@
-"""emm_lib.consistency: chapter 08's question as consistency of one run with a rung (prediction intervals)."""
+"""emm_lib.study.replay.consistency: chapter 08's question as consistency of one run with a rung (prediction intervals)."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as st
 
-from emm_lib import config, consistency
+from emm_lib import config
+from emm_lib.study.replay import consistency
 
 PAPER = config.PAPER_TABLES["table1_census"]
 

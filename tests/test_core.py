@@ -6,7 +6,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from emm_lib import checkpoint, results
+from emm_lib import checkpoint
+from emm_lib.study.shared import results
 from emm_lib.data.types import Batch, FeatureSpec, SparseFeature, Split
 from emm_lib.features import FeatureEmbedding
 from emm_lib.metrics import OneClassError, auc
@@ -199,7 +200,7 @@ def test_build_model_unknown_setting_is_a_clear_error():
 
 def test_study_tables_reads_the_census_experiments_only(tmp_path):
     """Chapter 7's tables: the replay, the sweep and the published code's CSV have their own chapters."""
-    from emm_lib import tables
+    from emm_lib.study.shared import tables
 
     for name in ("table1", "authors_protocol", "synthetic"):
         results.append(tmp_path / f"{name}.csv", results.make_rows(

@@ -209,7 +209,7 @@ def test_the_maps_funnel_is_learnable_in_every_world():
     generator's own latent index scores click and conversion at AUC >= 0.95, so a trained model can learn
     both; the first pass's preset (10 sine terms) makes world 1's click label a band the index misses."""
     from emm_lib.data.synthetic_stream import _Latent, _labels, funnel_thresholds
-    from emm_lib.stats import delong
+    from emm_lib.study.shared.stats import delong
 
     pre, over = config.SYNTHETIC_PRESETS["synthetic-ali"], config.SYNTHETIC_MAP["data_size"]["overrides"]
 

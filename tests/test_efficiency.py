@@ -6,7 +6,7 @@ import torch
 from emm_lib import efficiency
 from emm_lib.data.types import FeatureSpec, SparseFeature, Split
 from emm_lib.models import build_model
-from emm_lib.results import make_rows
+from emm_lib.study.shared.results import make_rows
 from helpers import make_tiny_dataset
 
 SPEC = FeatureSpec((SparseFeature("a", 3), SparseFeature("b", 4)), ("d",))

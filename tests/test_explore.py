@@ -7,7 +7,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from emm_lib import explore  # noqa: E402
+from emm_lib.study.book import explore  # noqa: E402
 
 SMALL = dict(n_tasks=3, n_rows=1500, epochs=1)
 
@@ -64,7 +64,7 @@ def test_static_fallback_draws_one_row_per_correlation():
 def test_task_gate_sentence_states_the_range_and_what_it_means():
     import torch
 
-    from emm_lib import explore
+    from emm_lib.study.book import explore
 
     even = {"tasks": ["income", "marital"],
             "levels": [{"task_gate": {"income": torch.tensor([[0.49, 0.51], [0.51, 0.49]]),

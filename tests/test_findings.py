@@ -1,7 +1,7 @@
-"""emm_lib.findings: the discussion sentences follow the numbers they are computed from."""
+"""emm_lib.study.paper.findings: the discussion sentences follow the numbers they are computed from."""
 import pandas as pd
 
-from emm_lib import findings
+from emm_lib.study.paper import findings
 
 
 def _rows(model, task, values, dataset="census"):

@@ -100,7 +100,7 @@ def test_fit_with_cuda_graph_on_cuda():
 
 
 def test_study_passes_cuda_graph_to_fit():
-    from emm_lib.run_settings import settings
+    from emm_lib.study.shared.run_settings import settings
     from emm_lib.study import _parser
 
     assert _parser().parse_args(["table1", "--cuda-graph"]).cuda_graph

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emm_lib import plot_axes, plots, plots_sweep  # noqa: E402
+from emm_lib.study.shared import plot_axes, plots  # noqa: E402
+from emm_lib.study.sweep import plots_sweep
 
 
 def test_auc_error_never_crosses_one_or_zero():
@@ -63,7 +64,8 @@ def test_gate_recovery_counts_tasks_in_whole_numbers():
 
 
 def test_architecture_is_drawn_with_the_codes_names():
-    from emm_lib import akf, plots_architecture
+    from emm_lib import akf
+    from emm_lib.study.paper import plots_architecture
 
     fig = plots_architecture.architecture(tasks=("a", "b", "c"), n_levels=2)
     text = " ".join(t.get_text() for t in fig.axes[0].texts)

@@ -11,7 +11,7 @@ from scipy import stats
 
 matplotlib.use("Agg")
 
-from emm_lib import plots, present, verdicts  # noqa: E402
+from emm_lib.study.shared import plots, present, verdicts  # noqa: E402
 
 
 def _summary() -> pd.DataFrame:
@@ -206,7 +206,7 @@ def test_comparison_table_folds_the_comparator_kind_into_the_comparator():
 # ------------------------------------------------------------------ present.table and the glossary
 
 def test_table_uses_the_glossary_fixed_decimals_and_no_index():
-    from emm_lib import glossary
+    from emm_lib.study.shared import glossary
 
     df = pd.DataFrame({"model": ["emm:soft", "tm1:t1"], "positive_rate": [0.062134, 0.5],
                        "mean_diff": [-0.00001, 0.01234], "p_holm": [0.0004, 0.31], "params_trainable": [12345, 7],
@@ -237,7 +237,8 @@ def test_table_keeps_a_named_index_and_splits_wide_tables():
 
 
 def test_glossary_flags_cover_the_protocol_flags():
-    from emm_lib import config, glossary
+    from emm_lib import config
+    from emm_lib.study.shared import glossary
 
     assert set(glossary.FLAGS) == set(config.PROTOCOL_FLAGS)
     assert "hard_gate" in glossary.internal_names() and "emm:soft" in glossary.internal_names()

@@ -5,10 +5,11 @@ import pytest
 import torch
 from sklearn.preprocessing import LabelEncoder, MinMaxScaler
 
-from emm_lib import checkpoint, config, protocol
+from emm_lib import checkpoint, config
+from emm_lib.study.replay import protocol
 from emm_lib.data import census
 from emm_lib.emm import EMM
-from emm_lib.protocol import PublishedEMM
+from emm_lib.study.replay.protocol import PublishedEMM
 from emm_lib.models import SingleTaskMLP
 from emm_lib.train import evaluate, fit
 

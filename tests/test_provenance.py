@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from emm_lib import present, provenance
+from emm_lib.study.shared import present, provenance
 
 
 def _runs(seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def test_conclusion_is_computed_from_the_runs():
     assert "income: EMM (paper's arg-max gate) \u2212 PLE \u22120.0050" in text and "worse" in text
     assert "Holm over this sentence's 2 comparisons" in text
     # A comparison of the book's headline family takes the family's verdict (Holm over the whole family).
-    from emm_lib import stats
+    from emm_lib.study.shared import stats
 
     cmp = stats.compare(_runs(), "emm", ["ple", "mmoe"], experiment="table1")
     family = cmp.assign(verdict="no detectable difference", p_holm=0.5, family_size=40)
@@ -94,7 +94,7 @@ def test_data_chapter_conclusion_is_computed_from_rates_and_single_feature_aucs(
 
 
 def test_ladder_gain_summary_names_the_rungs_where_emm_gains():
-    from emm_lib import ladder
+    from emm_lib.study.replay import ladder
 
     t = pd.DataFrame({"rung": ["paper", "published", "ours"], "n_seeds": [5, 5, 5], "tm_mean": [0.931, 0.945, 0.948],
                       "gain": [0.0115, -0.0013, 0.0017], "gain_lo": [0.0007, -0.0037, -0.001],

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emm_lib import results, runner, runs, study
+from emm_lib.study.shared import results, runner, runs
+from emm_lib import study
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "synthetic", "--profile", "tiny", "--seeds", "0", "--task-counts", "2"]
@@ -152,7 +153,7 @@ def test_the_cli_refuses_in_one_line_naming_the_choice(tmp_path):
 
 @pytest.mark.parametrize("how", ["same", "relative", "symlink", "hardlink"])
 def test_run_notebook_refuses_to_overwrite_its_input(tmp_path, monkeypatch, capsys, how):
-    from emm_lib import run_notebook
+    from emm_lib.study.book import run_notebook
 
     nb = tmp_path / "nb.ipynb"
     nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
@@ -175,7 +176,7 @@ def test_papermill_run_refuses_to_overwrite_its_input(tmp_path):
     nb = tmp_path / "nb.ipynb"
     nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     before = nb.read_bytes()
-    out = subprocess.run([sys.executable, "-m", "emm_lib.papermill_run", str(nb), str(nb)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "emm_lib.study.book.papermill_run", str(nb), str(nb)], capture_output=True,
                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert out.returncode != 0 and "is the input notebook" in out.stderr and "Traceback" not in out.stderr
     assert nb.read_bytes() == before
@@ -264,7 +265,7 @@ class _SlowRay:
 
 
 def test_a_local_ray_that_starts_late_is_started_again_then_named():
-    from emm_lib.ray_executor import _init
+    from emm_lib.study.shared.ray_executor import _init
 
     said = []
     ray = _SlowRay(fails=2)

@@ -1,11 +1,12 @@
-"""emm_lib.stats against scikit-learn, scipy, a bootstrap and hand computations."""
+"""emm_lib.study.shared.stats against scikit-learn, scipy, a bootstrap and hand computations."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as st
 from sklearn.metrics import roc_auc_score
 
-from emm_lib import config, stats
+from emm_lib import config
+from emm_lib.study.shared import stats
 
 
 def _scores(n=2000, seed=0):

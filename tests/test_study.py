@@ -77,7 +77,7 @@ import socket  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-from emm_lib import runs as runs_mod  # noqa: E402
+from emm_lib.study.shared import runs as runs_mod  # noqa: E402
 
 
 def _settings_of(df):
@@ -186,7 +186,7 @@ def test_two_processes_on_one_results_directory_train_each_run_once(tmp_path):
 
 
 def test_analysis_writes_paired_variances_for_every_pair(tmp_path):
-    from emm_lib import analysis
+    from emm_lib.study.shared import analysis
 
     st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
     study.run_experiment("synthetic_tasks", st, models=["mmoe", "ple"], task_counts=[2])
@@ -235,7 +235,7 @@ def test_a_trained_model_finished_meanwhile_keeps_its_rows(tmp_path, monkeypatch
     """Another process finishes a trained model between two looks at it (not done, then done): its
     fresh rows stay (asked twice, the old code removed them and trained the model again: 13 runs
     instead of 12 in the two-process test)."""
-    from emm_lib import runner
+    from emm_lib.study.shared import runner
 
     st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
     study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2])
@@ -256,7 +256,7 @@ def test_a_trained_model_finished_meanwhile_keeps_its_rows(tmp_path, monkeypatch
 
 
 def test_pair_variances_carry_the_results_labels(tmp_path):
-    from emm_lib import analysis
+    from emm_lib.study.shared import analysis
 
     st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
     df = study.run_experiment("synthetic_tasks", st, models=["emm", "emm:soft"], task_counts=[2])
@@ -269,7 +269,7 @@ def test_git_commit_is_read_once_per_process(monkeypatch):
     """A checkout that moves while a long study runs must not relabel rows of the code already loaded."""
     import subprocess
 
-    from emm_lib import results
+    from emm_lib.study.shared import results
 
     results.git_commit.cache_clear()
     first = results.git_commit()

@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from emm_lib import config, runner, study, sweep, sweep_report
-from emm_lib.runs import Run, SettingsChanged
+from emm_lib import config, study
+from emm_lib.study.shared import runner
+from emm_lib.study.sweep import grid as sweep, sweep_report
+from emm_lib.study.shared.runs import Run, SettingsChanged
 
 # A micro grid with every axis (seconds on a shared 2-core CPU).
 MICRO = {
@@ -91,7 +93,7 @@ def test_identity_records_the_point_and_its_models(micro):
 
 
 def runs_mismatch(recorded, identity):
-    from emm_lib.runs import identity_mismatch
+    from emm_lib.study.shared.runs import identity_mismatch
 
     return identity_mismatch(recorded, identity)
 
@@ -223,7 +225,7 @@ def test_data_size_points_take_their_own_batch_for_equal_steps():
 
 
 def test_coverage_counts_points_with_every_planned_model():
-    from emm_lib import sweep, sweep_report
+    from emm_lib.study.sweep import grid as sweep, sweep_report
 
     g = sweep.grid("tiny")
     pts = sweep.points(g, ["relatedness"])
@@ -238,7 +240,7 @@ def test_coverage_counts_points_with_every_planned_model():
 
 
 def test_headroom_reports_the_auc_range_per_generator():
-    from emm_lib import sweep_report
+    from emm_lib.study.sweep import sweep_report
 
     runs = pd.DataFrame({"generator": ["synthetic"] * 3, "dataset": ["a", "a", "b"], "model": ["emm", "mmoe", "emm"],
                          "task": "t1", "metric": "test_auc", "value": [0.95, 0.99, 0.97]})
@@ -280,7 +282,7 @@ def test_rows_restrict_the_plan_to_those_points(micro, capsys):
 
 
 def test_abstract_counts_the_settings_in_plain_words():
-    from emm_lib import sweep_report
+    from emm_lib.study.sweep import sweep_report
 
     v = pd.DataFrame({"model": ["emm"] * 3, "x": [0.0, 0.5, 1.0], "verdict": ["better", "no detectable difference",
                                                                          "worse"], "n_seeds": [3, 3, 3]})
@@ -329,11 +331,11 @@ def test_the_map_is_a_pass_of_its_own_beside_the_first(micro, monkeypatch):
     log.clear()
     sweep.run_sweep(st, log=log.append, experiment=sweep.MAP_EXPERIMENT)
     assert log == []  # resumed: everything done
-    from emm_lib import sweep_map
+    from emm_lib.study.sweep import sweep_map
 
     cov = sweep_map.coverage(runs, MICRO_MAP)
     assert cov.complete.all() and set(cov.worlds_done) == {1, 2}
-    from emm_lib import analysis
+    from emm_lib.study.shared import analysis
 
     # the study-wide table leaves the map out (its funnel key repeats the first pass's, on other rows)
     everything = analysis.pair_variances(st.out_dir)

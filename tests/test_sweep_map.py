@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emm_lib import config, stats, sweep, sweep_map, sweep_report
+from emm_lib import config
+from emm_lib.study.shared import stats
+from emm_lib.study.sweep import grid as sweep, sweep_map, sweep_report
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ("t1", "t2")
@@ -60,7 +62,7 @@ def test_cap_shares_count_runs_that_early_stopping_never_ended():
     assert per.loc["tm1:all tasks", "runs"] == 20 and per.loc["tm1:all tasks", "cap_share"] == pytest.approx(0.5)
     bad = sweep_map.cap_excess(runs, limit=0.1)
     assert set(bad.model_kind) == {"mmoe", "tm1:all tasks"}
-    from emm_lib.present import display_name
+    from emm_lib.study.shared.present import display_name
 
     assert display_name("tm1:all tasks") == "TM-1 (all tasks)"
     assert sweep_map.cap_excess(runs, datasets=["elsewhere"]).empty  # only the named (complete) points count
@@ -174,7 +176,7 @@ def test_gate_relation_slope_with_an_interval_over_worlds():
 
 def test_map_plan_runs_each_point_in_its_worlds_with_one_batch_and_aitm_on_the_funnel():
     from emm_lib import study
-    from emm_lib.runs import Run
+    from emm_lib.study.shared.runs import Run
 
     st = study.settings("synthetic", "paper")
     runs = sweep.plan(st, experiment=sweep.MAP_EXPERIMENT)

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emm_lib import explore, teach  # noqa: E402
+from emm_lib.study.book import explore, teach  # noqa: E402
 from emm_lib.deconstruct import deconstruct  # noqa: E402
 
 

@@ -1,9 +1,10 @@
-"""emm_lib.verdicts: the headline family (duplicates dropped, Holm over all of it, the direction count)."""
+"""emm_lib.study.shared.verdicts: the headline family (duplicates dropped, Holm over all of it, the direction count)."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from emm_lib import config, stats, verdicts
+from emm_lib import config
+from emm_lib.study.shared import stats, verdicts
 
 
 def _runs(seed=0, n_seeds=5):

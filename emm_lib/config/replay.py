@@ -13,7 +13,7 @@ __all__ = ["PUBLISHED_CODE", "PROTOCOL_FLAGS", "RUNGS", "AUTHORS_PROTOCOL", "REP
 # names what it touches: "data" (preprocessing: every model), "training" (the training loop:
 # every model), "model_init" (every model's initial weights), "single_task" (the trained models,
 # hence EMM's components), "emm" (EMM only).
-# emm_lib.protocol turns a set of flags into keyword arguments for the library.
+# emm_lib.study.replay.protocol turns a set of flags into keyword arguments for the library.
 
 #: Numbers of the published code that the flags use (EMM-method.md Sec. 6).
 PUBLISHED_CODE: dict[str, Any] = {
@@ -127,14 +127,14 @@ AUTHORS_PROTOCOL: dict[str, Any] = {
     # "The paper's picture" (Table I on Census): weak trained models and EMM gaining on them. A rung
     # shows weak trained models when its TM mean income AUC is at most half-way from our protocol's
     # (rung "ours") to the paper's TM mean (0.919); EMM gains when its gain over the TM mean is
-    # "better" under the study's verdict rule (emm_lib.stats).
+    # "better" under the study's verdict rule (emm_lib.study.shared.stats).
     "weak_tm_fraction": 0.5,
     # Elsewhere (synthetic, no paper values): weak = a TM mean at least this far below ours (half of
     # the Census gap between our trained models, ~0.950 in chapter 7, and the paper's, 0.919).
     "weak_tm_drop": 0.015,
 }
 
-#: Chapter 08's question (emm_lib.consistency, issue 29), fixed before the numbers: the paper reports
+#: Chapter 08's question (emm_lib.study.replay.consistency, issue 29), fixed before the numbers: the paper reports
 #: single runs, so a rung reproduces a paper number when that number is consistent with *one run* of
 #: the rung. Quantities: TM-1, TM-2, EMM, MMoE, PLE and EMM's gain over the TM mean, per task.
 #: "picture": the quantities that make the paper's picture (its trained models, EMM and EMM's gain).

@@ -1,5 +1,5 @@
 """The synthetic benchmark's settings (beyond the paper): the funnel preset, the first-pass sweep
-and the second-pass map; :mod:`emm_lib.sweep` and :mod:`emm_lib.sweep_map` read them."""
+and the second-pass map; :mod:`emm_lib.study.sweep.grid` and :mod:`emm_lib.study.sweep.sweep_map` read them."""
 from __future__ import annotations
 
 from typing import Any
@@ -79,7 +79,7 @@ SYNTHETIC_SWEEP: dict[str, Any] = {
                    }),
 }
 
-# The sweep grid per run profile (emm_lib.sweep reads it; "paper" is SYNTHETIC_SWEEP above).
+# The sweep grid per run profile (emm_lib.study.sweep.grid reads it; "paper" is SYNTHETIC_SWEEP above).
 # Per point, the generator's optimiser settings (TRAINING) apply, the grid's epochs are the
 # epoch budget (early stopping with the profile's patience), and the point's rows are the rows
 # (the profile's max_train_rows does not subsample them). "overrides" go to make_preset.

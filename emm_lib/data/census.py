@@ -44,13 +44,13 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..checks import check_finite_columns, whole_number
-from .encoding import label_encode, min_max
-from .processed_cache import load as _load, save as _save, tensors_sha256 as _tensors_sha256  # noqa: F401
-from .sources import SOURCES, default_data_dir, fetch
-from .types import Dataset, FeatureSpec, SparseFeature, Split
+from emm_lib.checks import check_finite_columns, whole_number
+from emm_lib.data.encoding import label_encode, min_max
+from emm_lib.data.processed_cache import load as _load, save as _save, tensors_sha256 as _tensors_sha256  # noqa: F401
+from emm_lib.data.sources import SOURCES, default_data_dir, fetch
+from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
 
-__all__ = ["load_census", "TASKS", "PAPER_TASKS", "COLUMNS", "DENSE", "label_encode", "min_max", "stratified_halves"]
+__all__ = ["load_census", "TASKS", "PAPER_TASKS", "TASK_NAMES", "COLUMNS", "DENSE", "label_encode", "min_max", "stratified_halves"]
 
 #: Field names of the raw files, in order (from UCI's census-income.names).
 COLUMNS: tuple[str, ...] = (
@@ -109,6 +109,8 @@ TASKS: dict[str, Task] = {
     "sex": Task("sex", lambda s: (s == "Female").to_numpy(), "sex is Female (our 4th task)"),
 }
 PAPER_TASKS: tuple[str, ...] = ("income", "marital")
+#: Each task in words, as sentences name it (the book's glossary uses these).
+TASK_NAMES: dict[str, str] = {"income": "income", "marital": "marital status", "education": "education", "sex": "sex"}
 
 #: Feature sets (columns removed on top of the task labels), by name; the study's data variants.
 #: ``leak-free``: the two household-role columns spell out marital status ("Child <18 never marr
@@ -250,7 +252,7 @@ def _preprocess_published(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[
     Values are sorted as strings here (the authors' pandas parsed numeric codes as numbers), which
     permutes code numbers only. The val/test split is ours (stratified, seeded).
     """
-    from ..config import PUBLISHED_CODE
+    from emm_lib.config import PUBLISHED_CODE
 
     both = pd.concat([train, test], ignore_index=True)
     spec, splits, label_cols = _preprocess(train, test, tasks, seed, exclude)  # labels, split and column lists
