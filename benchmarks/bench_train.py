@@ -43,7 +43,7 @@ trained at 3.4x the per-row path compiled, against 6.6x eager in ``results/bench
 
 Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
 settings; three runs each of the code before and after commit "Fused input", alternated;
-median of the three ratios, targets of issue 9 in brackets; inference varies most run to run):
+median of the three ratios, the speed-up targets in brackets; inference varies most run to run):
 
     model  training ratio              inference ratio
     EMM    5.8x -> 6.7x  [10x]         13.3x -> 14.4x  [30x]
@@ -76,7 +76,7 @@ import sys
 import time
 
 MODELS = ("tm1", "tm2", "emm", "shared_bottom", "mmoe", "ple", "aitm", "adatt")
-# Targets of issue 9: training and inference speed-up over the per-row path.
+# Targets: training and inference speed-up over the per-row path.
 TARGETS = {"emm": {"train": 10.0, "infer": 30.0}, "mmoe": {"train": 8.0}, "ple": {"train": 8.0}}
 
 

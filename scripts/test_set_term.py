@@ -1,4 +1,4 @@
-"""Measure the test-set term of the verdict rule (issue 29): how much of a half's DeLong variance is
+"""Measure the test-set term of the verdict rule: how much of a half's DeLong variance is
 split noise that the seed spread already holds.
 
 The study redraws the validation/test halves of the one official Census test file with every seed.

@@ -1,4 +1,4 @@
-"""The protocol replay experiment (issue 17): plan, shared runs, rows, resume, the ladder."""
+"""The protocol replay experiment (chapter 08): plan, shared runs, rows, resume, the ladder."""
 import json
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 
 from emm_lib.study.replay import authors, ladder, protocol
 from emm_lib import config, study
-from emm_lib.study.shared.runner import identity
+from emm_lib.study.shared.execution import identity
 from emm_lib.study.shared.runs import Run, SettingsChanged
 
 RUNGS3 = ("paper", "published", "ours")
@@ -329,7 +329,7 @@ def test_published_code_rows_record_the_split_and_torch_seed_of_their_seed():
 
 
 def test_table2_variants_and_task_counts_extend_the_replay(tmp_path):
-    """Issue 29 (out of sample): Table II's variants reuse the rung's trained models (only EMM is trained
+    """Out of sample: Table II's variants reuse the rung's trained models (only EMM is trained
     again), and more task counts run every model of the replay on the first k tasks under their own key."""
     st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1, max_train_rows=2000)
     runs = authors.plan(st, ["ours"], variants="table2", task_counts=[2, 3])

@@ -1,4 +1,4 @@
-"""Bad inputs and faults (issue 14): one or more cases per failure class, each asserting the exact
+"""Bad inputs and faults: one or more cases per failure class, each asserting the exact
 error type and the words that name the problem (and the file), or that the fix works.
 
 Classes: 1 dotted checkpoint names, 2 training that trains nothing, 3 model/data mismatch,

@@ -1,4 +1,4 @@
-"""Bad inputs at the command lines and the trainer (issue 28): each case asserts the error type and
+"""Bad inputs at the command lines and the trainer: each case asserts the error type and
 the words that name the problem and the fix, or that the fixed path works end to end.
 
 Cases: 1 the Ali datasets through the study and the notebooks, 2 one-line command-line errors,

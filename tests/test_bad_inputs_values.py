@@ -1,4 +1,4 @@
-"""Bad input values (issue 28, second pass): inputs that built huge structures or gave silently wrong
+"""Bad input values (second pass): inputs that built huge structures or gave silently wrong
 results. Each case asserts the error type and the words that name the problem, the file and the fix.
 
 Cases: a checkpoint whose JSON asks for a huge structure, Ali CSVs with categorical codes written as

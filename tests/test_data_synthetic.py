@@ -66,7 +66,7 @@ def test_bad_settings():
         make_synthetic(val_frac=0.6, test_frac=0.5)
 
 
-# ---------------------------------------------------------------- streamed generator (issue 12)
+# ---------------------------------------------------------------- streamed generator (chapter 09's data)
 
 SMALL = dict(n_sparse=3, n_dense=3, pilot_rows=1 << 16)
 

@@ -1,4 +1,4 @@
-"""The fast paths compute the same model as the readable reference paths (issue 9).
+"""The fast paths compute the same model as the readable reference paths.
 
 EMM: the fused feature-major levels (``model.fast = True``, :mod:`emm_lib.akf_fused`) against the
 component-by-component reference (``model.fast = False``); baselines likewise. Compared in float64

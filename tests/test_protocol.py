@@ -1,4 +1,4 @@
-"""Protocol flags (issue 17): each flag does what config.PROTOCOL_FLAGS says, and the rungs are a ladder."""
+"""Protocol flags (chapter 08): each flag does what config.PROTOCOL_FLAGS says, and the rungs are a ladder."""
 import numpy as np
 import pandas as pd
 import pytest

@@ -1,4 +1,4 @@
-"""Reliability of runs (issue 28): no recorded row is lost or silently replaced, a notebook run never
+"""Reliability of runs: no recorded row is lost or silently replaced, a notebook run never
 overwrites its source, and a study waiting on a claim says so and does not wait forever."""
 import json
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emm_lib.study.shared import results, runner, runs
+from emm_lib.study.shared import execution, results, runner, runs
 from emm_lib import study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -231,7 +231,7 @@ def test_a_held_claim_keeps_its_heartbeat(tmp_path, monkeypatch):
 def test_a_waiting_study_says_what_it_waits_for_then_takes_a_stale_claim(tmp_path, monkeypatch, capsys):
     st = _st(tmp_path)
     tm = runs.Run("single_task", "tm1:t1", 0, 2, "paper")
-    held = runs.claims.claim_path(st.out_dir, tm, runner._key(tm, st))
+    held = runs.claims.claim_path(st.out_dir, tm, execution.run_key(tm, st))
     held.parent.mkdir(parents=True)
     held.write_text(json.dumps({"pid": 1, "host": "gpu-box-7", "since": time.time(), "token": "x"}))
     sleeps = []

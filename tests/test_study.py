@@ -235,12 +235,12 @@ def test_a_trained_model_finished_meanwhile_keeps_its_rows(tmp_path, monkeypatch
     """Another process finishes a trained model between two looks at it (not done, then done): its
     fresh rows stay (asked twice, the old code removed them and trained the model again: 13 runs
     instead of 12 in the two-process test)."""
-    from emm_lib.study.shared import runner
+    from emm_lib.study.shared import execution
 
     st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0], epochs=1)
     study.run_experiment("synthetic_tasks", st, models=["mmoe"], task_counts=[2])
     emm = next(r for r in study.plan(["synthetic_tasks"], st, ["emm"], [2]) if r.label == "emm")
-    real, asked = runner._done, {}
+    real, asked = execution.done, {}
 
     def done_on_the_second_ask(run, st_):
         if run.is_trained_model and run.label == "tm1:t1":
@@ -248,9 +248,9 @@ def test_a_trained_model_finished_meanwhile_keeps_its_rows(tmp_path, monkeypatch
             return asked[run] > 1
         return real(run, st_)
 
-    monkeypatch.setattr(runner, "_done", done_on_the_second_ask)
+    monkeypatch.setattr(execution, "done", done_on_the_second_ask)
     before = len(study.results.read(st.out_dir / "single_task.csv"))
-    trained, missing = runner._trained(emm, st)
+    trained, missing = execution.trained_for(emm, st)
     assert trained is None and [m.label for m in missing] == ["tm1:t1"]  # not done yet when asked
     assert len(study.results.read(st.out_dir / "single_task.csv")) == before  # its rows stay
 

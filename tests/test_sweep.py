@@ -1,4 +1,4 @@
-"""The synthetic sweep (issue 12): points as data variants, resume, identity, gates, the report."""
+"""The synthetic sweep (chapter 09): points as data variants, resume, identity, gates, the report."""
 import json
 
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emm_lib import config, study
-from emm_lib.study.shared import runner
+from emm_lib.study.shared import execution
 from emm_lib.study.sweep import grid as sweep, sweep_report
 from emm_lib.study.shared.runs import Run, SettingsChanged
 
@@ -42,13 +42,13 @@ def _settings(df):
 def test_points_have_their_own_dataset_keys(micro):
     st, _, _ = micro
     runs = sweep.plan(st)
-    keys = {(r.data, r.n_tasks): runner._key(r, st) for r in runs}
+    keys = {(r.data, r.n_tasks): execution.run_key(r, st) for r in runs}
     assert len(set(keys.values())) == len(keys)  # one key per point
     assert keys[("synthetic/corr=0/rows=1000", 2)] == "synthetic/corr=0/rows=1000"
     assert keys[("synthetic/corr=1/rows=1000", 3)] == "synthetic/3-tasks/corr=1/rows=1000"
     assert keys[("synthetic-ali/rows=1000", 2)] == "synthetic-ali/rows=1000"
     # a run without a point keeps the Census-era key
-    assert runner._key(Run("synthetic_tasks", "mmoe", 0, 2, "paper"), st) == "synthetic"
+    assert execution.run_key(Run("synthetic_tasks", "mmoe", 0, 2, "paper"), st) == "synthetic"
     assert len(runs) == len(set(runs))  # shared points (corr=1 at 2 tasks) are planned once
 
 
@@ -89,7 +89,7 @@ def test_identity_records_the_point_and_its_models(micro):
     assert emm["params_trainable"] < emm["params_total"] and emm["inference_rows_per_s"] > 0
     # the runner's identity is what was recorded
     run = Run(sweep.EXPERIMENT, "emm", 0, 2, "paper", "synthetic/corr=0/rows=1000")
-    assert not runs_mismatch(emm, runner.identity(run, st))
+    assert not runs_mismatch(emm, execution.identity(run, st))
 
 
 def runs_mismatch(recorded, identity):

@@ -1,4 +1,4 @@
-"""The synthetic map's second pass (issue 31): worlds, caps, learnability, one family, the reader's words.
+"""The synthetic map's second pass (chapter 09): worlds, caps, learnability, one family, the reader's words.
 
 The report functions run on hand-made frames (no training); the last test reads the committed map."""
 import json

@@ -18,24 +18,26 @@ a run's settings and file locations in :mod:`emm_lib.study.shared.run_settings`,
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable, Sequence
 
 import pandas as pd
 
 from emm_lib import checkpoint, config
-from emm_lib.study.shared import results
-from emm_lib.data import Dataset, load
+from emm_lib.data import Dataset
 from emm_lib.models import SingleTaskMLP, build_model  # noqa: F401
-from emm_lib.study.shared import runner  # noqa: F401
-from emm_lib.study.shared.run_settings import (StudySettings, checkpoint_path, checkpoint_path_of, dataset_key, dataset_key_of,  # noqa: F401
-                           experiment_tasks, history_path, history_path_of, settings)
+from emm_lib.study.paper.experiment import check_request, plan, run_experiments  # noqa: F401
+from emm_lib.study.shared import results, runner  # noqa: F401
+from emm_lib.study.shared.datasets import load_study_data
+from emm_lib.study.shared.experiment import command_families
+from emm_lib.study.shared.run_settings import (StudySettings, checkpoint_path, checkpoint_path_of, dataset_key,  # noqa: F401
+                                               dataset_key_of, experiment_tasks, history_path, history_path_of,
+                                               settings)
 from emm_lib.study.shared.run_settings import logger as _logger
-from emm_lib.study.shared.runner import execute_plan, plan
-from emm_lib.study.shared.runs import Run, split_seed
+from emm_lib.study.shared.runner import execute_plan
+from emm_lib.study.shared.runs import Run
+from emm_lib.study.shared.tables import (compute_cost, paired_test, paper_table, pretty, study_tables,  # noqa: F401
+                                         summarize, table_with_gain)
 from emm_lib.utils import repo_root
-from emm_lib.study.shared.tables import (compute_cost, paired_test, paper_table, pretty, study_tables, summarize,  # noqa: F401
-                     table_with_gain)
 
 __all__ = ["StudySettings", "settings", "load_dataset", "trained_models", "run_experiment", "run_experiments",
            "EXPERIMENTS", "VARIANTS", "dataset_key", "dataset_key_of", "experiment_tasks", "summarize",
@@ -52,40 +54,20 @@ def load_dataset(st: StudySettings, tasks: Sequence[str] | None = None, *, n_tas
     """The study's dataset for a run: ``tasks`` (or the first ``n_tasks``; default the paper's two),
     feature set ``features`` (Census), and the val/test split of run ``seed`` (default the first seed).
     ``data``: a synthetic sweep point (:mod:`emm_lib.study.sweep.grid`), generated with the run's seed.
-    ``rung``: a protocol rung of the replay (issue 17), whose data flags (``ProtocolSettings.data``,
+    ``rung``: a protocol rung of the replay, whose data flags (``ProtocolSettings.data``,
     e.g. the published preprocessing) apply; recorded in ``ds.info["rung"]``. ``experiment``: the sweep
     pass whose grid makes a point's data (``synthetic``, ``synthetic_map``)."""
-    from emm_lib.study.replay import protocol
-
     if data:
-        from emm_lib.study.sweep.grid import load_point
+        from emm_lib.study.sweep.experiment import load as load_point
 
         if tasks is not None:
             raise ValueError("A sweep point defines its tasks; pass n_tasks, not tasks.")
-        ds = load_point(data, st, n_tasks or 2, st.seeds[0] if seed is None else seed, experiment)
-        ds.info["feature_set"] = features
-        return ds
-    pdata = protocol.apply(rung, st.dataset).data if rung else {}
-    if tasks is None:
-        tasks = experiment_tasks(st.dataset, n_tasks or 2)
-    sseed = split_seed(st.seeds[0] if seed is None else seed)
-    if st.dataset == "census":
-        ds = load("census", tasks=tasks, data_dir=st.data_dir, seed=sseed, exclude=features, **pdata)
-    elif st.dataset in ("aliexpress", "ali-ccp"):
-        if not st.data_path:
-            raise ValueError(f"{st.dataset} needs data_path: the folder holding your downloaded CSVs "
-                             "(see the data chapter for where to get them).")
-        ds = load(st.dataset, tasks=tasks, path=st.data_path)
-    else:
-        from emm_lib.study.replay.authors import data_options
-
-        ds = load(st.dataset, tasks=tasks, seed=sseed, **(data_options(st.dataset, st.profile) if rung else {}))
-    if features != "paper" and st.dataset != "census":
-        raise ValueError(f"Feature set {features!r} is defined for Census only.")
-    ds.info["feature_set"] = features
+        return load_point(st, data, n_tasks or 2, st.seeds[0] if seed is None else seed, experiment, features)
     if rung:
-        ds.info["rung"] = rung
-    return ds
+        from emm_lib.study.replay.experiment import load as load_rung
+
+        return load_rung(st, rung, tasks, n_tasks=n_tasks, features=features, seed=seed)
+    return load_study_data(st, tasks, n_tasks=n_tasks, features=features, seed=seed)
 
 
 def trained_models(ds: Dataset, st: StudySettings, seed: int, log: Callable | None = None,
@@ -114,55 +96,12 @@ def run_experiment(name: str, st: StudySettings, models: Sequence[str] | None = 
                            task_counts=task_counts, executor=executor, address=address)[name]
 
 
-def run_experiments(names: Sequence[str], st: StudySettings, models: Sequence[str] | None = None, *,
-                    log: Callable | None = None, require_trained: bool = False,
-                    task_counts: Sequence[int] | None = None, executor: str = "local",
-                    address: str | None = None) -> dict[str, pd.DataFrame]:
-    """Run (or resume) several experiments, seed by seed; returns each one's results table."""
-    check_request(names, models, task_counts, st.dataset)
-    runs = plan(names, st, models, task_counts)
-    execute_plan(runs, st, executor=executor, address=address, log=_logger(st, log),
-                 require_trained=require_trained)
-    out = {}
-    for n in names:
-        path = st.out_dir / f"{n}.csv"
-        out[n] = results.read(path) if path.exists() else pd.DataFrame(columns=results.COLUMNS)
-    return out
-
-
-def check_request(names: Sequence[str], models: Sequence[str] | None = None,
-                  task_counts: Sequence[int] | None = None, dataset: str | None = None) -> None:
-    """A ValueError naming an unknown experiment or model label, a task count an experiment does not run,
-    or (given ``dataset``) an experiment that ``dataset`` cannot run (Census feature sets, more tasks)."""
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(f"Unknown experiment {unknown[0]!r}. Known: {sorted(EXPERIMENTS)}.")
-    for n in names:
-        counts = EXPERIMENTS[n]["task_counts"]
-        bad = [k for k in (task_counts or ()) if k not in counts]
-        if bad:
-            raise ValueError(f"Experiment {n!r} runs task counts {list(counts)}, not {bad} (--task-counts).")
-    bad_models = [m for m in (models or ()) if m not in VARIANTS]
-    if bad_models:
-        raise ValueError(f"Unknown model label(s) {bad_models} (--models). Known: {sorted(VARIANTS)}.")
-    for n in names if dataset is not None else ():
-        features = EXPERIMENTS[n]["features"]
-        if features != "paper" and dataset != "census":
-            raise ValueError(f"Experiment {n!r} uses Census' {features!r} feature set; it runs on --dataset census "
-                             f"only, not {dataset!r}.")
-        for k in task_counts or EXPERIMENTS[n]["task_counts"]:
-            experiment_tasks(dataset, k)  # names the tasks the dataset defines
-
-
 def _parser() -> argparse.ArgumentParser:
+    commands = command_families()
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["single_task", "all", "analyze", "synthetic",
-                                                  "synthetic_map", "authors"],
-                    help="'all': every Census experiment, seed by seed; 'analyze': paired DeLong variances; "
-                         "'synthetic': the synthetic sweep (emm_lib.study.sweep.grid; --axes, seeds from its grid); "
-                         "'synthetic_map': its second pass (worlds, one stopping rule; config.SYNTHETIC_MAPS); "
-                         "'authors': the protocol replay (emm_lib.study.replay.authors; --rungs)")
+    ap.add_argument("experiment", choices=list(commands),
+                    help="; ".join(h for family in dict.fromkeys(commands.values()) for h in family.commands.values() if h))
     # Defaults are None (filled in by main) so that an option a subcommand ignores can be refused.
     ap.add_argument("--dataset", choices=list(config.DATASETS), help="default: census")
     ap.add_argument("--profile", default="default", choices=sorted(config.PROFILES))
@@ -180,15 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--task-counts", type=int, nargs="+", help="only these task counts (e.g. figure3: 3 4)")
     ap.add_argument("--on-change", choices=["error", "rerun"],
                     help="rows made with other settings: stop and name the change (default), or replace them")
-    ap.add_argument("--axes", nargs="+", help="synthetic sweep: only these axes (relatedness task_count "
-                                             "data_size shapes)")
-    ap.add_argument("--rows", type=int, nargs="+", help="synthetic sweep: only the points with these training "
-                                                       "rows (e.g. --axes data_size --rows 10000000 on a GPU)")
     ap.add_argument("--executor", choices=["local", "ray"], help="default: local")
     ap.add_argument("--address", help="Ray cluster address (default: start a local instance)")
-    ap.add_argument("--rungs", nargs="+", help="authors: only these protocol rungs (default: the profile's)")
-    ap.add_argument("--variants", nargs="+", help="authors: add these EMM variants on 2 tasks ('table2': the "
-                                                 "paper's Table II rows), built from the rung's trained models")
+    for family in dict.fromkeys(commands.values()):
+        family.add_arguments(ap)
     return ap
 
 
@@ -222,17 +156,8 @@ def _checked_args(ap: argparse.ArgumentParser, argv: Sequence[str] | None) -> ar
 
 def _settings(ap: argparse.ArgumentParser, a: argparse.Namespace) -> StudySettings:
     """The run's settings from the command line; a bad combination is one line (``ap.error``)."""
-    from emm_lib.study.replay import authors
-
     try:
-        if a.experiment in ("synthetic", "synthetic_map"):
-            return settings("synthetic", a.profile, seeds=a.seeds, device=a.device, threads=a.threads,
-                            cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, on_change=a.on_change,
-                            quiet=False)
-        make = authors.settings if a.experiment == "authors" else settings  # the replay's synthetic budget
-        return make(a.dataset, a.profile, seeds=a.seeds, epochs=a.epochs, device=a.device, threads=a.threads,
-                    cuda_graph=a.cuda_graph or None, results_dir=a.results_dir, data_dir=a.data_dir,
-                    data_path=a.data_path, on_change=a.on_change)
+        return command_families()[a.experiment].command_settings(a.experiment, a)
     except ValueError as exc:
         ap.error(str(exc))
 
@@ -248,49 +173,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _main(ap: argparse.ArgumentParser, a: argparse.Namespace, st: StudySettings) -> None:
-    if a.experiment in ("synthetic", "synthetic_map"):
-        from emm_lib.study.sweep import grid as sweep
-
-        try:
-            sweep.plan(st, a.axes, a.seeds, a.rows, a.experiment)  # names a point that does not exist
-        except ValueError as exc:
-            ap.error(str(exc))
-        sweep.run_sweep(st, a.axes, a.seeds, executor=a.executor, address=a.address, rows=a.rows,
-                        experiment=a.experiment)
-        return
     log = lambda m: print(m, flush=True)  # noqa: E731
-    if a.experiment == "analyze":
-        from emm_lib.study.shared.analysis import write_pair_variances
-
-        try:
-            print(write_pair_variances(st.out_dir))
-        except FileNotFoundError as exc:
-            ap.error(str(exc))
-        return
-    if a.experiment == "authors":  # issue 17: the protocol replay (emm_lib.study.replay.authors)
-        from emm_lib.study.replay import authors
-
-        try:
-            authors.plan(st, a.rungs, variants=a.variants, task_counts=a.task_counts, models=a.models)
-        except ValueError as exc:
-            ap.error(str(exc))
-        authors.run(st, rungs=a.rungs, executor=a.executor, address=a.address, log=log, variants=a.variants,
-                    task_counts=a.task_counts, models=a.models)
-        print(authors.write_pair_variances(st, a.rungs))
-        return
-    if a.experiment == "single_task":
-        runs = [r for r in plan(["table1"], st) if r.is_trained_model]
-        execute_plan(runs, st, executor=a.executor, address=a.address, log=log)
-        return
-    names = [n for n in EXPERIMENTS if n != "synthetic_tasks"] if a.experiment == "all" else [a.experiment]
-    try:
-        check_request(names, a.models, a.task_counts, st.dataset)
-    except ValueError as exc:
-        ap.error(str(exc))
-    run_experiments(names, st, a.models, log=log, task_counts=a.task_counts, executor=a.executor,
-                    address=a.address)
-    if a.experiment == "all":
-        from emm_lib.study.shared.analysis import write_pair_variances
-
-        print(write_pair_variances(st.out_dir))
-
+    command_families()[a.experiment].run_command(a.experiment, a, st, ap.error, log)

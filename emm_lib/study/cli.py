@@ -8,40 +8,26 @@ import argparse
 import socket
 from typing import Sequence
 
-__all__ = ["OPTIONS_USED", "unused_options", "check_options", "check_values", "check_ray_address"]
+from emm_lib.study.shared.experiment import EXPERIMENT_OPTIONS, command_families
 
-_RUN = ("dataset", "profile", "seeds", "epochs", "device", "threads", "cuda_graph", "results_dir", "data_dir",
-        "data_path", "on_change", "executor", "address")
+__all__ = ["options_used", "unused_options", "check_options", "check_values", "check_ray_address"]
 
-#: The options each subcommand reads (the Census experiments read _RUN plus --models, --task-counts).
-OPTIONS_USED: dict[str, tuple[str, ...]] = {
-    "synthetic": ("profile", "seeds", "device", "threads", "cuda_graph", "results_dir", "on_change", "axes",
-                  "rows", "executor", "address"),
-    "synthetic_map": ("profile", "seeds", "device", "threads", "cuda_graph", "results_dir", "on_change", "axes",
-                      "rows", "executor", "address"),
-    "analyze": ("profile", "results_dir"),
-    "authors": _RUN + ("rungs", "variants", "task_counts", "models"),
-    "single_task": _RUN,
-}
-_EXPERIMENT = _RUN + ("models", "task_counts")
 
-#: Where an option applies, said when a subcommand that does not use it is given it.
-_APPLIES = {
-    "rows": "--rows applies to the 'synthetic' and 'synthetic_map' experiments only (their data-size points).",
-    "axes": "--axes applies to the 'synthetic' and 'synthetic_map' experiments only.",
-    "rungs": "--rungs applies to the 'authors' experiment only.",
-    "variants": "--variants applies to the 'authors' experiment only.",
-}
-#: Why a subcommand reads so few options.
-_WHY = {
-    "synthetic": "The sweep takes its data, models, epochs and task counts from its grid (emm_lib.study.sweep.grid).",
-    "synthetic_map": "The map takes its data, models, epochs, worlds and task counts from its grid "
-                     "(config.SYNTHETIC_MAPS).",
-    "analyze": "analyze only reads the saved test predictions under --results-dir/<--profile>.",
-    "authors": ("authors runs its own models (TM-1, TM-2, MMoE, PLE, EMM): choose rungs with --rungs, Table II's "
-                "variants with --variants, task counts with --task-counts, a subset of its multi-task models with --models."),
-    "single_task": "single_task trains TM-1 and TM-2 for the paper's two tasks.",
-}
+def options_used(experiment: str) -> tuple[str, ...]:
+    """The options subcommand ``experiment`` reads (its family's :attr:`~.Experiment.options_used`)."""
+    family = command_families().get(experiment)
+    return family.options_used.get(experiment, EXPERIMENT_OPTIONS) if family else EXPERIMENT_OPTIONS
+
+
+def _applies() -> dict[str, str]:
+    """Where each family-only option applies, said when a subcommand that does not use it is given it."""
+    return {dest: note for family in dict.fromkeys(command_families().values()) for dest, note in family.applies.items()}
+
+
+def _why(experiment: str) -> str | None:
+    """Why a subcommand reads so few options."""
+    family = command_families().get(experiment)
+    return family.why.get(experiment) if family else None
 
 
 def _flag(dest: str) -> str:
@@ -50,7 +36,7 @@ def _flag(dest: str) -> str:
 
 def unused_options(experiment: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """The options given on the command line (not at their default) that ``experiment`` does not read."""
-    used = OPTIONS_USED.get(experiment, _EXPERIMENT)
+    used = options_used(experiment)
     return [dest for dest, value in vars(args).items()
             if dest != "experiment" and dest not in used and value != parser.get_default(dest)]
 
@@ -64,8 +50,9 @@ def check_options(experiment: str, args: argparse.Namespace, parser: argparse.Ar
     if not unused:
         return
     flags = ", ".join(_flag(d) for d in unused)
-    notes = " ".join([_APPLIES[d] for d in unused if d in _APPLIES]
-                     + ([_WHY[experiment]] if any(d not in _APPLIES for d in unused) and experiment in _WHY else []))
+    applies, why = _applies(), _why(experiment)
+    notes = " ".join([applies[d] for d in unused if d in applies]
+                     + ([why] if any(d not in applies for d in unused) and why else []))
     parser.error(f"'{experiment}' does not use {flags}; drop {'it' if len(unused) == 1 else 'them'}."
                  + (f" {notes}" if notes else ""))
 

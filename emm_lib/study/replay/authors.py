@@ -1,4 +1,4 @@
-"""The protocol replay (issue 17): every rung of :data:`emm_lib.config.RUNGS`, one deviation at a time.
+"""The protocol replay (chapter 08): every rung of :data:`emm_lib.config.RUNGS`, one deviation at a time.
 
 At every rung: TM-1 and TM-2 per task, EMM built from them, and the baselines MMoE and PLE, all
 trained with the rung's flags (:func:`emm_lib.study.replay.protocol.apply`). A run that a rung's flags leave
@@ -14,7 +14,7 @@ the later rungs; :func:`view` gives every rung its rows back. Rows go to
     python -m emm_lib.study authors --profile paper --rungs paper --variants table2   # Table II's rows
     python -m emm_lib.study authors --profile paper --rungs paper --task-counts 3      # Figure 3's points
 
-Out of sample (issue 29): ``variants`` adds the paper's Table II rows (``config.AUTHORS_PROTOCOL
+Out of sample: ``variants`` adds the paper's Table II rows (``config.AUTHORS_PROTOCOL
 ["variants"]``, EMM variants built from the rung's own trained models, so only EMM is trained
 again) and ``task_counts`` the Figure 3 task counts (every model of the replay on the first k tasks).
 """

@@ -1,4 +1,4 @@
-"""Chapter 08's question (issue 29): is each of the paper's single runs consistent with one run of a rung?
+"""Chapter 08's question: is each of the paper's single runs consistent with one run of a rung?
 
 The paper reports one run per model. Whether a rung of the replay ladder (:mod:`emm_lib.study.replay.authors`)
 reproduces a paper number is therefore a question about *one new run* of that rung, not about a

@@ -1,4 +1,4 @@
-"""The replay's ladder (issue 17, chapter 08): per rung, the trained models, EMM, its gain and its rank.
+"""The replay's ladder (chapter 08): per rung, the trained models, EMM, its gain and its rank.
 
 Per rung of :mod:`emm_lib.study.replay.authors`, on the first task (Census: income): TM-1 and TM-2 test AUC,
 EMM's test AUC, EMM's gain over the mean of TM-1 and TM-2 (the paper's gain column), EMM − best

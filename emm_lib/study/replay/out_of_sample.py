@@ -1,4 +1,4 @@
-"""Chapter 08's out-of-sample test (issue 29, part 2): does the rung that explains Table I predict the rest?
+"""Chapter 08's out-of-sample test: does the rung that explains Table I predict the rest?
 
 The rung ``config.REPLAY_OUT_OF_SAMPLE["rung"]`` was chosen to explain the paper's Table I. Its
 predictions for the paper's Table II rows and Figure 3 were written before their runs

@@ -1,4 +1,4 @@
-"""Figures of the protocol replay (issue 17, chapter 08): the ladder, one row per rung.
+"""Figures of the protocol replay (chapter 08): the ladder, one row per rung.
 
 Three panels share the rungs as rows (top: the paper's protocol, bottom: ours): the income AUC of
 TM-1, TM-2 and EMM; EMM's gain over the TM mean; EMM − best baseline. Every point carries its

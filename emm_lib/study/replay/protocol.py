@@ -1,6 +1,6 @@
 """Protocol flags: the authors' published code and the paper's protocol, one deviation at a time.
 
-Issue 17. Every flag is declared once, in :data:`emm_lib.config.PROTOCOL_FLAGS` (what it does,
+Every flag is declared once, in :data:`emm_lib.config.PROTOCOL_FLAGS` (what it does,
 what it touches); the replay's rungs are :data:`emm_lib.config.RUNGS`. :func:`apply` turns a rung
 (or :func:`settings_for` any set of flags) into the keyword arguments the library takes:
 

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from emm_lib.study.shared.claims import WaitNotices
-from emm_lib.study.shared.runner import _complete, _key, _trained, _write, execute
+from emm_lib.study.shared.execution import complete, execute, run_key, trained_for, write_run
 from emm_lib.study.shared.runs import Run, claim
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,10 +89,10 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
         while waiting or pending:
             found = False  # runs found missing in this pass: submitted in the next, without a wait
             for run in list(waiting):
-                if _complete(run, st, rebuild):
+                if complete(run, st, rebuild):
                     waiting.remove(run)
                     continue
-                trained, missing = _trained(run, st)
+                trained, missing = trained_for(run, st)
                 if trained is None:
                     rebuild.update(missing)
                     new = [m for m in missing if m not in waiting and m not in running]
@@ -100,7 +100,7 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
                     found |= bool(new)
                     continue
                 stack = ExitStack()
-                if not stack.enter_context(claim(st.out_dir, run, _key(run, st))) or _complete(run, st, rebuild):
+                if not stack.enter_context(claim(st.out_dir, run, run_key(run, st))) or complete(run, st, rebuild):
                     stack.close()
                     continue
                 claims.callback(stack.close)
@@ -109,14 +109,14 @@ def _loop(waiting: list[Run], st: "StudySettings", remote, ray, log, poll_second
             if found:  # submit them before waiting on the runs in flight
                 continue
             if not pending:  # what is left is claimed by another process, or waits on it
-                notices.waiting([(r, _key(r, st)) for r in waiting])
+                notices.waiting([(r, run_key(r, st)) for r in waiting])
                 time.sleep(poll_seconds)
                 continue
             running = [r for r, _, _ in pending.values()]
             ready, _ = ray.wait(list(pending), num_returns=1)
             run, stack, t0 = pending.pop(ready[0])
             try:
-                note = _write(run, st, ray.get(ready[0]))
+                note = write_run(run, st, ray.get(ready[0]))
                 trained_count += 1
                 log(f"  {run} in {time.perf_counter() - t0:.1f}s (ray){note}")
             finally:

@@ -128,7 +128,7 @@ def check_folder(name: str, path) -> None:
 
 def dataset_key_of(dataset: str, features: str = "paper", n_tasks: int = 2, rung: str | None = None) -> str:
     """The ``dataset`` column of a run: e.g. ``census``, ``census/leak-free``, ``census/fixed-features/3-tasks``;
-    a protocol replay run (issue 17) names its rung: ``census/rung-published``."""
+    a protocol replay run names its rung: ``census/rung-published``."""
     return "/".join([dataset] + ([features] if features != "paper" else [])
                     + ([f"{n_tasks}-tasks"] if n_tasks != 2 else []) + ([f"rung-{rung}"] if rung else []))
 

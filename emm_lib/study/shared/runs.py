@@ -39,7 +39,7 @@ __all__ = ["Run", "Artifacts", "TRAINED_EXPERIMENTS", "SettingsChanged", "Record
            "predictions_path", "split_seed", "write_gates"]
 
 
-#: The protocol replay's experiment name (issue 17).
+#: The protocol replay's experiment name (chapter 08).
 AUTHORS_EXPERIMENT: str = AUTHORS_PROTOCOL["experiment"]
 
 
@@ -72,7 +72,7 @@ class Run:
     def slug(self) -> str:
         return f"{self.label.replace(':', '_')}"
 
-    # Issue 17: the protocol rung (config.RUNGS) a run is trained under. Only the replay
+    # The protocol rung (config.RUNGS) a run is trained under. Only the replay
     # experiment's runs record it (identity, settings, dataset key); every other run is "ours".
     rung: str = "ours"
 

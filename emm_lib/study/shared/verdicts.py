@@ -1,4 +1,4 @@
-"""The book's verdict policy (issue 29): one declared headline family, Holm over all of it.
+"""The book's verdict policy: one declared headline family, Holm over all of it.
 
 :data:`emm_lib.config.HEADLINE_FAMILY` declares the family: for each EMM variant, experiment and
 task, EMM against each kind of comparator (the best multi-task baseline, the best trained

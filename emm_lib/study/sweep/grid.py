@@ -1,4 +1,4 @@
-"""The synthetic sweep (issue 12): when does fusing trained models help?
+"""The synthetic sweep (chapter 09): when does fusing trained models help?
 
 A *sweep point* is one synthetic data variant: its generator (``synthetic``: the MMoE-style
 data of :mod:`emm_lib.data.synthetic`, Census model sizes; ``synthetic-ali``: the
@@ -16,7 +16,7 @@ averaged over the validation split (Eq. 2 task gate, Eq. 3 fusion gate, MTM atte
 
     python -m emm_lib.study synthetic --profile paper [--axes relatedness task_count]
 
-The second pass (issue 31, :data:`emm_lib.config.SYNTHETIC_MAPS`) is the same machinery under its own
+The second pass (:data:`emm_lib.config.SYNTHETIC_MAPS`) is the same machinery under its own
 experiment names (``synthetic_map``, ``synthetic_map_single_task``): a run's experiment picks its
 grid (:func:`grid`), so the passes never share rows, checkpoints or resume checks. A point of the map
 has its worlds (data seeds; every model of a world trains on the same rows) and one stopping rule:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from emm_lib.data import Dataset
     from emm_lib.study.shared.run_settings import StudySettings
 
-__all__ = ["AXES", "EXPERIMENT", "TM_EXPERIMENT", "MAP_EXPERIMENT", "GATES", "grid", "experiments", "worlds", "point_data", "parse", "dataset_key",
+__all__ = ["AXES", "PASSES", "EXPERIMENT", "TM_EXPERIMENT", "MAP_EXPERIMENT", "GATES", "grid", "experiments", "worlds", "point_data", "parse", "dataset_key",
            "points", "plan", "point_settings", "load_point", "trained_sizes", "init_seed", "identity",
            "emm_options", "measure", "gate_weights", "run_sweep", "read"]
 
@@ -49,9 +49,10 @@ AXES = ("relatedness", "task_count", "data_size", "shapes")
 EXPERIMENT = "synthetic"                 # results/<profile>/synthetic.csv
 TM_EXPERIMENT = "synthetic_single_task"  # the sweep's trained single-task models
 GATES = "analysis/synthetic_gates.csv"           # per-run gate weights of the EMM runs
-MAP_EXPERIMENT = config.SYNTHETIC_MAP["experiment"]  # the second pass (issue 31)
+MAP_EXPERIMENT = config.SYNTHETIC_MAP["experiment"]  # the second pass (the map)
 _PASSES = {EXPERIMENT: ("SYNTHETIC_SWEEPS", TM_EXPERIMENT),
            MAP_EXPERIMENT: ("SYNTHETIC_MAPS", config.SYNTHETIC_MAP["tm_experiment"])}
+PASSES = tuple(_PASSES)  # the multi-task experiment of each pass
 _EVAL_ROWS = 32_768                      # rows for the inference timing and the gate averages
 
 

@@ -1,4 +1,4 @@
-"""The synthetic map's second pass as tables and words (issue 31, chapter 09; no training here).
+"""The synthetic map's second pass as tables and words (chapter 09; no training here).
 
 The map (:data:`emm_lib.config.SYNTHETIC_MAPS`, experiment ``synthetic_map``) runs every point in
 several *worlds* (a world = one generated dataset, data seed = the world; every model of a world

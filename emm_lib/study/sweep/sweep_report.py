@@ -235,6 +235,22 @@ def headroom(runs: pd.DataFrame) -> str:
             + ". The closer to 1, the less any model can gain over another.")
 
 
+def _cost(eff: pd.DataFrame, model: str, name: str) -> list[str]:
+    """The recommendation's cost sentence: ``model`` against the baselines, medians over points (none without rows)."""
+    e = eff[(eff.model == model)].merge(eff[eff.model.isin(BASELINES)], on=["generator", "n_rows", "n_tasks", "shape"],
+                                        suffixes=("", "_b"))
+    if not len(e):
+        return []
+    ratio_p = float(np.median(e.params_trainable / e.params_trainable_b))
+    ratio_t = float(np.median(e.seconds_model / e.seconds_model_b))
+    ratio_tt = float(np.median(e.seconds_with_single_task / e.seconds_model_b))
+    ratio_i = float(np.median(e.inference_rows_per_s / e.inference_rows_per_s_b))
+    return [f"Cost (median over points and baselines): {name} trains {ratio_p:.2g}x the baselines' trainable "
+            f"parameters and takes {ratio_t:.2g}x their training time when the trained models are given "
+            f"(reuse), {ratio_tt:.2g}x when their training is counted; it serves {ratio_i:.2g}x their "
+            "inference rows/s."]
+
+
 def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: pd.DataFrame,
                    model: str = "emm") -> str:
     """Plain words, computed from the tables: where EMM beats its best baseline and where not,
@@ -276,17 +292,7 @@ def recommendation(views: dict[str, pd.DataFrame], eff: pd.DataFrame, gate_rec: 
     if not worth and not not_worth and seeds and max(seeds.values()) >= 2:
         lines.append("Nowhere on this grid was EMM detectably better or worse than the best baseline: its case "
                      "rests on cost, not accuracy.")
-    e = eff[(eff.model == model)].merge(eff[eff.model.isin(BASELINES)], on=["generator", "n_rows", "n_tasks", "shape"],
-                                        suffixes=("", "_b"))
-    if len(e):
-        ratio_p = float(np.median(e.params_trainable / e.params_trainable_b))
-        ratio_t = float(np.median(e.seconds_model / e.seconds_model_b))
-        ratio_tt = float(np.median(e.seconds_with_single_task / e.seconds_model_b))
-        ratio_i = float(np.median(e.inference_rows_per_s / e.inference_rows_per_s_b))
-        lines.append(f"Cost (median over points and baselines): {name} trains {ratio_p:.2g}x the baselines' trainable "
-                     f"parameters and takes {ratio_t:.2g}x their training time when the trained models are given "
-                     f"(reuse), {ratio_tt:.2g}x when their training is counted; it serves {ratio_i:.2g}x their "
-                     "inference rows/s.")
+    lines += _cost(eff, model, name)
     rel = gate_rec[(gate_rec.model == model) & (gate_rec.n_tasks == 2) & (gate_rec["shape"] == "widths")
                    & (gate_rec.generator == "synthetic")] if len(gate_rec) else gate_rec
     if len(rel) and rel.correlation.nunique() >= 3:
