@@ -52,7 +52,7 @@ median of the three ratios, the speed-up targets in brackets; inference varies m
 
 What a step costs and what was done (EMM, profiled with torch.profiler and cProfile): forward
 and backward ~45% each, the optimizer ~7%, gathering a batch ~7%. Kept, all bit-identical
-(the same weights after training for every model; ``tests/test_fast_paths.py``): the split held
+(the same weights after training for every model; ``tests/method/test_fast_paths.py``): the split held
 row-major (the Census dense block was column-major: gathering a batch 3x slower; +5% per step),
 the embedding lookup and the first matmul as one autograd Function whose backward adds the
 table gradient without copying a column slice (+2.5%), Adam's fused kernel called directly

@@ -2,7 +2,7 @@
 
 Two checks use it, and neither compares with numbers made on another machine:
 
-* ``tests/test_determinism.py`` (in ``make test``) runs it twice in fresh processes on this machine
+* ``tests/study/test_determinism.py`` (in ``make test``) runs it twice in fresh processes on this machine
   and asserts the two tables are equal bit for bit (and again under another kernel configuration).
 * ``make refactor-guard REF=<commit>`` (``scripts/refactor_guard.sh``) runs it on a ``git worktree``
   of REF and on the working tree, side by side on this machine, and compares: refactoring changed no

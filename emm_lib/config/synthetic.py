@@ -122,7 +122,7 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
 # analysis/synthetic_map_*.csv), so old and new rows never mix. What changed:
 # * One stopping rule for every model: early stopping on the mean validation AUC with the profile's
 #   patience (paper: 5), best epoch restored, under an epoch cap ("epochs") high enough that fewer
-#   than "cap_share_max" of any model's runs reach it (tests/test_sweep.py reads the committed file).
+#   than "cap_share_max" of any model's runs reach it (tests/study/test_sweep.py reads the committed file).
 # * Worlds: a world is one generated dataset, data seed = the world; every model of a world trains
 #   on the same rows, with init seed = the world (one init seed per world). The comparison is
 #   paired within a world. "seeds" are the worlds of every point; the data-size axis sets fewer
@@ -135,7 +135,7 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
 #   300 conversions per 1e5 rows; its trained conversion models sat at 0.50-0.65. The map's funnel
 #   keeps the shape (16 sparse / 63 dense features, Ali model sizes) with 3 sine terms (the linear
 #   index scores click and conversion at AUC >= 0.98 in worlds 0-4) and base rates 5 % / 1 %
-#   (1,000 conversions per 1e5 rows); tests/test_data_synthetic.py checks the calibration.
+#   (1,000 conversions per 1e5 rows); tests/method/test_data_synthetic.py checks the calibration.
 # * Data size at ONE batch (4,096) at every size, the same cap, early stopping acting everywhere.
 # * AITM with its calibrator (aitm:calibrated) on the funnel, the one place it is designed for.
 # Pilot of the cap (scripts/synthetic_map_pilot.py, 2026-12-06, 2-core Intel Xeon shared with two

@@ -9,7 +9,7 @@
    :func:`gate_trace_figure` draws it; :func:`live_gates` redraws it after every epoch (a live plot
    in JupyterLab). Under papermill the notebook draws the same figures once, statically.
 
-The callbacks are plain functions of data (tests/test_teach.py runs them without a browser).
+The callbacks are plain functions of data (tests/study/test_teach.py runs them without a browser).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Axes that stay within what is possible: AUC in [0, 1], whole epochs and task counts, and a scale
 that one outlier does not set. Every figure of :mod:`emm_lib.study.shared.plots`, :mod:`emm_lib.study.sweep.plots_sweep` and
-:mod:`emm_lib.study.replay.plots_protocol` goes through these; ``tests/test_present.py`` checks them."""
+:mod:`emm_lib.study.replay.plots_protocol` goes through these; ``tests/study/test_present.py`` checks them."""
 from __future__ import annotations
 
 import base64

@@ -12,7 +12,7 @@ from emm_lib import config
 from emm_lib.study.shared import stats
 from emm_lib.study.sweep import grid as sweep, sweep_map, sweep_report
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TASKS = ("t1", "t2")
 
 

@@ -156,7 +156,7 @@ def test_the_file_level_factor_is_the_committed_measurement():
     the split noise of every pair and task is about half of v, and so is the whole file's variance."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / config.TEST_SET_TERM["calibration"]
+    path = Path(__file__).resolve().parents[2] / config.TEST_SET_TERM["calibration"]
     m = pd.read_csv(path)
     assert len(m) >= 4 and set(m.task) == {"income", "marital"} and (m.n_draws >= 500).all()
     f = config.TEST_SET_TERM["factor"]

@@ -38,7 +38,7 @@ from emm_lib.models import SingleTaskMLP, build_model
 from emm_lib.study.book.run_notebook import main as run_notebook
 from emm_lib.train import evaluate, fit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 H = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
 TRAIN_BYTES, TEST_BYTES = b"1, a\n2, b\n", b"3, c\n"
 FILES = (RawFile("f.data", H(TRAIN_BYTES)), RawFile("f.test", H(TEST_BYTES)))

@@ -252,7 +252,7 @@ def test_notebooks_show_tables_only_through_the_presentation_layer():
     from pathlib import Path
 
     offenders = []
-    for nb in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+    for nb in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         for i, c in enumerate(json.loads(nb.read_text())["cells"]):
             src = "".join(c["source"])
             if c["cell_type"] == "code" and (".style." in src or ".style\n" in src):

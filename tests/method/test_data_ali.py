@@ -10,7 +10,7 @@ import torch
 from emm_lib.data import load
 from emm_lib.data.ali import ALI_CCP, ALIEXPRESS, _group_holdout, load_ali_ccp, load_aliexpress
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def write_layout(folder: Path, layout, n=60, seed=0, suffix="", tweak=None) -> Path:

@@ -17,7 +17,7 @@ import pytest
 from emm_lib.study.shared import execution, results, runner, runs
 from emm_lib import study
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "synthetic", "--profile", "tiny", "--seeds", "0", "--task-counts", "2"]
 
 

@@ -229,7 +229,7 @@ def test_summarize_names_a_value_that_is_not_a_number(tmp_path):
 
 
 def test_every_committed_results_table_reads_and_summarizes_cleanly():
-    files = [p for p in sorted(Path(__file__).resolve().parent.parent.glob("results/**/*.csv"))
+    files = [p for p in sorted(Path(__file__).resolve().parents[2].glob("results/**/*.csv"))
              if set(results.COLUMNS) <= set(p.open().readline().strip().split(","))]
     assert files, "no committed results tables found"
     for path in files:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where bit_identical.py lives
 sys.path.insert(0, str(HERE))
 import bit_identical  # noqa: E402
 

@@ -27,7 +27,7 @@ from emm_lib.train import evaluate, fit
 
 from test_data_ali import write_layout
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PROG = "python -m emm_lib.study: error: "
 
 
