@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from emm_lib.akf_fused import FoldedComponents, level_forward
+from .akf_fused import FoldedComponents, level_forward
 
 __all__ = ["TaskLinear", "TaskGate", "FusionGate", "MultiTaskMerge", "AKF", "FUSION_MODES"]
 

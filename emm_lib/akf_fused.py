@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from emm_lib.features import EmbeddedBatch
+from .features import EmbeddedBatch
 
 __all__ = ["FoldedComponents", "FrozenAndTrainableLinear", "level_forward", "sequential_forward", "batch_norm_fm",
            "batch_norm_args"]

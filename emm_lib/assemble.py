@@ -19,12 +19,12 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from emm_lib import checks
-from emm_lib.data.types import FeatureSpec
-from emm_lib.deconstruct import Decomposition, deconstruct
-from emm_lib.features import FeatureEmbedding
-from emm_lib.layer_descriptors import describe_layer
-from emm_lib.models.base import MultiTaskModel
+from . import checks
+from .data.types import FeatureSpec
+from .deconstruct import Decomposition, deconstruct
+from .features import FeatureEmbedding
+from .layer_descriptors import describe_layer
+from .models.base import MultiTaskModel
 
 __all__ = ["gather_trained", "spec_of", "deconstruct_trained", "embedding_dim_for", "align_levels",
            "build_levels"]

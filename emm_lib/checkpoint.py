@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-from emm_lib.checkpoint_bounds import StructureError, check_structure
-from emm_lib.data.types import FeatureSpec
-from emm_lib.models.base import MODEL_REGISTRY, MultiTaskModel
-from emm_lib.utils import atomic_write
+from .checkpoint_bounds import StructureError, check_structure
+from .data.types import FeatureSpec
+from .models.base import MODEL_REGISTRY, MultiTaskModel
+from .utils import atomic_write
 
 __all__ = ["save", "load", "load_or_none", "exists", "paths", "CheckpointError"]
 

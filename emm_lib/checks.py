@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emm_lib.data.types import Dataset, FeatureSpec, Split
+from .data.types import Dataset, FeatureSpec, Split
 
 __all__ = ["spec_differences", "check_spec", "check_tasks", "check_split", "check_split_values", "check_fit_inputs",
            "check_device", "whole_number", "finite_number", "check_finite_columns", "check_trained_specs",
@@ -146,7 +146,7 @@ def finite_number(name: str, value, minimum: float | None = None, maximum: float
 
 def check_device(device) -> torch.device:
     """A device this machine has (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` when present)."""
-    from emm_lib.utils import resolve_device
+    from .utils import resolve_device
 
     try:
         dev = resolve_device(device)
@@ -171,7 +171,7 @@ def check_fit_inputs(model, dataset: Dataset, batch_size, max_train_rows, epochs
     """What ``fit`` needs: a model matching the data (tasks, spec), whole-number settings, at least
     one training batch of >= 2 rows (BatchNorm cannot train on one row), and training and validation
     data the model can read (:func:`check_split_values`)."""
-    from emm_lib.models.base import MultiTaskModel
+    from .models.base import MultiTaskModel
 
     if not isinstance(model, MultiTaskModel):
         raise TypeError(f"fit() needs an emm_lib MultiTaskModel, got {type(model).__name__}.")

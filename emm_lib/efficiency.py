@@ -23,10 +23,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from emm_lib import config
-from emm_lib.data.types import Split
-from emm_lib.models.summary import parameter_table
-from emm_lib.utils import resolve_device
+from . import config
+from .data.types import Split
+from .models.summary import parameter_table
+from .utils import resolve_device
 
 __all__ = ["parameter_counts", "parameter_table", "inference_rows_per_second", "training_wall_time", "REUSING",
            "process_peak_rss_mb"]

@@ -26,14 +26,14 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from emm_lib import assemble
-from emm_lib.akf import AKF, FUSION_MODES
-from emm_lib.akf_fused import sequential_forward
-from emm_lib.data.types import Batch, FeatureSpec
-from emm_lib.deconstruct import Adapter
-from emm_lib.features import FeatureEmbedding
-from emm_lib.layer_descriptors import DEFAULT_COMPONENT_SHAPES, UNDESCRIBED, build_components, level_widths, resolve_layers
-from emm_lib.models.base import MultiTaskModel, mlp, register_model
+from . import assemble
+from .akf import AKF, FUSION_MODES
+from .akf_fused import sequential_forward
+from .data.types import Batch, FeatureSpec
+from .deconstruct import Adapter
+from .features import FeatureEmbedding
+from .layer_descriptors import DEFAULT_COMPONENT_SHAPES, UNDESCRIBED, build_components, level_widths, resolve_layers
+from .models.base import MultiTaskModel, mlp, register_model
 
 __all__ = ["EMM", "ABLATIONS", "DEFAULT_COMPONENT_SHAPES", "DEFAULT_FUSION"]
 
@@ -280,7 +280,7 @@ def describe(emm: "EMM"):
     """One row per (task, model, level): layers, parameters, trainable or frozen."""
     import pandas as pd
 
-    from emm_lib.deconstruct.decomposition import short_name as _short
+    from .deconstruct.decomposition import short_name as _short
 
     rows = []
     for lvl, level in enumerate(emm.levels):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from emm_lib.data.types import Batch, FeatureSpec
+from .data.types import Batch, FeatureSpec
 
 __all__ = ["FeatureEmbedding", "EmbeddedBatch", "EmbeddedAffine"]
 

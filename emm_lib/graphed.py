@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from emm_lib.data.types import Split
-from emm_lib.models.base import MultiTaskModel
+from .data.types import Split
+from .models.base import MultiTaskModel
 
 __all__ = ["GraphedTrainStep"]
 

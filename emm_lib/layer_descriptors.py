@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from emm_lib.data.types import FeatureSpec
-from emm_lib.deconstruct import Adapter
-from emm_lib.features import FeatureEmbedding
+from .data.types import FeatureSpec
+from .deconstruct import Adapter
+from .features import FeatureEmbedding
 
 __all__ = ["describe_layer", "build_layer", "output_width", "mlp_descriptors", "shapes_to_layers",
            "check_layers", "resolve_layers", "build_components", "level_widths", "check_task_keys", "DEFAULT_COMPONENT_SHAPES", "UNDESCRIBED"]

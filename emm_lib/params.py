@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from emm_lib.checks import whole_number
+from .checks import whole_number
 
 #: The largest seed a run takes (torch's generators and the int64 ``seed`` column of results).
 MAX_SEED = 2**63 - 1
@@ -124,7 +124,7 @@ def coerce_settings(kw: Mapping[str, Any]) -> dict[str, Any]:
     """Study settings as typed values, or a ValueError saying what is expected (used by
     :func:`emm_lib.study.settings`): whole numbers stay whole (``batch_size=2.5`` is an error),
     seeds accept what :func:`coerce_seeds` accepts, the device must exist on this machine."""
-    from emm_lib.checks import check_device
+    from .checks import check_device
 
     out = dict(kw)
     if "seeds" in out:

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from emm_lib.checks import check_device, check_fit_inputs, check_split
-from emm_lib.data.types import Batch, Dataset, Split
-from emm_lib.graphed import GraphedTrainStep
-from emm_lib.metrics import auc
-from emm_lib.models.base import MultiTaskModel
-from emm_lib.utils import resolve_device, seed_everything
+from .checks import check_device, check_fit_inputs, check_split
+from .data.types import Batch, Dataset, Split
+from .graphed import GraphedTrainStep
+from .metrics import auc
+from .models.base import MultiTaskModel
+from .utils import resolve_device, seed_everything
 
 __all__ = ["FitResult", "fit", "evaluate", "predict", "train_step"]
 

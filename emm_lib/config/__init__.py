@@ -8,9 +8,9 @@ Notebooks and benchmarks read these; nothing else repeats the numbers.
 """
 from __future__ import annotations
 
-from emm_lib.config import core, replay, synthetic
-from emm_lib.config.core import *  # noqa: F401,F403
-from emm_lib.config.replay import *  # noqa: F401,F403
-from emm_lib.config.synthetic import *  # noqa: F401,F403
+from . import core, replay, synthetic
+from .core import *  # noqa: F401,F403
+from .replay import *  # noqa: F401,F403
+from .synthetic import *  # noqa: F401,F403
 
 __all__ = [*core.__all__, *synthetic.__all__, *replay.__all__]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from emm_lib.data.types import Batch, Dataset, FeatureSpec, SparseFeature, Split
+from .types import Batch, Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["load", "DATASETS", "Batch", "Dataset", "FeatureSpec", "SparseFeature", "Split"]
 
@@ -22,23 +22,23 @@ def load(name: str, tasks: Sequence[str] | None = None, **kwargs) -> Dataset:
     ``n_train``, ``seed`` and overrides of the preset's settings.
     """
     if name == "census":
-        from emm_lib.data.census import load_census
+        from .census import load_census
 
         return load_census(tasks=tasks, **kwargs)
     if name == "aliexpress":
-        from emm_lib.data.ali import load_aliexpress
+        from .ali import load_aliexpress
 
         return load_aliexpress(tasks=tasks, **kwargs)
     if name == "ali-ccp":
-        from emm_lib.data.ali import load_ali_ccp
+        from .ali import load_ali_ccp
 
         return load_ali_ccp(tasks=tasks, **kwargs)
     if name == "synthetic":
-        from emm_lib.data.synthetic import make_synthetic
+        from .synthetic import make_synthetic
 
         return make_synthetic(tasks=tasks, **kwargs)
     if name == "synthetic-ali":
-        from emm_lib.data.synthetic_stream import make_preset
+        from .synthetic_stream import make_preset
 
         return make_preset("synthetic-ali", tasks=tasks, **kwargs)
     raise ValueError(f"Unknown dataset {name!r}. Known datasets: {list(DATASETS)}.")

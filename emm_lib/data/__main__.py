@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from emm_lib.data import DATASETS, load
-from emm_lib.data.fetching import DataSourceError
+from . import DATASETS, load
+from .fetching import DataSourceError
 
 ALI = ("aliexpress", "ali-ccp")
 

@@ -30,9 +30,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from emm_lib.checks import check_finite_columns, whole_number
-from emm_lib.data.encoding import label_encode
-from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
+from ..checks import check_finite_columns, whole_number
+from .encoding import label_encode
+from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["load_aliexpress", "load_ali_ccp", "Layout", "ALIEXPRESS", "ALI_CCP"]
 

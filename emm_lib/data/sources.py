@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 # The fetch machinery, re-exported (it never reads this table: fetch() below looks names up).
-from emm_lib.data import fetching
-from emm_lib.data.fetching import (  # noqa: F401
+from . import fetching
+from .fetching import (  # noqa: F401
     CHUNK, MIRROR_ENV, ChecksumError, DataSourceError, default_data_dir, is_cached, mirror_from_env,
     package_index_url, sha256_of, sha256_of_raw, verify_file,
 )

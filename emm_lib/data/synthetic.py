@@ -34,8 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-from emm_lib.checks import finite_number, whole_number
-from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
+from ..checks import finite_number, whole_number
+from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["make_synthetic", "task_weights", "check_generator_args"]
 

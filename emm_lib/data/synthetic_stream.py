@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from emm_lib.checks import whole_number
-from emm_lib.data.synthetic import check_generator_args, task_weights
-from emm_lib.data.types import Dataset, FeatureSpec, SparseFeature, Split
+from ..checks import whole_number
+from .synthetic import check_generator_args, task_weights
+from .types import Dataset, FeatureSpec, SparseFeature, Split
 
 __all__ = ["make_streamed", "make_preset", "funnel_thresholds", "BLOCK"]
 
@@ -265,7 +265,7 @@ def make_preset(preset: str = "synthetic-ali", n_train: int = 100_000, seed: int
     ``tasks=None`` keeps the preset's task names; the dataset is named after the preset
     unless ``name`` is given (e.g. to tell data sizes apart in a results table).
     """
-    from emm_lib import config
+    from .. import config
 
     if preset not in config.SYNTHETIC_PRESETS:
         raise ValueError(f"Unknown synthetic preset {preset!r}. Known: {sorted(config.SYNTHETIC_PRESETS)}.")

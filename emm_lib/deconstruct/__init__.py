@@ -40,9 +40,9 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from emm_lib.deconstruct.cuts import check_cut_points, search_cuts
-from emm_lib.deconstruct.decomposition import Adapter, Decomposition, build, build_with_adapters
-from emm_lib.deconstruct.trace import block_boundaries, block_signatures, model_layers, trace_models
+from .cuts import check_cut_points, search_cuts
+from .decomposition import Adapter, Decomposition, build, build_with_adapters
+from .trace import block_boundaries, block_signatures, model_layers, trace_models
 
 __all__ = ["deconstruct", "Decomposition", "Adapter", "model_layers", "block_boundaries"]
 

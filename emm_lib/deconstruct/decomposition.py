@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from emm_lib.deconstruct.cuts import choose
-from emm_lib.deconstruct.trace import _FxOp
+from .cuts import choose
+from .trace import _FxOp
 
 __all__ = ["Adapter", "Decomposition", "short_name", "build", "build_with_adapters"]
 

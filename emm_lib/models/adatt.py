@@ -31,10 +31,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from emm_lib.data.types import Batch, FeatureSpec
-from emm_lib.features import FeatureEmbedding
-from emm_lib.models.base import MultiTaskModel, register_model
-from emm_lib.models.experts import (ExpertGroup, GroupedLinear, TaskTowers, check_sizes, fused_rows, mix, mix_fm, rows, softmax,
+from ..data.types import Batch, FeatureSpec
+from ..features import FeatureEmbedding
+from .base import MultiTaskModel, register_model
+from .experts import (ExpertGroup, GroupedLinear, TaskTowers, check_sizes, fused_rows, mix, mix_fm, rows, softmax,
                       widths_of)
 
 __all__ = ["AdaTT", "FusionLevel"]

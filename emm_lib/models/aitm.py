@@ -29,10 +29,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from emm_lib.data.types import Batch, FeatureSpec
-from emm_lib.features import FeatureEmbedding
-from emm_lib.models.base import MultiTaskModel, mlp, register_model
-from emm_lib.models.experts import ExpertGroup, TaskTowers, check_sizes, softmax, widths_of
+from ..data.types import Batch, FeatureSpec
+from ..features import FeatureEmbedding
+from .base import MultiTaskModel, mlp, register_model
+from .experts import ExpertGroup, TaskTowers, check_sizes, softmax, widths_of
 
 __all__ = ["AITM", "AITAttention", "calibrator_loss"]
 

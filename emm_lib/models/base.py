@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from emm_lib.data.types import Batch, FeatureSpec
+from ..data.types import Batch, FeatureSpec
 
 __all__ = ["MultiTaskModel", "register_model", "MODEL_REGISTRY", "build_model", "mlp", "count_parameters"]
 

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 import torch.nn.functional as F
 
-from emm_lib.akf_fused import batch_norm_args, batch_norm_fm
-from emm_lib.features import EmbeddedBatch
-from emm_lib.models.base import mlp
+from ..akf_fused import batch_norm_args, batch_norm_fm
+from ..features import EmbeddedBatch
+from .base import mlp
 
 __all__ = ["GroupedLinear", "ExpertGroup", "TaskTowers", "mix", "softmax", "check_sizes", "widths_of",
            "rows", "fused_rows", "mix_fm"]

@@ -5,10 +5,10 @@ from typing import Any, Sequence
 
 from torch import Tensor
 
-from emm_lib.data.types import Batch, FeatureSpec
-from emm_lib.features import FeatureEmbedding
-from emm_lib.models.base import MultiTaskModel, mlp, register_model
-from emm_lib.models.experts import TaskTowers, check_sizes, widths_of
+from ..data.types import Batch, FeatureSpec
+from ..features import FeatureEmbedding
+from .base import MultiTaskModel, mlp, register_model
+from .experts import TaskTowers, check_sizes, widths_of
 
 __all__ = ["SharedBottom"]
 

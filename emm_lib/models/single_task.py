@@ -5,9 +5,9 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from emm_lib.data.types import Batch, FeatureSpec
-from emm_lib.features import FeatureEmbedding
-from emm_lib.models.base import MultiTaskModel, mlp, register_model
+from ..data.types import Batch, FeatureSpec
+from ..features import FeatureEmbedding
+from .base import MultiTaskModel, mlp, register_model
 
 __all__ = ["SingleTaskMLP"]
 

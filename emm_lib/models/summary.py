@@ -6,8 +6,8 @@ from typing import Mapping
 import pandas as pd
 from torch import nn
 
-from emm_lib.features import FeatureEmbedding
-from emm_lib.models.base import count_parameters
+from ..features import FeatureEmbedding
+from .base import count_parameters
 
 __all__ = ["parameter_table"]
 
