@@ -145,6 +145,11 @@ def _between(t1: pd.DataFrame, task: str) -> str:
     return f" (it lies above `{a.rung}`'s interval, up to {a.hi:.4f}, and below `{b.rung}`'s, from {b.lo:.4f}{why})"
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 seed", "3 seeds"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _seed_list(seeds) -> str:
     seeds = sorted(seeds)
     return ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
@@ -217,7 +222,7 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     if f3.empty:
         lines.append("**Figure 3**: not run at this rung, so its ranking is untested (the paper gives no numbers).")
     else:
-        done = ", ".join(f"{k} tasks ({int(g.seeds_emm.min())} seeds)" for k, g in f3.groupby("n_tasks"))
+        done = ", ".join(f"{k} tasks ({_count(int(g.seeds_emm.min()), 'seed')})" for k, g in f3.groupby("n_tasks"))
         lead = f3[f3.emm_leads]
         lines.append(f"**Figure 3** (ranking only; run: {done}): EMM's mean is at least the better of MMoE's and "
                      f"PLE's on {len(lead)} of {len(f3)} tasks"

@@ -1,4 +1,4 @@
-"""Figures of the protocol replay (chapter 08): the ladder, one row per rung.
+"""Figures of the protocol replay (issue 17, chapter 08): the ladder, one row per rung.
 
 Three panels share the rungs as rows (top: the paper's protocol, bottom: ours): the income AUC of
 TM-1, TM-2 and EMM; EMM's gain over the TM mean; EMM − best baseline. Every point carries its
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from emm_lib.study.shared.glossary import value_label
 from emm_lib.study.shared.plot_axes import auc_error, bound_auc
 
 __all__ = ["ladder"]
@@ -59,7 +60,7 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
         if paper and col in paper:
             ax.axvline(paper[col], color="black", ls="--", lw=1, label="paper")
         ax.set(xlabel="difference in test AUC", title=name)
-    axes[0].set_yticks(y, t.rung)
+    axes[0].set_yticks(y, [value_label(r) for r in t.rung])  # rung names in words, as the tables show them
     marks = (["dashed: the paper"] if paper else []) + (["dotted: the published code's own runs"]
                                                          if published is not None else [])
     fig.suptitle(f"{title}  ({'; '.join(marks + ['bars: 95% CI'])})", fontsize="medium")
