@@ -51,12 +51,12 @@ data: setup
 	$(PY) -m emm_lib.data census
 
 # Run the study notebooks in order with papermill; executed copies are build outputs.
-# emm_lib.run_notebook checks the parameter names and values first (papermill alone only warns).
+# emm_lib.study.book.run_notebook checks the parameter names and values first (papermill alone only warns).
 notebooks: data
 	mkdir -p $(EXECUTED)
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
-	  $(PY) -m emm_lib.run_notebook --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
+	  $(PY) -m emm_lib.study.book.run_notebook --cwd notebooks -k python3 $$nb $(EXECUTED)/$$(basename $$nb) \
 	    -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds "$(SEEDS)") --log-level WARNING --no-progress-bar; \
 	done
 

@@ -43,7 +43,7 @@ trained at 3.4x the per-row path compiled, against 6.6x eager in ``results/bench
 
 Measured 2026-11-25 (2-core AMD EPYC, two study processes on the cores, CPU time, default
 settings; three runs each of the code before and after commit "Fused input", alternated;
-median of the three ratios, targets of issue 9 in brackets; inference varies most run to run):
+median of the three ratios, the speed-up targets in brackets; inference varies most run to run):
 
     model  training ratio              inference ratio
     EMM    5.8x -> 6.7x  [10x]         13.3x -> 14.4x  [30x]
@@ -52,7 +52,7 @@ median of the three ratios, targets of issue 9 in brackets; inference varies mos
 
 What a step costs and what was done (EMM, profiled with torch.profiler and cProfile): forward
 and backward ~45% each, the optimizer ~7%, gathering a batch ~7%. Kept, all bit-identical
-(the same weights after training for every model; ``tests/test_fast_paths.py``): the split held
+(the same weights after training for every model; ``tests/method/test_fast_paths.py``): the split held
 row-major (the Census dense block was column-major: gathering a batch 3x slower; +5% per step),
 the embedding lookup and the first matmul as one autograd Function whose backward adds the
 table gradient without copying a column slice (+2.5%), Adam's fused kernel called directly
@@ -76,7 +76,7 @@ import sys
 import time
 
 MODELS = ("tm1", "tm2", "emm", "shared_bottom", "mmoe", "ple", "aitm", "adatt")
-# Targets of issue 9: training and inference speed-up over the per-row path.
+# Targets: training and inference speed-up over the per-row path.
 TARGETS = {"emm": {"train": 10.0, "infer": 30.0}, "mmoe": {"train": 8.0}, "ple": {"train": 8.0}}
 
 
@@ -364,7 +364,7 @@ def main() -> None:
     table = summarise(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
     if a.csv:
-        from emm_lib.results import git_commit
+        from emm_lib.study.shared.results import git_commit
         from emm_lib.utils import atomic_write
 
         meta = dict(device=gpu or "cpu", torch=torch.__version__, cpus=os.cpu_count(), batch_size=a.batch_size,

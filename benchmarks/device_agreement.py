@@ -18,7 +18,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's emm_lib
 
-from emm_lib import results  # noqa: E402
+from emm_lib.study.shared import results  # noqa: E402
 
 KEYS = ["dataset", "model", "task", "seed"]
 

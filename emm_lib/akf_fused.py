@@ -9,7 +9,7 @@ a short inner dimension. Frozen components (trained, eval mode) are folded
 and components' chains is one matmul with block-diagonal weights.
 
 :func:`level_forward` is the fused level, :func:`sequential_forward` a Linear/BatchNorm/activation
-chain (a tower) in this layout; ``tests/test_fast_paths.py`` checks both against the
+chain (a tower) in this layout; ``tests/method/test_fast_paths.py`` checks both against the
 component-by-component reference to 1e-6 (values, gradients, BatchNorm running statistics).
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ class FrozenAndTrainableLinear(torch.autograd.Function):
     components) stacked on trainable rows W1, b1 (a gate). One matmul forward and one for the
     input gradient, as autograd would do for the stacked weights, but weight gradients only for the
     trainable rows (autograd would compute them for all rows and drop the constant ones).
-    ``tests/test_fast_paths.py`` checks it with ``torch.autograd.gradcheck``."""
+    ``tests/method/test_fast_paths.py`` checks it with ``torch.autograd.gradcheck``."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")  # under autocast, the backward runs in the same precision

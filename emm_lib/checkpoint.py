@@ -100,9 +100,9 @@ def _read_json(js: Path) -> dict:
                               "emm_lib.checkpoint.save or was edited. Save the model again.")
     config = meta.get("config")
     if meta["model"] == "emm" and isinstance(config, dict) and _REPLAYED & set(config):
-        meta["model"] = "emm_published"  # saved before the authors' behaviours left EMM (emm_lib.protocol)
+        meta["model"] = "emm_published"  # saved before the authors' behaviours left EMM (emm_lib.study.replay.protocol)
     if meta["model"] not in MODEL_REGISTRY:
-        hint = (" It is the protocol replay's EMM: import emm_lib.protocol first, which registers it."
+        hint = (" It is the protocol replay's EMM: import emm_lib.study.replay.protocol first, which registers it."
                 if meta["model"] == "emm_published" else "")
         raise CheckpointError(f"Checkpoint {js} names unknown model {meta['model']!r}; "
                               f"known: {sorted(MODEL_REGISTRY)}.{hint}")

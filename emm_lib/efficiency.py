@@ -81,7 +81,7 @@ def training_wall_time(runs: pd.DataFrame, single_task: pd.DataFrame,
                        reusing: Iterable[str] = REUSING) -> pd.DataFrame:
     """Seconds to obtain each multi-task model, per (dataset, model, seed).
 
-    ``runs`` and ``single_task`` are result tables (:mod:`emm_lib.results` format; a run's
+    ``runs`` and ``single_task`` are result tables (:mod:`emm_lib.study.shared.results` format; a run's
     rows share its ``train_seconds``; a rerun counts once, the last). Columns returned:
     ``seconds_model`` (the multi-task model's own training: the reuse scenario),
     ``seconds_single_task`` (the single-task models of the same dataset and seed, counted
@@ -92,7 +92,7 @@ def training_wall_time(runs: pd.DataFrame, single_task: pd.DataFrame,
     for name, df in (("runs", runs), ("single_task", single_task)):
         if not need <= set(df.columns):
             raise ValueError(f"{name} lacks columns {sorted(need - set(df.columns))}; pass a results table "
-                             "(emm_lib.results.read).")
+                             "(emm_lib.study.shared.results.read).")
     keys = ["dataset", "model", "seed"]
     mt = runs.drop_duplicates(keys, keep="last")[keys + ["train_seconds"]].rename(
         columns={"train_seconds": "seconds_model"})

@@ -16,7 +16,7 @@ descriptors of :mod:`emm_lib.layer_descriptors`), so
 :meth:`EMM.from_trained` is the paper's steps, each a function of :mod:`emm_lib.assemble`.
 
 Behaviours of the authors' published code (BatchNorm drift, a frozen embedding table) are not
-EMM options: the protocol replay attaches them in a subclass (:class:`emm_lib.protocol.PublishedEMM`)
+EMM options: the protocol replay attaches them in a subclass (:class:`emm_lib.study.replay.protocol.PublishedEMM`)
 through two hooks, :meth:`EMM.embed` and :meth:`EMM.frozen_components_in_eval`.
 """
 from __future__ import annotations

@@ -118,7 +118,7 @@ class EmbeddedAffine(torch.autograd.Function):
 
     Forward: the same ops as the lookup, concatenation and ``addmm`` (same values). Backward: the
     gradients autograd would give, computed by the same kernels in the same summation order, so
-    equal bit for bit in float32 on MKL's AVX2/AVX-512 paths (``tests/test_fast_paths.py``; with
+    equal bit for bit in float32 on MKL's AVX2/AVX-512 paths (``tests/method/test_fast_paths.py``; with
     constant rows W0, a kernel that blocks by GEMM shape may round W1's gradient in another order, and
     in float64 the last bit may differ):
     ``gW1 = g1 x``, ``gb1 = g1`` summed over the

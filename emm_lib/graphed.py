@@ -6,7 +6,7 @@ H200: the eager step trains EMM *slower* than two CPU cores). A CUDA graph recor
 step once -- the batch's gather from the split (which lives on the device), forward, backward
 and the fused Adam -- and one ``replay()`` launches all of it. The replay runs the same kernels on
 the same memory, so training is the same as with :func:`emm_lib.train.train_step`
-(``tests/test_graphed.py``, CUDA only). The rows of a batch enter through a static index buffer;
+(``tests/method/test_graphed.py``, CUDA only). The rows of a batch enter through a static index buffer;
 a batch of another size (the epoch's last) runs eagerly.
 """
 from __future__ import annotations

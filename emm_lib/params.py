@@ -1,7 +1,7 @@
 """Notebook parameters: read a notebook's ``parameters`` cell, reject unknown names, and turn what a
 user types (``-p seeds 0``, ``-p seeds "[0,1]"``, ``-y "seeds: [0, 1]"``) into the values the study
 expects. papermill itself only warns about an unknown name and runs the defaults, so
-:mod:`emm_lib.run_notebook` checks with these functions before executing anything.
+:mod:`emm_lib.study.book.run_notebook` checks with these functions before executing anything.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pilot of the synthetic map's epoch cap (issue 31): how many epochs early stopping needs.
+"""Pilot of the synthetic map's epoch cap (chapter 09): how many epochs early stopping needs.
 
 One world (data seed) of one sweep point, every model of the point trained with the paper profile's
 stopping rule (early stopping on the mean validation AUC, patience 5, best epoch restored) under a
@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from emm_lib import config, sweep
+from emm_lib import config
+from emm_lib.study.sweep import grid as sweep
 from emm_lib.data import load
-from emm_lib.run_settings import experiment_tasks
+from emm_lib.study.shared.run_settings import experiment_tasks
 
 
 def _data(point: str, seed: int, overrides: dict):

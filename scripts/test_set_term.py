@@ -1,4 +1,4 @@
-"""Measure the test-set term of the verdict rule (issue 29): how much of a half's DeLong variance is
+"""Measure the test-set term of the verdict rule: how much of a half's DeLong variance is
 split noise that the seed spread already holds.
 
 The study redraws the validation/test halves of the one official Census test file with every seed.
@@ -7,7 +7,7 @@ fixed seed (``--epochs`` epochs, validation selects the epoch). Their scores on 
 (both halves) give, per task and pair, the file's paired DeLong variance and, over ``--draws``
 redraws of the 1:1 halves (``emm_lib.data.census.stratified_halves``, draws 0..n-1), the
 empirical variance of the AUC difference on the test half, against the mean DeLong variance ``v``
-of a half (:func:`emm_lib.stats.split_spread`). A ``split_share`` near 1/2 means that half of
+of a half (:func:`emm_lib.study.shared.stats.split_spread`). A ``split_share`` near 1/2 means that half of
 ``v`` is split noise, already in the seed spread, and the file-level term is ``v / 2``; near 0, ``v``.
 
     EMM_DATA_MIRROR=/path/to/census-income-kdd python scripts/test_set_term.py \
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emm_lib import config, stats
+from emm_lib import config
+from emm_lib.study.shared import stats
 from emm_lib.data.census import load_census, stratified_halves
 from emm_lib.models import SingleTaskMLP, build_model
 from emm_lib.train import fit, predict

@@ -2,7 +2,7 @@
 
 Two checks use it, and neither compares with numbers made on another machine:
 
-* ``tests/test_determinism.py`` (in ``make test``) runs it twice in fresh processes on this machine
+* ``tests/study/test_determinism.py`` (in ``make test``) runs it twice in fresh processes on this machine
   and asserts the two tables are equal bit for bit (and again under another kernel configuration).
 * ``make refactor-guard REF=<commit>`` (``scripts/refactor_guard.sh``) runs it on a ``git worktree``
   of REF and on the working tree, side by side on this machine, and compares: refactoring changed no
@@ -42,7 +42,13 @@ def run_all(out: Path, root: Path = ROOT) -> None:
     import torch
 
     sys.path.insert(0, str(root))
-    from emm_lib import authors, config, study, sweep
+    from emm_lib import config, study
+
+    try:  # the experiments' own packages; a checkout from before the study moved under emm_lib.study has them flat
+        from emm_lib.study.replay import authors
+        from emm_lib.study.sweep import grid as sweep
+    except ImportError:
+        from emm_lib import authors, sweep
 
     loaded = Path(study.__file__).resolve()
     if not loaded.is_relative_to(root.resolve()):

@@ -20,13 +20,13 @@ Two kinds of checks, both run by :func:`check_book` (tests/test_book.py calls it
    ``<figure>`` numbered and captioned, every content image inside a numbered figure, no table
    or figure wider than the text column (cut off or scrolled: ``scrollWidth`` against the
    column's width; collapsed dropdowns are opened for this measurement), no internal name of
-   :mod:`emm_lib.glossary` in the page's text (code excepted), and no page taller than
+   :mod:`emm_lib.study.shared.glossary` in the page's text (code excepted), and no page taller than
    :data:`MAX_PAGE_HEIGHT` (dropdowns closed). The method page is
    also opened over ``file://`` (maths must render there too), and a full-page screenshot of
    every checked page is saved as PNG (``_build/screenshots/<page>.png``).
 
 3. **Figures' AUC axes** (no browser): every book figure records its absolute-AUC axes in its PNG
-   (:func:`emm_lib.plot_axes.png_bytes`); none may run below 0 or above 1.
+   (:func:`emm_lib.study.shared.plot_axes.png_bytes`); none may run below 0 or above 1.
 4. **The landing page's chapter table** lists every chapter of ``_toc.yml``.
 
 Returns a list of problems (empty means the book passed); the script exits 1 when any.
@@ -417,11 +417,11 @@ def probe_page(chromium: str, base: str, page: str) -> PageReport:
     for src in data.get("looseImages", []):
         rep.problems.append(f"{page}: image {src!r} is not in a numbered figure")
     for w in data.get("wide", []):
-        rep.problems.append(f"{page}: {w} (split or transpose it: emm_lib.present.table)")
+        rep.problems.append(f"{page}: {w} (split or transpose it: emm_lib.study.shared.present.table)")
     for f in data.get("uncaptioned", []):
         rep.problems.append(f"{page}: figure {f} has no caption")
     for name in internal_names_in(data.get("mainText", "")):
-        rep.problems.append(f"{page}: the text shows the internal name {name!r} (use its label in emm_lib.glossary)")
+        rep.problems.append(f"{page}: the text shows the internal name {name!r} (use its label in emm_lib.study.shared.glossary)")
     if data.get("height", 0) > MAX_PAGE_HEIGHT:
         rep.problems.append(f"{page}: the page is {data['height']} px tall at 1280 px wide (limit {MAX_PAGE_HEIGHT}): "
                             "put per-point tables in dropdowns or an appendix")
@@ -442,13 +442,13 @@ def internal_names_in(text: str) -> list[str]:
 def _glossary():
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from emm_lib import glossary
+    from emm_lib.study.shared import glossary
 
     return glossary
 
 
 def check_auc_axes(site: Path, page: str, images: list[dict]) -> list[str]:
-    """Every figure PNG on ``page`` that records its AUC axes (emm_lib.plot_axes.AXES_KEY) keeps them in [0, 1]."""
+    """Every figure PNG on ``page`` that records its AUC axes (emm_lib.study.shared.plot_axes.AXES_KEY) keeps them in [0, 1]."""
     from PIL import Image
 
     key = "emm:axes"

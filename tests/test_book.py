@@ -217,7 +217,7 @@ def test_auc_axis_check_reads_the_figures_own_record(tmp_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from emm_lib import plots
+    from emm_lib.study.shared import plots
 
     fig, (a, b) = plt.subplots(1, 2)
     a.plot([1, 2], [0.9, 1.0])

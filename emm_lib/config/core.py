@@ -164,7 +164,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "synthetic_tasks": dict(features="paper", task_counts=(2, 4, 6), models=("mmoe", "ple", "emm", "emm:soft")),
 }
 
-#: The book's headline family (emm_lib.verdicts): experiments x tasks x comparators for the EMM
+#: The book's headline family (emm_lib.study.shared.verdicts): experiments x tasks x comparators for the EMM
 #: variants, each comparator the candidate with the best mean validation AUC on the task (a
 #: multi-task baseline; a trained single-task model ``tmK:<task>``). A comparison whose per-seed
 #: val and test AUCs equal an earlier one's to ``duplicate_tol`` is the same function (``emm`` and
@@ -176,7 +176,7 @@ HEADLINE_FAMILY: dict[str, Any] = {
     "duplicate_tol": 0.0,
 }
 
-#: The test-set term of the verdict rule (emm_lib.stats.compare), measured, not argued
+#: The test-set term of the verdict rule (emm_lib.study.shared.stats.compare), measured, not argued
 #: (scripts/test_set_term.py, results/paper/analysis/test_set_term.csv): with fixed trained models,
 #: redrawing the 1:1 val/test halves of the one Census test file spreads the AUC difference on a
 #: half by 0.47-0.53 of its paired DeLong variance v (500 draws, 4 model pairs, 2 tasks), and the

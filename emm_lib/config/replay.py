@@ -8,12 +8,12 @@ __all__ = ["PUBLISHED_CODE", "PROTOCOL_FLAGS", "RUNGS", "AUTHORS_PROTOCOL", "REP
            "REPLAY_OUT_OF_SAMPLE"]
 
 # ---------------------------------------------------------------------------------------------
-# Protocol flags (issue 17): behaviours of the authors' published code (EMM-method.md Sec. 6)
+# Protocol flags (chapter 08's replay): behaviours of the authors' published code (EMM-method.md Sec. 6)
 # and the paper's protocol, each switchable on its own. Our protocol is "no flags". Each flag
 # names what it touches: "data" (preprocessing: every model), "training" (the training loop:
 # every model), "model_init" (every model's initial weights), "single_task" (the trained models,
 # hence EMM's components), "emm" (EMM only).
-# emm_lib.protocol turns a set of flags into keyword arguments for the library.
+# emm_lib.study.replay.protocol turns a set of flags into keyword arguments for the library.
 
 #: Numbers of the published code that the flags use (EMM-method.md Sec. 6).
 PUBLISHED_CODE: dict[str, Any] = {
@@ -101,7 +101,7 @@ def _ladder() -> list[tuple[str, tuple[str, ...]]]:
 #: [(rung name, sorted flag names)], the replay experiment's rungs in order.
 RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
 
-# The replay experiment (issue 17, `python -m emm_lib.study authors`): every rung of RUNGS x seeds;
+# The replay experiment (`python -m emm_lib.study authors`): every rung of RUNGS x seeds;
 # at every rung TM-1 and TM-2 per task, EMM, and the baselines MMoE and PLE. Runs that a rung's
 # flags leave unchanged are shared with the first rung that has them (ProtocolSettings
 # .trained_model_key / .baseline_key), so they are trained once. "rungs": the rungs run per
@@ -112,7 +112,7 @@ RUNGS: list[tuple[str, tuple[str, ...]]] = _ladder()
 AUTHORS_PROTOCOL: dict[str, Any] = {
     "experiment": "authors_protocol",
     "baselines": ("mmoe", "ple"),
-    # Out of sample (issue 29, `--variants table2`): the paper's Table II rows other than EMM itself
+    # Out of sample (`--variants table2`, chapter 08's test of the rung that explains Table I): the paper's Table II rows other than EMM itself
     # (baseline, baseline+MTM, baseline+p), each built from the rung's trained models.
     "variants": ("emm:baseline", "emm:+mtm", "emm:+p"),
     "rungs": {"tiny": ("published", "ours"), "default": ("published", "ours"),
@@ -127,14 +127,14 @@ AUTHORS_PROTOCOL: dict[str, Any] = {
     # "The paper's picture" (Table I on Census): weak trained models and EMM gaining on them. A rung
     # shows weak trained models when its TM mean income AUC is at most half-way from our protocol's
     # (rung "ours") to the paper's TM mean (0.919); EMM gains when its gain over the TM mean is
-    # "better" under the study's verdict rule (emm_lib.stats).
+    # "better" under the study's verdict rule (emm_lib.study.shared.stats).
     "weak_tm_fraction": 0.5,
     # Elsewhere (synthetic, no paper values): weak = a TM mean at least this far below ours (half of
     # the Census gap between our trained models, ~0.950 in chapter 7, and the paper's, 0.919).
     "weak_tm_drop": 0.015,
 }
 
-#: Chapter 08's question (emm_lib.consistency, issue 29), fixed before the numbers: the paper reports
+#: Chapter 08's question (emm_lib.study.replay.consistency), fixed before the numbers: the paper reports
 #: single runs, so a rung reproduces a paper number when that number is consistent with *one run* of
 #: the rung. Quantities: TM-1, TM-2, EMM, MMoE, PLE and EMM's gain over the TM mean, per task.
 #: "picture": the quantities that make the paper's picture (its trained models, EMM and EMM's gain).
@@ -152,7 +152,7 @@ REPLAY_CONSISTENCY: dict[str, Any] = {
              "little, so every verdict is shown with its interval's half-width."),
 }
 
-#: Chapter 08's out-of-sample test (issue 29, part 2), written before its runs: what the rung "paper"
+#: Chapter 08's out-of-sample test, written before its runs: what the rung "paper"
 #: predicts for the paper's Table II rows (EMM variants from config.AUTHORS_PROTOCOL["variants"]),
 #: per task, under REPLAY_CONSISTENCY's rule ("consistent" / "inconsistent"). Table II's EMM row is
 #: Table I's, already fitted. Figure 3 has no numbers (bar charts); its claim is a ranking per task.

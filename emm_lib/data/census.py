@@ -50,7 +50,7 @@ from .processed_cache import load as _load, save as _save, tensors_sha256 as _te
 from .sources import SOURCES, default_data_dir, fetch
 from .types import Dataset, FeatureSpec, SparseFeature, Split
 
-__all__ = ["load_census", "TASKS", "PAPER_TASKS", "COLUMNS", "DENSE", "label_encode", "min_max", "stratified_halves"]
+__all__ = ["load_census", "TASKS", "PAPER_TASKS", "TASK_NAMES", "COLUMNS", "DENSE", "label_encode", "min_max", "stratified_halves"]
 
 #: Field names of the raw files, in order (from UCI's census-income.names).
 COLUMNS: tuple[str, ...] = (
@@ -109,6 +109,8 @@ TASKS: dict[str, Task] = {
     "sex": Task("sex", lambda s: (s == "Female").to_numpy(), "sex is Female (our 4th task)"),
 }
 PAPER_TASKS: tuple[str, ...] = ("income", "marital")
+#: Each task in words, as sentences name it (the book's glossary uses these).
+TASK_NAMES: dict[str, str] = {"income": "income", "marital": "marital status", "education": "education", "sex": "sex"}
 
 #: Feature sets (columns removed on top of the task labels), by name; the study's data variants.
 #: ``leak-free``: the two household-role columns spell out marital status ("Child <18 never marr

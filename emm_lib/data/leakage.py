@@ -43,7 +43,7 @@ def finding(summary: pd.DataFrame, leaks: dict[str, pd.DataFrame], removed: Sequ
     in training (``summary``: :meth:`Dataset.summary`) and, per task (``leaks``: task ->
     :func:`single_feature_auc`), the AUC of the ``removed`` columns (the leak-free feature set's) where
     they are among its best features, else its best single feature."""
-    from ..glossary import TASKS
+    from .census import TASK_NAMES as TASKS
 
     rate = summary[summary.split == "train"].set_index("task").positive_rate
     shares = [f"{100 * r:.1f}%" + (" are positive" if i == 0 else "") + f" for {TASKS.get(t, t)}"

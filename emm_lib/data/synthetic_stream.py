@@ -177,6 +177,33 @@ def _check_sizes(n_train: int, n_val: int, n_test: int, n_sparse: int, n_dense: 
         raise ValueError(f"pilot_rows must be >= 1000 (it sets the base-rate thresholds), got {pilot_rows}.")
 
 
+def _info(splits: dict, latent: "_Latent", q: np.ndarray, rates: np.ndarray, pilot_y: np.ndarray,
+          pilot_lab: np.ndarray, correlation: float, funnel: bool, settings: dict) -> dict[str, Any]:
+    """What a streamed dataset records about itself: rows, rates, thresholds, the tasks' correlations
+    (weights, targets and labels of the pilot sample) and the settings that made it."""
+    t = latent.w.shape[1]
+    wn = latent.w / np.linalg.norm(latent.w, axis=0)
+
+    def corr(a: np.ndarray) -> list:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.round(np.corrcoef(a.T), 6).tolist() if t > 1 else [[1.0]]
+
+    return {
+        "rows": {k: len(v) for k, v in splits.items()},
+        "correlation": correlation,
+        "funnel": funnel,
+        "base_rates": rates.tolist(),
+        "positive_rate": {k: v.y.mean(0).tolist() if len(v) else [float("nan")] * t for k, v in splits.items()},
+        "thresholds": q.tolist(),
+        "weight_cosine": np.round(wn.T @ wn, 6).tolist(),
+        "target_correlation": corr(pilot_y),  # on the pilot sample
+        "label_correlation": corr(pilot_lab),
+        "settings": settings,
+        "construction": "MMoE Sec. 4 latent targets, T tasks; labels = target > pilot quantile"
+                        + (", funnel (label_k needs label_{k-1})" if funnel else ""),
+    }
+
+
 def make_streamed(
     tasks: Sequence[str] | str | None = None,
     n_tasks: int = 2,
@@ -223,28 +250,10 @@ def make_streamed(
     splits = {k: _split(n, s, seed, latent, q, funnel, n_sparse, cards, tasks) for k, (n, s) in sizes.items()}
     spec = FeatureSpec(tuple(SparseFeature(f"s{j + 1}", int(c) + 1) for j, c in enumerate(cards)),
                        tuple(f"d{j + 1}" for j in range(n_dense)))
-    wn = latent.w / np.linalg.norm(latent.w, axis=0)
-
-    def corr(a: np.ndarray) -> list:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.round(np.corrcoef(a.T), 6).tolist() if t > 1 else [[1.0]]
-
-    info: dict[str, Any] = {
-        "rows": {k: len(v) for k, v in splits.items()},
-        "correlation": correlation,
-        "funnel": funnel,
-        "base_rates": rates.tolist(),
-        "positive_rate": {k: v.y.mean(0).tolist() if len(v) else [float("nan")] * t for k, v in splits.items()},
-        "thresholds": q.tolist(),
-        "weight_cosine": np.round(wn.T @ wn, 6).tolist(),
-        "target_correlation": corr(pilot_y),  # on the pilot sample
-        "label_correlation": corr(pilot_lab),
-        "settings": {"n_train": n_train, "n_val": n_val, "n_test": n_test, "n_sparse": n_sparse,
-                     "n_dense": n_dense, "cardinality": cards.tolist(), "base_rates": rates.tolist(),
-                     "funnel": funnel, "seed": seed, "n_sines": n_sines, "noise": noise, "pilot_rows": pilot_rows},
-        "construction": "MMoE Sec. 4 latent targets, T tasks; labels = target > pilot quantile"
-                        + (", funnel (label_k needs label_{k-1})" if funnel else ""),
-    }
+    settings = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "n_sparse": n_sparse,
+                "n_dense": n_dense, "cardinality": cards.tolist(), "base_rates": rates.tolist(),
+                "funnel": funnel, "seed": seed, "n_sines": n_sines, "noise": noise, "pilot_rows": pilot_rows}
+    info = _info(splits, latent, q, rates, pilot_y, pilot_lab, correlation, funnel, settings)
     return Dataset(name, tasks, spec, splits["train"], splits["val"], splits["test"], info)
 
 

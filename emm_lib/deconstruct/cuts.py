@@ -12,7 +12,7 @@ a given length, and :func:`choose` places one cut per level in every model.
 depth of the chosen cuts, and the two steps repeat until nothing changes (at most 10 rounds). It
 finds a *local* optimum of the squared spread of depths at each level, not necessarily the global
 one. On the paper's two Census models it reaches spread 0 (cuts at equal relative depths), which
-is the global optimum there. A case where it is not (``tests/test_deconstruct.py``): boundaries
+is the global optimum there. A case where it is not (``tests/method/test_deconstruct.py``): boundaries
 at depths k/6 and k/5, two cuts each; it keeps (2/6, 4/6) and (2/5, 3/5), spread 0.0044, while
 (1/6, 5/6) and (1/5, 4/5) would spread 0.0011.
 """

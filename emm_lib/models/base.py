@@ -28,7 +28,7 @@ class MultiTaskModel(nn.Module):
     def fast(self) -> bool:
         """True (default): the fused forward where a model has one (feature-major, experts
         batched); False: the readable reference, one expert/component/task at a time as separate
-        modules would run (same values; ``tests/test_fast_paths.py`` compares the two)."""
+        modules would run (same values; ``tests/method/test_fast_paths.py`` compares the two)."""
         return self.__dict__.get("_fast", True)
 
     @fast.setter
