@@ -44,3 +44,11 @@ def test_code_versions_states_the_commits_and_the_measured_difference():
     s = findings.code_versions(df, check)
     assert "`aaa` (2 runs), `bbb` (2 runs)" in s and "single-task models are bit-identical" in s
     assert "differ by up to 0.0007" in s and "standard deviation over seeds is 0.0141–0.0141" in s
+
+
+def test_training_cost_compares_emm_with_the_baselines_from_the_cost_table():
+    cost = pd.DataFrame({"dataset": "census", "model": ["emm", "mmoe", "ple", "tm1:income"],
+                         "seconds_per_run": [90.0, 40.0, 120.0, 10.0]})
+    s = findings.training_cost(cost)
+    assert "One EMM run took 90 s" in s and "40–120 s" in s and "1 of 2 baselines trained faster" in s
+    assert "not both in the results" in findings.training_cost(cost[cost.model != "emm"])

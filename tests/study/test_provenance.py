@@ -49,6 +49,14 @@ def test_conclusion_is_computed_from_the_runs():
     assert "no detectable difference" in text and "worse" not in text and "all its 40 comparisons" in text
     other = family.assign(comparator="aitm")  # not in the family: the sentence's own Holm, said so
     assert "worse" in provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM", family=other)
+    # A model the family dropped as a duplicate (the same per-seed AUCs as one it kept) takes the kept
+    # model's verdict: one comparison, one verdict on every page.
+    twin = pd.concat([_runs(), _runs().query("model == 'emm'").assign(model="emm:soft")], ignore_index=True)
+    text = provenance.conclusion(twin, "emm:soft", ["ple", "mmoe"], "table1", what="EMM", family=family)
+    assert "no detectable difference" in text and "worse" not in text and "all its 40 comparisons" in text
+    shifted = twin.assign(value=np.where(twin.model == "emm:soft", twin.value - 0.01, twin.value))
+    text = provenance.conclusion(shifted, "emm:soft", ["ple", "mmoe"], "table1", what="EMM", family=family)
+    assert "Holm over this sentence's" in text  # another function: not the family's comparison
 
 
 def test_dropdown_collapses_tables():

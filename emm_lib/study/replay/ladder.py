@@ -21,7 +21,7 @@ from scipy import stats as _st
 from emm_lib.study.replay import authors, protocol
 from emm_lib import config
 from emm_lib.study.shared import stats
-from emm_lib.study.shared.present import display_name
+from emm_lib.study.shared.present import display_name, fmt_diff
 
 __all__ = ["PAPER", "of", "table", "picture", "answer", "headline", "gain_summary", "pretty", "published_code",
            "agreement"]
@@ -217,9 +217,9 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
                              + (f" and on {_flags(b.on)}" if b.on else "") + " produces it.")
     for r in t.itertuples():
         vb = getattr(r, "vs_best", np.nan)
-        lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {getattr(r, 'gain', np.nan):+.4f} "
+        lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {fmt_diff(getattr(r, 'gain', np.nan))} "
                      f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {display_name(str(getattr(r, 'comparator', 'best baseline')))} "
-                     f"{vb:+.4f} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
+                     f"{fmt_diff(vb)} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
     return "\n".join(lines)
 
 
@@ -235,7 +235,7 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
     if hi < 2:
         ends = t[t.rung.isin(["paper", "published", "ours"])] if t.rung.isin(["paper", "ours"]).any() else t
         out.append("No verdict yet; point estimates: " + "; ".join(
-            f"at '{r.rung}' the trained models' mean {r.tm_mean:.3f} and EMM {r.emm:.3f} ({r.gain:+.3f})"
+            f"at '{r.rung}' the trained models' mean {r.tm_mean:.3f} and EMM {r.emm:.3f} ({fmt_diff(r.gain, 3)})"
             for r in ends.itertuples() if np.isfinite(getattr(r, "gain", np.nan))) + ".")
     elif hits:
         out.append("The paper's picture (weak trained models, EMM gaining on them) appears at "
@@ -305,7 +305,7 @@ def agreement(t: pd.DataFrame, pub: pd.DataFrame | None, rung: str = "published"
         head = (f"{model} {task}: ours {r[ours]:.4f} vs published code {p['mean']:.4f} "
                 f"[{p['min']:.4f}, {p['max']:.4f}] over {int(p['n'])} seed(s): ")
         if not np.isfinite(r.get(f"{ours}_lo", np.nan)) and p["n"] < 2:
-            out.append(head + f"one seed on each side, no spread to judge a difference of {r[ours] - p['mean']:+.4f} "
+            out.append(head + f"one seed on each side, no spread to judge a difference of {fmt_diff(r[ours] - p['mean'])} "
                        "by yet.")
             continue
         inside = (r[f"{ours}_lo"] <= p["mean"] <= r[f"{ours}_hi"]) or (p["min"] <= r[ours] <= p["max"])

@@ -133,6 +133,21 @@ def differences(cmp: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _family_key(fam: pd.DataFrame, runs: pd.DataFrame, key: tuple) -> tuple | None:
+    """``key`` (dataset, task, model, comparator) as the family holds it: itself, or the family's row
+    for the same comparison by a model that computes the same function there (the family keeps one
+    of two duplicates, e.g. the soft and arg-max gates with 2 tasks); None when the family lacks it."""
+    from emm_lib.study.shared import verdicts
+
+    if key in fam.index:
+        return key
+    dataset, task, model, comparator = key
+    for k in fam.index:
+        if (k[0], k[1], k[3]) == (dataset, task, comparator) and verdicts.same_function(runs, k[2], model, dataset, task):
+            return k
+    return None
+
+
 def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_dir=None,
                what: str = "against its validation-chosen comparator", source: str = "the committed runs",
                family: pd.DataFrame | None = None) -> str:
@@ -150,12 +165,14 @@ def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_
     keys = ["dataset", "task", "model", "comparator"]
     if family is not None and len(family) and set(keys) <= set(family.columns):
         fam = family.drop_duplicates(keys).set_index(keys)
-        at = [k in fam.index for k in cmp[keys].itertuples(index=False, name=None)]
-        if all(at):
-            got = fam.loc[[tuple(k) for k in cmp[keys].itertuples(index=False, name=None)]]
+        at = [_family_key(fam, runs, k) for k in cmp[keys].itertuples(index=False, name=None)]
+        if all(k is not None for k in at):
+            got = fam.loc[at]
             cmp = cmp.assign(verdict=got.verdict.to_numpy(), p_holm=got.p_holm.to_numpy())
             how = (f" (verdicts within the book's headline family, Holm over all its "
-                   f"{int(family.family_size.iloc[0])} comparisons, as chapter 07 reports them)")
+                   f"{int(family.family_size.iloc[0])} comparisons, as chapter 07 reports them; each interval "
+                   f"is for its own comparison, not adjusted, so it can exclude 0 where the family's verdict "
+                   f"finds no detectable difference)")
             return f"**In {source}, {what}:** " + differences(cmp) + how + "."
     how = f" (Holm over this sentence's {len(cmp)} comparisons, not the book's headline family)"
     return f"**In {source}, {what}:** " + differences(cmp) + how + "."

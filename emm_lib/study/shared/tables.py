@@ -48,7 +48,7 @@ def pretty(summary: pd.DataFrame, order: Sequence[str] | None = None, gain: bool
     s["cell"] = [f"{m:.4f}" if o or pd.isna(sd) else f"{m:.4f} ± {sd:.4f}"
                  for m, sd, o in zip(s["mean"], s["std"], one)]
     if gain:
-        s["cell"] = s["cell"] + [f" ({g:+.4f})" for g in s["gain"]]
+        s["cell"] = s["cell"] + [f" ({g:+.4f})".replace("-", "\u2212") for g in s["gain"]]  # a real minus sign
     t = s.pivot_table(index="model", columns="task", values="cell", aggfunc="first", sort=False)
     t["seeds"] = s.groupby("model", sort=False)["n"].min()
     if order is not None:

@@ -19,7 +19,7 @@ from emm_lib import config
 from emm_lib.study.shared import stats
 from emm_lib.study.shared.present import decimals_for, display_name, experiment_label, experiment_name, fmt_diff, task_count, task_name
 
-__all__ = ["comparators", "duplicates", "apply_family", "headline", "direction", "summary", "abstract", "own_models",
+__all__ = ["comparators", "duplicates", "same_function", "apply_family", "headline", "direction", "summary", "abstract", "own_models",
            "verdict_summary"]
 
 
@@ -34,7 +34,10 @@ def comparators(runs: pd.DataFrame, kind: str, family: dict | None = None) -> li
     return [m for m in cands if m in models]
 
 
-def _same_function(runs: pd.DataFrame, a: str, b: str, dataset: str, task: str, tol: float) -> bool:
+def same_function(runs: pd.DataFrame, a: str, b: str, dataset: str, task: str, tol: float | None = None) -> bool:
+    """Models ``a`` and ``b`` give the same per-seed validation and test AUCs (within ``tol``) on
+    ``dataset``/``task``: one function twice (for example the two fusion gates with 2 tasks)."""
+    tol = config.HEADLINE_FAMILY["duplicate_tol"] if tol is None else tol
     for metric in ("val_auc", "test_auc"):
         d = stats.seed_differences(runs, a, b, dataset, task, metric=metric)
         if d.empty or float(d.abs().max()) > tol:
@@ -50,7 +53,7 @@ def duplicates(cmp: pd.DataFrame, runs: pd.DataFrame, tol: float | None = None) 
     kept: list = []
     for i, r in cmp.iterrows():
         dup[i] = any(k.dataset == r.dataset and k.task == r.task and k.comparator == r.comparator
-                     and k.model != r.model and _same_function(runs, k.model, r.model, r.dataset, r.task, tol)
+                     and k.model != r.model and same_function(runs, k.model, r.model, r.dataset, r.task, tol)
                      for k in kept)
         if not dup[i]:
             kept.append(r)
@@ -145,7 +148,8 @@ def abstract(fam: pd.DataFrame) -> str:
     lead = ("EMM does not beat its own trained models or the multi-task baselines" if better == 0 else
             f"EMM beats its comparator in {better} of {len(fam)} comparisons")
     seeds = max(int(s) for s in fam.n_seeds)
-    tail = (f"differences too small to detect with {seeds} seeds" if better == worse == 0 else
+    tail = (f"none of the {len(fam)} differences detectable with {seeds} seeds after Holm over all of them"
+            if better == worse == 0 else
             f"{better + worse} of {len(fam)} differences detectable with {seeds} seeds")
     return f"{lead}: on average it is {' and '.join(parts)}, {tail}."
 
