@@ -66,7 +66,6 @@ sizes (4096-8192 best). No per-batch host synchronisation remains (tested).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -79,21 +78,7 @@ MODELS = ("tm1", "tm2", "emm", "shared_bottom", "mmoe", "ple", "aitm", "adatt")
 # Targets: training and inference speed-up over the per-row path.
 TARGETS = {"emm": {"train": 10.0, "infer": 30.0}, "mmoe": {"train": 8.0}, "ple": {"train": 8.0}}
 
-
-def build(name: str, spec, tasks):
-    from emm_lib import config
-    from emm_lib.models import SingleTaskMLP, build_model
-
-    if name in ("tm1", "tm2"):
-        return SingleTaskMLP(spec, tasks[0], **config.model_settings("census", name))
-    if name == "emm":
-        from emm_lib.emm import EMM
-
-        trained = {t: [SingleTaskMLP(spec, t, **config.model_settings("census", k)) for k in ("tm1", "tm2")]
-                   for t in tasks}
-        return EMM.from_trained(trained, **{k: v for k, v in config.model_settings("census", "emm").items()
-                                             if k not in ("embedding_dim", "component_shapes")})
-    return build_model(name, spec, tasks, **config.model_settings("census", name))
+from train_paths import Paths, build  # noqa: E402  (this folder is on the path when run as a script)
 
 
 def _reset_peak() -> None:
@@ -122,149 +107,15 @@ def run_model(name: str, passes: int, n_batches: int, batch_size: int, threads: 
     published training loop does), time is the wall clock after a synchronise, and ``amp`` runs
     our training step under bfloat16 autocast; ``cuda_graph`` replays our step as one CUDA graph
     (:class:`emm_lib.graphed.GraphedTrainStep`, as ``fit(cuda_graph=True)``)."""
-    import torch
-
-    from emm_lib.utils import resolve_device
-
-    dev = resolve_device(device)
-    cuda = dev.type == "cuda"
-    if cuda:
-        def clock() -> float:
-            torch.cuda.synchronize()
-            return time.perf_counter()
-    else:
-        clock = time.perf_counter if wall else time.process_time
-    from torch.utils.data import DataLoader, Dataset
-
-    from emm_lib.data import load
-    from emm_lib.data.types import Batch, Split
-    from emm_lib.train import predict, train_step
-
-    torch.set_num_threads(threads)
-    ds = load("census")
-    tasks = ds.tasks[:1] if name in ("tm1", "tm2") else ds.tasks
-    torch.manual_seed(0)
-    model = build(name, ds.spec, tasks).to(dev)
-    fast_model = torch.compile(model, mode=compile_mode) if compile_ else model
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6,
-                           fused=True)  # as emm_lib.train.fit; both paths step it
-    tr = ds.train
-    split = Split(tr.sparse, tr.dense, tr.select_tasks(tasks), tasks).to(dev)  # training data on the device
-    n_rows = min(n_batches * batch_size, len(split))
-    lossf = torch.nn.BCEWithLogitsLoss()
-
-    def step(m, b: Batch) -> None:  # the published training step
-        opt.zero_grad(set_to_none=True)
-        lossf(m(b), b.y).backward()
-        opt.step()
-
-    def our_step(m, b: Batch) -> None:  # fit()'s step
-        train_step(m, opt, b, amp=amp and cuda)
-
-    graphed = None
-    if cuda_graph:
-        from emm_lib.graphed import GraphedTrainStep
-
-        graphed = GraphedTrainStep(fast_model, opt, split, batch_size, amp=amp and cuda, step=train_step)
-
-    def set_fast(flag: bool) -> None:
-        if hasattr(model, "fast"):
-            model.fast = flag
-
-    gen = torch.Generator().manual_seed(0)
-    warm = 2  # untimed steps at the start of every pass (allocator, caches after the other path ran)
-
-    def timed_steps(batches, m, to_batch=lambda b: b, step=step) -> float:
-        gc.collect()
-        t0 = None
-        for i, b in enumerate(batches):
-            if i == warm:
-                t0 = clock()
-            if i == warm + n_batches:
-                break
-            step(m, to_batch(b))
-        return clock() - t0
-
-    def ours() -> tuple[float, float]:
-        set_fast(True)
-        model.train()
-        if graphed is None:
-            t_train = timed_steps(split.batches(batch_size, shuffle=True, generator=gen), fast_model, step=our_step)
-        else:  # the graph gathers the batch itself, from the rows' indices
-            t_train = timed_steps(split.batch_indices(batch_size, gen), None, step=lambda _, idx: graphed(idx))
-        rows = split.subset(torch.arange(n_rows, device=dev))
-        predict(fast_model, split.subset(torch.arange(batch_size, device=dev)))  # warm-up
-        t0 = clock()
-        torch.sigmoid(predict(fast_model, rows)).tolist()
-        return t_train, clock() - t0
-
-    loaders: dict = {}
-    emb = model.embedding
-
-    def per_feature_embedding(batch: Batch):
-        """The published EmbeddingLayer: one lookup per sparse feature (its own table; here its
-        rows of our shared table), one column per dense feature, concatenated."""
-        parts = [torch.nn.functional.embedding(batch.sparse[:, i], emb.table.weight[o:o + f.cardinality])
-                 for i, (f, o) in enumerate(zip(emb.spec.sparse, offsets))]
-        parts += [batch.dense[:, j].unsqueeze(1) for j in range(batch.dense.shape[1])]
-        return torch.cat(parts, dim=1)
-
-    offsets = emb.offsets.tolist()
-
-    def per_row() -> tuple[float, float]:
-        if not loaders:  # the published pipeline's data path: numpy columns, one dict per row
-            names_s = [f.name for f in ds.spec.sparse]
-            names_d = list(ds.spec.dense)
-            cols = {n: tr.sparse[:, i].numpy().copy() for i, n in enumerate(names_s)}
-            cols.update({n: tr.dense[:, i].numpy().copy() for i, n in enumerate(names_d)})
-            ys = split.y.cpu().numpy().copy()
-
-            class RowDataset(Dataset):
-                def __len__(self):
-                    return len(ys)
-
-                def __getitem__(self, i):
-                    return {n: c[i] for n, c in cols.items()}, ys[i]
-
-            def to_batch(feats, y) -> Batch:
-                return Batch(torch.stack([feats[n] for n in names_s], 1).long().to(dev),
-                             torch.stack([feats[n] for n in names_d], 1).float().to(dev), y.float().to(dev))
-
-            loaders["train"] = DataLoader(RowDataset(), batch_size=batch_size, shuffle=True, num_workers=0)
-            loaders["infer"] = DataLoader(torch.utils.data.Subset(RowDataset(), range(n_rows)),
-                                          batch_size=batch_size, shuffle=False, num_workers=0)
-            loaders["batch"] = to_batch
-        set_fast(False)
-        model.embedding.forward = per_feature_embedding  # the published input layer, same values
-        model.train()
-        t_train = timed_steps(loaders["train"], model, lambda fy: loaders["batch"](*fy))
-        model.eval()
-        with torch.no_grad():
-            preds = []
-            t0 = None
-            for i, (feats, y) in enumerate(loaders["infer"]):
-                if i == 1:  # the first batch is a warm-up
-                    t0, n_timed = clock(), n_rows - len(y)
-                preds.extend(torch.sigmoid(model(loaders["batch"](feats, y))).tolist())
-        set_fast(True)
-        del model.embedding.forward
-        return t_train, (clock() - t0) * n_rows / n_timed
-
-    # Warm-up (allocator, lazily built caches, compilation), not timed.
-    set_fast(True)
-    model.train()
-    for b in list(split.subset(torch.arange(4 * batch_size, device=dev)).batches(batch_size)):
-        our_step(fast_model, b)
-    if graphed is not None:  # its own warm-up steps and the capture
-        for idx in torch.arange(6 * batch_size, device=dev).split(batch_size):
-            graphed(idx)
+    b = Paths(name, n_batches, batch_size, threads, compile_, wall, device, amp, compile_mode, cuda_graph)
+    b.warm_up()
     out = []
     for p in range(passes):
-        for path, fn in (("ours", ours), ("per_row", per_row))[: 1 if only_ours else 2]:
+        for path, fn in (("ours", b.ours), ("per_row", b.per_row))[: 1 if only_ours else 2]:
             _reset_peak()
             t_train, t_infer = fn()
             out.append({"model": name, "path": path, "pass": p, "train_rows_per_s": n_batches * batch_size / t_train,
-                        "infer_rows_per_s": n_rows / t_infer, "peak_rss_mb": _peak_mb()})
+                        "infer_rows_per_s": b.n_rows / t_infer, "peak_rss_mb": _peak_mb()})
     return out
 
 
@@ -290,7 +141,8 @@ def summarise(rows: list[dict]):
     return pd.DataFrame(table)
 
 
-def main() -> None:
+def _args() -> tuple[argparse.Namespace, list[str], object]:
+    """The command line, checked: (arguments, models, device)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="emm,mmoe,ple")
     ap.add_argument("--passes", type=int, default=3, help="interleaved repeats per path (median reported)")
@@ -327,11 +179,11 @@ def main() -> None:
     bad = [m for m in models if m not in MODELS]
     if bad:
         ap.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
-    if a.one:
-        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall,
-                                   device=a.device, amp=a.amp, compile_mode=a.compile_mode,
-                                   cuda_graph=a.cuda_graph)))
-        return
+    return a, models, dev
+
+
+def _each_in_its_own_process(a: argparse.Namespace, models: list[str]) -> list[dict]:
+    """Every model's rows, each model benchmarked in a fresh process (no allocator or cache carried over)."""
     rows = []
     t0 = time.perf_counter()
     for m in models:
@@ -340,13 +192,16 @@ def main() -> None:
         flags = [f for f, on in (("--compile", a.compile), ("--wall", a.wall), ("--amp", a.amp),
                                  ("--cuda-graph", a.cuda_graph)) if on]
         flags += ["--compile-mode", a.compile_mode] if a.compile_mode else []
-        out = subprocess.run(cmd + flags,
-                             capture_output=True, text=True,
-                             env=os.environ)
+        out = subprocess.run(cmd + flags, capture_output=True, text=True, env=os.environ)
         if out.returncode != 0:
             sys.exit(f"benchmark {m} failed:\n{out.stderr[-3000:]}")
         rows += json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  done {m} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return rows
+
+
+def _report(a: argparse.Namespace, rows: list[dict], dev) -> None:
+    """Print the table (and write it to ``--csv`` with the run's settings)."""
     import torch
 
     gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""
@@ -373,6 +228,16 @@ def main() -> None:
                     clock="wall" if wall else "cpu", date=time.strftime("%Y-%m-%d"), git_commit=git_commit())
         with atomic_write(a.csv) as fh:
             table.assign(**meta).to_csv(fh, index=False)
+
+
+def main() -> None:
+    a, models, dev = _args()
+    if a.one:
+        print(json.dumps(run_model(models[0], a.passes, a.batches, a.batch_size, a.threads, a.compile, a.wall,
+                                   device=a.device, amp=a.amp, compile_mode=a.compile_mode,
+                                   cuda_graph=a.cuda_graph)))
+        return
+    _report(a, _each_in_its_own_process(a, models), dev)
 
 
 if __name__ == "__main__":
