@@ -74,3 +74,15 @@ def test_task_gate_sentence_states_the_range_and_what_it_means():
     assert "income 0.50\u20130.52" in text and "marital 0.47\u20130.50" in text and "even mix" in text
     even["levels"][0]["task_gate"]["income"] = torch.tensor([[0.95, 0.05]])
     assert "clear preference" in explore.task_gate_sentence(even)
+
+
+def test_task_gate_sentence_says_when_rows_lean_wholly_on_one_model():
+    import torch
+
+    from emm_lib.study.book import explore
+
+    # Mean 0.5 per task, but every row's weight is 0.02 or 0.98: the mean hides sharp per-row choices.
+    split = {"tasks": ["t1"], "levels": [{"task_gate": {"t1": torch.tensor([[0.02, 0.98], [0.98, 0.02]])}}]}
+    text = explore.task_gate_sentence(split)
+    assert "even mix" in text and "on average" in text and "100% of the rows' weights" in text
+    assert "lean almost wholly on one trained model" in text

@@ -165,13 +165,19 @@ def _spread_words(lo: float, hi: float) -> str:
 def task_gate_sentence(details: dict, component: str = "TM-1") -> str:
     """What :meth:`emm_lib.emm.EMM.explain` output's task gates (Eq. 2) do, in one computed sentence:
     the range over levels of each task's mean weight on its first trained model."""
-    parts, lo_all, hi_all = [], 1.0, 0.0
+    parts, lo_all, hi_all, sharp = [], 1.0, 0.0, []
     for t in details["tasks"]:
         w = [float(lv["task_gate"][t][:, 0].mean()) for lv in details["levels"]]
         lo_all, hi_all = min(lo_all, *w), max(hi_all, *w)
         parts.append(f"{t} {min(w):.2f}\u2013{max(w):.2f}")
+        sharp += [float(((g < 0.1) | (g > 0.9)).float().mean()) for g in
+                  (lv["task_gate"][t][:, 0] for lv in details["levels"])]
+    share = sum(sharp) / len(sharp)
+    rows = (f" Per row the gate is far from its mean: {share:.0%} of the rows' weights are below 0.1 or above 0.9, "
+            "so most rows lean almost wholly on one trained model and the mean averages those choices."
+            if share >= 0.5 else f" Per row, {share:.0%} of the weights are below 0.1 or above 0.9.")
     return (f"Mean task-gate weight on {component} over the levels: {'; '.join(parts)}, "
-            f"{_spread_words(lo_all, hi_all)}.")
+            f"{_spread_words(lo_all, hi_all)} on average.{rows}")
 
 
 def correlation_sentence(correlations: Sequence[float], seed: int = 0, task: str | None = None, level: int = 1,
