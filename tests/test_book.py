@@ -86,7 +86,10 @@ def test_landing_page_states_the_computed_findings(site: Path) -> None:
     assert box.count('class="pasted-text"') == 3, "the findings box should hold three glued findings"
     text = re.sub(r"<[^>]+>", " ", box)
     assert re.search(r"EMM (does not beat its own trained models|beats its comparator in \d+ of \d+)", text), text
-    assert "paper" in text and re.search(r"EMM beat the best multi-task baseline at \d+ of \d+ settings", text), text
+    synthetic = (r"EMM beat the best multi-task baseline at \d+ of \d+ settings"  # the first pass only
+                 r"|over \d+ complete settings tested as one family, EMM was worse"  # the map, once a point is complete
+                 r"|Not answered yet: \d+ of \d+ settings")
+    assert "paper" in text and re.search(synthetic, text), text
     glued = " ".join(re.findall(r'class="pasted-text">(.*?)</span>', box, flags=re.S))
     assert len(glued.split()) <= 140, f"the three findings should read in 30 seconds: {len(glued.split())} words"
     assert "headline-forest.png" in page and 'caption-number' in page

@@ -85,6 +85,6 @@ def test_abstract_says_in_plain_words_that_emm_does_not_beat_its_comparators():
     fam = pd.DataFrame({"against": ["multi-task baseline", "trained model"], "mean_diff": [-0.005, -0.001],
                         "verdict": ["no detectable difference"] * 2, "n_seeds": [5, 5]})
     text = verdicts.abstract(fam)
-    assert text.startswith("EMM does not beat") and "detectable with 5 seeds after Holm over all of them" in text
+    assert text.startswith("EMM does not beat") and "none of the 2 differences detectable after Holm (5 seeds)" in text
     assert "below the best trained model" in text and "_" not in text
     assert "beats its comparator in 1 of 2" in verdicts.abstract(fam.assign(verdict=["better", "worse"]))

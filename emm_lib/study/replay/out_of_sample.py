@@ -240,8 +240,7 @@ def abstract(t2: pd.DataFrame, t1: pd.DataFrame) -> str:
     ok = int((at.verdict == "consistent").sum())
     out = t2[(t2.predicted != "fitted") & t2.verdict.isin(["consistent", "inconsistent"])] if len(t2) else t2
     t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers it was not fitted to "
-               f"(at least {int(out.n.min())} seeds each, Table II's intervals up to ±{out.half_width.max():.3f}; "
-               f"{int(out.held.sum())} of {len(out)} of the predictions written before those runs held)"
+               f"({int(out.held.sum())} of {len(out)} predictions written before those runs held)"
                if len(out) else "; Table II is still being run")
     unexplained = [task for task, rungs in mmoe(t1).items() if not rungs]
     mm = f"; MMoE's {' and '.join(unexplained)} result stays unexplained" if unexplained else ""

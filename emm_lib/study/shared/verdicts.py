@@ -148,7 +148,7 @@ def abstract(fam: pd.DataFrame) -> str:
     lead = ("EMM does not beat its own trained models or the multi-task baselines" if better == 0 else
             f"EMM beats its comparator in {better} of {len(fam)} comparisons")
     seeds = max(int(s) for s in fam.n_seeds)
-    tail = (f"none of the {len(fam)} differences detectable with {seeds} seeds after Holm over all of them"
+    tail = (f"none of the {len(fam)} differences detectable after Holm ({seeds} seeds)"
             if better == worse == 0 else
             f"{better + worse} of {len(fam)} differences detectable with {seeds} seeds")
     return f"{lead}: on average it is {' and '.join(parts)}, {tail}."
