@@ -269,3 +269,13 @@ def test_task_count_lines_and_paper_vs_ours_keep_auc_within_one():
                 if "AUC" in label:
                     assert 0 <= min(lim) and max(lim) <= 1, (label, lim)
         matplotlib.pyplot.close(fig)
+
+
+def test_table_gains_carry_a_real_minus_sign():
+    from emm_lib.study.shared import tables
+
+    summary = pd.DataFrame({"model": ["emm", "ple"], "task": ["income", "income"], "mean": [0.94, 0.95],
+                            "std": [0.001, 0.002], "n": [5, 5], "gain": [-0.0031, 0.0012]})
+    t = tables.pretty(summary, gain=True)
+    cells = " ".join(map(str, t.to_numpy().ravel()))
+    assert "(\u22120.0031)" in cells and "(+0.0012)" in cells and "(-0" not in cells

@@ -11,6 +11,7 @@ import pandas as pd
 
 from emm_lib import config
 from emm_lib.study.shared import results
+from emm_lib.study.shared.present import fmt_diff
 
 __all__ = ["study_tables", "summarize", "table_with_gain", "pretty", "paper_table", "paired_test", "compute_cost"]
 
@@ -48,7 +49,7 @@ def pretty(summary: pd.DataFrame, order: Sequence[str] | None = None, gain: bool
     s["cell"] = [f"{m:.4f}" if o or pd.isna(sd) else f"{m:.4f} ± {sd:.4f}"
                  for m, sd, o in zip(s["mean"], s["std"], one)]
     if gain:
-        s["cell"] = s["cell"] + [f" ({g:+.4f})".replace("-", "\u2212") for g in s["gain"]]  # a real minus sign
+        s["cell"] = s["cell"] + [f" ({fmt_diff(g)})" for g in s["gain"]]
     t = s.pivot_table(index="model", columns="task", values="cell", aggfunc="first", sort=False)
     t["seeds"] = s.groupby("model", sort=False)["n"].min()
     if order is not None:
