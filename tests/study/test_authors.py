@@ -240,8 +240,12 @@ def test_the_limitations_chapter_names_every_flag():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "book" / "limitations.md").read_text()
-    for flag, entry in config.PROTOCOL_FLAGS.items():  # a table row per flag, with what it touches
-        assert f"| `{flag}` | `{entry['touches']}` |" in text, flag
+    from emm_lib.study.shared.glossary import FLAGS
+
+    for flag in config.PROTOCOL_FLAGS:  # a table row per flag, in words, with the rungs where it is on
+        on = [i + 1 for i, (_, flags) in enumerate(config.RUNGS) if flag in flags]
+        row = next(line for line in text.splitlines() if line.startswith(f"| {FLAGS[flag]} (`{flag}`) |"))
+        assert row.endswith(f"| {on[0]}–{on[-1]} |" if len(on) > 1 else f"| {on[0]} |"), row
     for i, (rung, _) in enumerate(config.RUNGS):
         assert f"{i + 1}. `{rung}`:" in text, rung
 

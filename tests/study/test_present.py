@@ -279,3 +279,24 @@ def test_table_gains_carry_a_real_minus_sign():
     t = tables.pretty(summary, gain=True)
     cells = " ".join(map(str, t.to_numpy().ravel()))
     assert "(\u22120.0031)" in cells and "(+0.0012)" in cells and "(-0" not in cells
+
+
+def test_tick_labels_share_one_number_of_decimals_per_axis():
+    from emm_lib.study.shared.plot_axes import SameDecimals
+
+    f = SameDecimals()
+    assert f.format_ticks([0.78, 0.84, 0.9, 0.96]) == ["0.78", "0.84", "0.90", "0.96"]
+    assert f.format_ticks([0.25, 0.5, 0.75, 1.0]) == ["0.25", "0.50", "0.75", "1.00"]
+    assert f.format_ticks([-0.002, 0.0, 0.002]) == ["\u22120.002", "0.000", "0.002"]
+    assert f.format_ticks([2, 3, 4]) == ["2", "3", "4"]
+    s = _summary()
+    fig = plots.task_count_lines(s)
+    fig.canvas.draw()
+    for ax in (a for a in fig.axes if a.get_visible()):
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len({len(t.split(".")[-1]) for t in labels}) == 1, labels
+
+
+def test_synthetic_tasks_read_as_task_numbers():
+    assert present.task_name("t3") == "task 3" and present.task_name("marital") == "marital status"
+    assert present.task_name("click") == "click"

@@ -275,3 +275,19 @@ def test_a_local_ray_that_starts_late_is_started_again_then_named():
         _init(_SlowRay(fails=3), {"num_cpus": 2}, said.append)
     with pytest.raises(Exception, match="timed out during startup"):  # a cluster address: no silent retry
         _init(_SlowRay(fails=1), {"address": "head:6379"}, said.append)
+
+
+def test_the_injected_parameters_are_folded_like_the_notebooks_own(tmp_path):
+    import nbformat
+
+    from emm_lib.study.book import run_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(x)")]
+    path = tmp_path / "out.ipynb"
+    nbformat.write(nb, str(path))
+    run_notebook.fold_parameters(str(path))
+    cells = nbformat.read(str(path), as_version=4).cells
+    assert cells[0].metadata.tags == ["injected-parameters", "hide-input"]
+    assert "tags" not in cells[1].metadata or "hide-input" not in cells[1].metadata.tags

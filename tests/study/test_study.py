@@ -20,6 +20,13 @@ def test_settings_reject_unknown_keys_and_profiles():
         study.settings("census", "tiny", seeds=[])
 
 
+def test_settings_describe_themselves_in_words():
+    text = study.settings("census", "tiny", seeds=[3], epochs=1, device="cpu").describe()
+    assert "Census-Income" in text and "seed 3;" in text and "up to 1 epoch," in text
+    assert "20,000 training rows" in text and "device cpu" in text and "StudySettings" not in text
+    assert "seeds 0, 1" in study.settings("synthetic", "default", seeds=[0, 1]).describe()
+
+
 def test_experiment_runs_once_and_resumes(st):
     calls = []
     df = study.run_experiment("synthetic_tasks", st, models=["mmoe", "emm"], task_counts=[2], log=calls.append)

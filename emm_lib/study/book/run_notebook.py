@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from emm_lib.params import check_notebook_params, check_output_path, coerce_settings, parse_value
 
-__all__ = ["main", "parse_parameters", "check_output_path"]
+__all__ = ["main", "parse_parameters", "check_output_path", "fold_parameters"]
 
 
 def parse_parameters(pairs: Sequence[Sequence[str]], yamls: Sequence[str]) -> dict[str, Any]:
@@ -74,7 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and no interrupt before the final shutdown (no "KeyboardInterrupt caught in kernel").
     pm.execute_notebook(a.input, a.output, parameters=params, cwd=a.cwd, kernel_name=a.kernel,
                         progress_bar=not a.no_progress_bar, **engine_kwargs())
+    fold_parameters(a.output)
     return 0
+
+
+def fold_parameters(path: str) -> None:
+    """Fold the input of the cell papermill injected (as the notebook's own parameters cell is), so the
+    book shows it collapsed under its caption; the file is replaced atomically."""
+    import nbformat
+
+    from emm_lib.utils import atomic_write
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+    with atomic_write(path) as fh:
+        nbformat.write(nb, fh)
 
 
 if __name__ == "__main__":

@@ -262,7 +262,8 @@ def gain_summary(t: pd.DataFrame) -> str:
         if len(better) else "at no rung")
     if len(rest):
         worse = int((rest.gain_verdict == "worse").sum())
-        text += (f"; at the other {len(rest)} rung{'s' if len(rest) > 1 else ''} its gain runs from "
+        where = "the other" if len(better) else "all"
+        text += (f"; at {where} {len(rest)} rung{'s' if len(rest) > 1 else ''} its gain runs from "
                  f"{fmt_diff(rest.gain.min())} to {fmt_diff(rest.gain.max())}, "
                  + (f"detectably below zero at {worse}" if worse else "none of it detectable"))
     return text + f" ({_progress(t, None)[2]})."

@@ -15,7 +15,7 @@ import re
 from emm_lib.data.census import TASK_NAMES
 
 __all__ = ["COLUMNS", "KINDS", "VALUES", "MODELS", "TASKS", "EXPERIMENTS", "SHAPES", "FLAGS",
-           "INTERNAL_PATTERNS", "column_label", "column_kind", "value_label", "dataset_label", "internal_names"]
+           "INTERNAL_PATTERNS", "feature_label", "column_label", "column_kind", "value_label", "dataset_label", "internal_names"]
 
 # Fixed model names; ``tm1:<task>`` and ``tm2:<task>`` are derived in emm_lib.study.shared.present.display_name().
 MODELS: dict[str, str] = {
@@ -184,6 +184,11 @@ _KEY_PARTS = {"corr": "correlation {}"}
 _KEY_WORDS = {"leak-free": "leak-free features", "fixed-features": "fixed features"}
 #: Internal names a pattern finds (model ids per task, data-set keys): the browser check uses them too.
 INTERNAL_PATTERNS: tuple[str, ...] = (r"\btm\d:\w+", r"\b[\w-]+/(?:corr|rows|shape)=\S*", r"\bemm:[\w+-]+")
+
+
+def feature_label(name: str) -> str:
+    """A raw data column in words: ``detailed_household_and_family_stat`` -> "detailed household and family stat"."""
+    return str(name).replace("_", " ")
 
 
 def dataset_label(key: str) -> str:

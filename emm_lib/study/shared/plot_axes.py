@@ -9,8 +9,9 @@ import json
 import re
 
 import numpy as np
+from matplotlib.ticker import Formatter
 
-__all__ = ["bound_auc", "auc_error", "integer_ticks", "robust_limits", "count_label", "AXES_KEY", "auc_axes",
+__all__ = ["bound_auc", "auc_error", "integer_ticks", "plain_ticks", "SameDecimals", "robust_limits", "count_label", "AXES_KEY", "auc_axes",
            "png_bytes", "install_png_formatter"]
 
 #: The PNG text chunk in which every book figure records its AUC axes (the browser check reads it).
@@ -48,6 +49,32 @@ def integer_ticks(axis) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.set_major_locator(MaxNLocator(integer=True))
+
+
+class SameDecimals(Formatter):
+    """Tick labels with the fewest decimals (at most 6) that write every tick of the axis exactly,
+    the same for all: 0.90 beside 0.96, never 0.9. A real minus sign; zero has no sign."""
+
+    decimals = 6
+
+    def format_ticks(self, values) -> list[str]:
+        vals = np.asarray(values, float)
+        tol = 1e-6 * max(float(np.ptp(vals)) if len(vals) > 1 else 1.0, 1e-12)
+        self.decimals = next((d for d in range(7) if np.allclose(np.round(vals, d), vals, rtol=0, atol=tol)), 6)
+        return [self(v) for v in vals]
+
+    def __call__(self, x, pos=None) -> str:
+        text = f"{x:.{self.decimals}f}"
+        return text.lstrip("-") if float(text) == 0 else text.replace("-", "\u2212")
+
+
+def plain_ticks(axis, nbins: int = 4) -> None:
+    """At most ``nbins`` ticks at round steps (1, 2 or 5 times a power of ten), written by
+    :class:`SameDecimals`, with no offset."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10], min_n_ticks=3))
+    axis.set_major_formatter(SameDecimals())
 
 
 def _typical(x: np.ndarray, k: float) -> np.ndarray:

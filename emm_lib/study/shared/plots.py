@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from emm_lib.study.shared.plot_axes import bound_auc, integer_ticks, png_bytes
+from emm_lib.study.shared.plot_axes import bound_auc, integer_ticks, plain_ticks as _plain_ticks, png_bytes
 from emm_lib.utils import repo_root
 
 __all__ = ["style", "learning_curves", "task_panels", "task_count_lines", "forest", "paper_vs_ours", "heatmap",
@@ -195,15 +195,6 @@ def forest(cmp: pd.DataFrame, title: str = "EMM \u2212 best baseline (test AUC)"
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
-
-
-def _plain_ticks(axis, nbins: int = 4) -> None:
-    """At most ``nbins`` ticks, plain decimals with a real minus sign, no offset."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(nbins=nbins))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: "0" if abs(v) < 1e-12 else
-                                           f"{v:.6f}".rstrip("0").rstrip(".").replace("-", "\u2212")))
 
 
 def paper_vs_ours(summary: pd.DataFrame, paper_table: str = "table1_census",

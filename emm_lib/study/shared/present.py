@@ -60,7 +60,9 @@ def display_name(model: str) -> str:
 
 
 def task_name(task: str) -> str:
-    return TASK_NAMES.get(task, task)
+    """A task as a reader names it: Census's from its table, a synthetic ``t3`` as "task 3"."""
+    m = re.fullmatch(r"t(\d+)", str(task))
+    return f"task {m.group(1)}" if m else TASK_NAMES.get(task, task)
 
 
 def experiment_name(experiment: str) -> str:

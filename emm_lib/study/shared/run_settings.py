@@ -53,6 +53,22 @@ class StudySettings:
                     patience=self.patience, device=self.device, max_train_rows=self.max_train_rows,
                     progress=not self.quiet, cpu_threads=self.threads or 1, cuda_graph=self.cuda_graph)
 
+    def describe(self) -> str:
+        """One sentence a reader can take in: the data, the profile, the seeds and the training budget."""
+        from emm_lib.study.shared.glossary import dataset_label
+
+        what = {"paper": "the paper's settings", "default": "short runs, minutes on a 2-core CPU",
+                "tiny": "a smoke run on a subsample"}.get(self.profile, self.profile)
+        seeds = ", ".join(str(s) for s in self.seeds)
+        def n(k: int, word: str) -> str:
+            return f"{k} {word}{'' if k == 1 else 's'}"
+
+        stop = f", stopping after {n(self.patience, 'epoch')} without a better validation AUC" if self.patience else ""
+        rows = f", at most {self.max_train_rows:,} training rows" if self.max_train_rows else ""
+        return (f"This page's own runs: {dataset_label(self.dataset)}, profile '{self.profile}' ({what}); "
+                f"seed{'s' if len(self.seeds) > 1 else ''} {seeds}; up to {n(self.epochs, 'epoch')}{stop}; "
+                f"batch {self.batch_size}, learning rate {self.lr:g}{rows}; device {resolve_device(self.device)}.")
+
     def record(self) -> dict:
         d = asdict(self)
         d.pop("seeds")
