@@ -207,6 +207,45 @@ def test_analysis_writes_paired_variances_for_every_pair(tmp_path):
     assert auc_mmoe == pytest.approx(test, abs=1e-9)  # the saved logits are the evaluated ones
 
 
+def test_refreshing_pair_variances_never_drops_a_run_made_elsewhere(tmp_path):
+    """Predictions are not committed: a machine that holds the logits of some runs only recomputes
+    those, and every other recorded pair keeps its row."""
+    import shutil
+
+    from emm_lib.study.shared import analysis
+
+    st = study.settings("synthetic", "tiny", results_dir=str(tmp_path), seeds=[0, 1], epochs=1)
+    study.run_experiment("synthetic_tasks", st, models=["mmoe", "ple"], task_counts=[2])
+    path = analysis.write_pair_variances(st.out_dir)
+    full = pd.read_csv(path)
+    assert set(full.seed) == {0, 1}
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for f in (st.out_dir / "predictions").glob("*/*seed1*.npz"):  # seed 1 ran on another machine
+        shutil.move(f, moved / f.name)
+    assert any(moved.iterdir())
+    after = pd.read_csv(analysis.write_pair_variances(st.out_dir))
+    key = analysis.PAIR_KEY
+    pd.testing.assert_frame_equal(after.sort_values(key).reset_index(drop=True),
+                                  full.sort_values(key).reset_index(drop=True))
+
+
+def test_merged_pair_variances_drop_only_rows_of_a_model_trained_again():
+    from emm_lib.study.shared.analysis import merge_pair_variances
+
+    def rows(*r):
+        return pd.DataFrame(r, columns=["key", "seed", "task", "model_a", "model_b", "auc_a", "auc_b", "var_diff"])
+
+    old = rows(("k", 0, "t1", "emm", "mmoe", 0.90, 0.91, 1e-6), ("k", 0, "t1", "emm", "tm1:t1", 0.90, 0.92, 2e-6),
+               ("k", 1, "t1", "emm", "mmoe", 0.80, 0.81, 3e-6))
+    new = rows(("k", 0, "t1", "emm", "mmoe", 0.90, 0.91, 1.5e-6))  # the same emm: its pair recomputed
+    out = merge_pair_variances(old, new)
+    assert len(out) == 3 and out.var_diff.tolist() == [1.5e-6, 2e-6, 3e-6]
+    again = rows(("k", 0, "t1", "emm", "mmoe", 0.95, 0.91, 1e-6))  # emm trained again: its other old pair is stale
+    out = merge_pair_variances(old, again)
+    assert out[["seed", "model_b", "var_diff"]].values.tolist() == [[0, "mmoe", 1e-6], [1, "mmoe", 3e-6]]
+
+
 def test_ray_executor_gives_the_local_rows_bit_for_bit(tmp_path):
     pytest.importorskip("ray")
     local = study.settings("synthetic", "tiny", results_dir=str(tmp_path / "local"), seeds=[0], epochs=1)

@@ -16,7 +16,7 @@ import pandas as pd
 from emm_lib.study.shared.stats import delong
 from emm_lib.utils import atomic_write
 
-__all__ = ["PAIR_VARIANCES", "pair_variances", "write_pair_variances", "read_pair_variances"]
+__all__ = ["PAIR_VARIANCES", "pair_variances", "write_pair_variances", "merge_pair_variances", "read_pair_variances"]
 
 PAIR_VARIANCES = "analysis/pair_variances.csv"  # derived tables live apart from the run tables
 
@@ -78,11 +78,34 @@ def write_pair_variances(out_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{out_dir} {what}: there are no runs to analyze. Run the experiments first "
                                 "(e.g. python -m emm_lib.study table1), or pass the --results-dir and --profile "
                                 "they were run with.")
-    df = pair_variances(out_dir)
     path = out_dir / PAIR_VARIANCES
+    df = merge_pair_variances(pd.read_csv(path) if path.exists() else None, pair_variances(out_dir))
     with atomic_write(path) as fh:
         df.to_csv(fh, index=False)
     return path
+
+
+PAIR_KEY = ["key", "seed", "task", "model_a", "model_b"]
+
+
+def merge_pair_variances(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """The recorded variances ``old`` updated with the recomputed ``new``; never fewer rows than ``old``
+    keeps. Predictions are not committed, so a machine recomputes only the runs it holds: every other
+    recorded pair keeps its row, unless one of its models was recomputed here with another test AUC
+    than the row records (that model was trained again: the row describes a model that is gone)."""
+    if old is None or old.empty:
+        return new.reset_index(drop=True)
+    fresh = old.set_index(PAIR_KEY).index.isin(new.set_index(PAIR_KEY).index)
+    now = pd.concat([new[["key", "seed", "task", m, a]].set_axis(["key", "seed", "task", "model", "auc"], axis=1)
+                     for m, a in (("model_a", "auc_a"), ("model_b", "auc_b"))]).drop_duplicates(
+        ["key", "seed", "task", "model"]).set_index(["key", "seed", "task", "model"]).auc
+    stale = np.zeros(len(old), bool)
+    for m, a in (("model_a", "auc_a"), ("model_b", "auc_b")):
+        idx = pd.MultiIndex.from_frame(old[["key", "seed", "task", m]])
+        current = now.reindex(idx).to_numpy()
+        stale |= ~np.isnan(current) & ~np.isclose(current, old[a].to_numpy(), rtol=0, atol=1e-12)
+    out = pd.concat([old[~fresh & ~stale], new], ignore_index=True)
+    return out.sort_values(PAIR_KEY, kind="stable").reset_index(drop=True)
 
 
 def read_pair_variances(out_dir: str | Path, results: pd.DataFrame) -> pd.DataFrame:

@@ -46,9 +46,10 @@ def pair_variances(out_dir: str | Path, runs: pd.DataFrame, refresh: bool = True
     names = experiments(experiment)
     path = out_dir / "analysis" / f"{names[0]}_pair_variances.csv"
     have = [p for e in names for p in (out_dir / "predictions" / e).glob("*.npz")]
-    if refresh and have:
+    if refresh and have:  # merged: the committed pairs of runs whose logits are not here keep their rows
         pv = analysis.pair_variances(out_dir, names)
-        pv = pv[pv.key.str.startswith("synthetic")]
+        pv = analysis.merge_pair_variances(pd.read_csv(path) if path.exists() else None,
+                                           pv[pv.key.str.startswith("synthetic")])
         with atomic_write(path) as fh:
             pv.to_csv(fh, index=False)
     if not path.exists():
