@@ -211,7 +211,7 @@ def test_picture_and_answer_on_a_hand_made_ladder():
     assert "appears at `paper`" in text and "`final_epoch_weights`" in text and "removes it" in text
     assert ladder.headline(p, planned=["paper", "published", "ours"]) == (
         "All 3 rungs measured (5 seeds per rung). The paper's picture (weak trained models, EMM gaining on them) "
-        "appears at 'paper'; the rest of the ladder shows where it goes (chapter 8).")
+        "appears at 'paper'; the rest of the ladder shows where it goes (chapter 08).")
     none = ladder.answer(ladder.picture(t.assign(gain_verdict="no detectable difference"), "census"), "census")
     assert "No rung reproduces" in none and "not EMM's gain" in none
 

@@ -62,10 +62,10 @@ def test_display_names_and_colours():
     assert len(reds) <= 2, reds  # Figure 3's models are told apart by hue, not shades of one red
 
 
-def test_precision_follows_the_spread():
+def test_every_auc_has_four_decimals():
     assert present.fmt_mean_spread(0.95031, 0.0012, 3) == "0.9503 ± 0.0012"
-    assert present.fmt_mean_spread(0.994697, 0.000025, 3) == "0.994697 ± 0.000025"
-    assert not present.fmt_mean_spread(0.994697, 0.000003, 3).endswith("± 0.000000")
+    assert present.fmt_mean_spread(0.994697, 0.000095, 3) == "0.9947 ± 0.0001"
+    assert present.fmt_mean_spread(0.994697, 0.000025, 3) == "0.9947 ± 0.00003"
     assert present.fmt_mean_spread(0.95, float("nan"), 1) == "0.9500"
     assert present.fmt_mean_spread(float("nan"), 0.1, 3) == present.MISSING
     assert present.decimals_for(0.05) == 3 and present.decimals_for(1e-9) == 6
@@ -77,6 +77,8 @@ def test_p_values():
     assert present.fmt_p(0.0004) == "< 0.001"
     assert present.fmt_p(float("nan")) == present.MISSING
     assert present.fmt_diff(-0.0029) == "\u22120.0029"
+    assert present.fmt_diff(-0.00003) == "\u22120.00003" and present.fmt_diff(0.000004) == "+0.000004"
+    assert present.fmt_diff(-1e-9) == "0.0000"
 
 
 def test_ci_matches_scipy_on_the_logit_scale_and_stays_below_one():
@@ -258,6 +260,25 @@ def test_notebooks_show_tables_only_through_the_presentation_layer():
             if c["cell_type"] == "code" and (".style." in src or ".style\n" in src):
                 offenders.append(f"{nb.name} cell {i}")
     assert not offenders, offenders
+
+
+def test_notebooks_are_valid_and_fold_their_code():
+    """Every chapter notebook validates as nbformat 4.5 (cell ids included) and folds every code
+    input in the book (hide-input or a removal tag), as chapter 07 does."""
+    from pathlib import Path
+
+    import nbformat
+
+    folded = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+    for path in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        import json
+
+        assert all("id" in c for c in json.loads(path.read_text())["cells"]), f"{path.name}: a cell has no id"
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+        shown = [i for i, c in enumerate(nb.cells)
+                 if c.cell_type == "code" and not folded & set(c.metadata.get("tags", []))]
+        assert not shown, f"{path.name}: code cells {shown} show their input in the book"
 
 
 def test_task_count_lines_and_paper_vs_ours_keep_auc_within_one():

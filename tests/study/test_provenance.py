@@ -39,24 +39,24 @@ def test_conclusion_is_computed_from_the_runs():
     text = provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM against its best baseline")
     assert text.startswith("**In the committed runs, EMM against its best baseline:**")
     assert "income: EMM (paper's arg-max gate) \u2212 PLE \u22120.0050" in text and "worse" in text
-    assert "Holm over this sentence's 2 comparisons" in text
+    assert "Holm over these 2 comparisons" in text and "(Holm p " in text
     # A comparison of the book's headline family takes the family's verdict (Holm over the whole family).
     from emm_lib.study.shared import stats
 
     cmp = stats.compare(_runs(), "emm", ["ple", "mmoe"], experiment="table1")
     family = cmp.assign(verdict="no detectable difference", p_holm=0.5, family_size=40)
     text = provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM", family=family)
-    assert "no detectable difference" in text and "worse" not in text and "all its 40 comparisons" in text
+    assert "no detectable difference" in text and "worse" not in text and "headline family of 40 comparisons" in text
     other = family.assign(comparator="aitm")  # not in the family: the sentence's own Holm, said so
     assert "worse" in provenance.conclusion(_runs(), "emm", ["ple", "mmoe"], "table1", what="EMM", family=other)
     # A model the family dropped as a duplicate (the same per-seed AUCs as one it kept) takes the kept
     # model's verdict: one comparison, one verdict on every page.
     twin = pd.concat([_runs(), _runs().query("model == 'emm'").assign(model="emm:soft")], ignore_index=True)
     text = provenance.conclusion(twin, "emm:soft", ["ple", "mmoe"], "table1", what="EMM", family=family)
-    assert "no detectable difference" in text and "worse" not in text and "all its 40 comparisons" in text
+    assert "no detectable difference" in text and "worse" not in text and "headline family of 40 comparisons" in text
     shifted = twin.assign(value=np.where(twin.model == "emm:soft", twin.value - 0.01, twin.value))
     text = provenance.conclusion(shifted, "emm:soft", ["ple", "mmoe"], "table1", what="EMM", family=family)
-    assert "Holm over this sentence's" in text  # another function: not the family's comparison
+    assert "Holm over these" in text  # another function: not the family's comparison
 
 
 def test_dropdown_collapses_tables():
@@ -113,3 +113,13 @@ def test_ladder_gain_summary_names_the_rungs_where_emm_gains():
     assert "at the other 2 rungs its gain runs from \u22120.0013 to +0.0017, none of it detectable (5 seeds per rung)." in text
     assert "at no rung; at all 2 rungs its gain runs from" in ladder.gain_summary(t.iloc[1:])
     assert "two seeds" in ladder.gain_summary(t.assign(n_seeds=1))
+
+
+def test_many_comparisons_are_a_list_after_the_rule():
+    from emm_lib.study.shared import stats
+
+    cmp = stats.compare(_runs(), "emm", ["ple", "mmoe"], experiment="table1")
+    many = pd.concat([cmp] * 2, ignore_index=True)
+    text = provenance._sentence("the committed runs", "EMM", many, " (Holm over these 4 comparisons)")
+    assert text.startswith("**In the committed runs, EMM** (Holm over these 4 comparisons):\n\n- income")
+    assert text.count("\n- ") == 4

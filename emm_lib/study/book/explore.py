@@ -120,6 +120,8 @@ def gate_figure(correlation: float | Sequence[float], seed: int = 0, task: str |
     gate over partner tasks (one row per correlation when given several)."""
     import matplotlib.pyplot as plt
 
+    from emm_lib.study.shared.present import task_name
+
     corrs = [correlation] if isinstance(correlation, (int, float)) else list(correlation)
     views = [gate_view(c, seed, task, level, **fit_kw) for c in corrs]
     ncols = max(len(v) for v in views)
@@ -127,14 +129,15 @@ def gate_figure(correlation: float | Sequence[float], seed: int = 0, task: str |
     colours = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc"]
     for row, (c, view) in enumerate(zip(corrs, views)):
         for ax, (name, s) in zip(axes[row], view.items()):
-            ax.bar(s.index, s.values, color=colours[: len(s)])
+            ax.bar([task_name(str(i)) for i in s.index], s.values, color=colours[: len(s)])
             ax.set_ylim(0, 1.15)
             gate = "task gate (Eq. 2)" if name == "task_gate" else "fusion gate (Eq. 3)"
             ax.set(ylabel="mean weight", title=gate if len(corrs) == 1 else f"{gate}, correlation {c:.2f}")
             for x, v in enumerate(s.values):
                 ax.annotate(f"{v:.2f}", (x, v), ha="center", va="bottom", fontsize=9)
     head = f"correlation {corrs[0]:.2f}, " if len(corrs) == 1 else ""
-    fig.suptitle(f"{head}task {task or 'first'}, AKF level {level}, seed {seed}", fontweight="bold")
+    fig.suptitle(f"{head}{task_name(task) if task else 'first task'}, AKF level {level}, seed {seed}",
+                 fontweight="bold")
     fig.tight_layout()
     return fig
 

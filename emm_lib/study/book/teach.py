@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from emm_lib.study.shared.present import task_name
+
 __all__ = ["cut_table", "cut_figure", "cut_widget", "gate_snapshot", "gate_trace", "gate_trace_figure", "live_gates"]
 
 
@@ -143,7 +145,7 @@ def gate_trace_figure(trace: pd.DataFrame, component: str = "task gate on TM-1")
             for gate, ls in ((component, "-"), ("MTM on partner", "--")):
                 s = g[g.gate == gate]
                 if len(s):
-                    ax.plot(s.epoch, s.weight, ls=ls, marker="o", ms=3, color=colour, label=f"{t}: {gate}")
+                    ax.plot(s.epoch, s.weight, ls=ls, marker="o", ms=3, color=colour, label=f"{task_name(t)}: {gate}")
         ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
         ax.set(title=f"level {lvl}", xlabel="epoch", ylim=(0, 1))
         integer_ticks(ax.xaxis)

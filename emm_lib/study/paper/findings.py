@@ -116,7 +116,7 @@ def trained_models_vs_paper(runs: pd.DataFrame, dataset: str = "census", task: s
              for k in (1, 2)]
     return (f"**Our trained models against the paper's ({task}).** " + ", ".join(cells) + ". "
             "*Hypothesis:* the paper's weak trained models come from its protocol (final-epoch weights, "
-            "or a defect of the published code); chapter 8, *Why the paper's numbers differ from ours*, tests it "
+            "or a defect of the published code); chapter 08, *Why the paper's numbers differ from ours*, tests it "
             "rung by rung. "
             "Note that the published code's untrained level-3 component affects its EMM, not its "
             "single-task models, which never run that block.")

@@ -40,7 +40,10 @@ def architecture(tasks: Sequence[str] = ("income", "marital"), models: Sequence[
     two (Eqs. 4-6); ``EMM.towers`` on top, one per task."""
     import matplotlib.pyplot as plt
 
+    from emm_lib.study.shared.present import task_name
+
     n = code_names()
+    tasks = [task_name(t) for t in tasks]
     pairs = [(t, m) for t in tasks for m in models]
     fig, ax = plt.subplots(figsize=(10.5, 2.2 + 1.6 * n_levels))
     comp_w, gap = 0.62, 0.12
@@ -51,7 +54,7 @@ def architecture(tasks: Sequence[str] = ("income", "marital"), models: Sequence[
     blues = ["#dbe9f6", "#c6dbef", "#9ecae1", "#6baed6"]
     for j, (t, m) in enumerate(pairs):  # trained models, cut into components
         x = j * (comp_w + gap)
-        ax.text(x + comp_w / 2, y0 - 0.28, f"{m}\n({t})", ha="center", va="top", fontsize=9.5)
+        ax.text(x + comp_w / 2, y0 - 0.28, f"{m}\n({t})".replace(" ", "\n"), ha="center", va="top", fontsize=9.5)
         for lvl in range(n_levels):
             _box(ax, x, y0 + lvl * lh + 0.1, comp_w, lh - 0.2, f"comp.\n{lvl + 1}", blues[lvl % len(blues)], size=9)
             if lvl:
@@ -62,12 +65,12 @@ def architecture(tasks: Sequence[str] = ("income", "marital"), models: Sequence[
     for lvl in range(n_levels):  # the AKF levels
         y = y0 + lvl * lh
         _box(ax, x_emm - 0.15, y + 0.02, len(tasks) * (task_w + 0.2) + 0.1, lh - 0.04, "", "#f4f4f4", ls=":")
-        ax.text(x_emm - 0.1, y + lh - 0.14, f"{n['model']}.{n['levels']}[{lvl}]: {n['level']}", fontsize=9,
+        ax.text(x_emm - 0.1, y + lh - 0.14, f"level {lvl + 1} ({n['model']}.{n['levels']}[{lvl}]): {n['level']}", fontsize=9,
                 color="0.3", va="center")
         for k, t in enumerate(tasks):
             xt = x_emm + k * (task_w + 0.2)
             _box(ax, xt, y + 0.2, task_w, lh - 0.55,
-                 f"task {t}: {n['task_gate']} (Eq. 2)\n\u2192 {n['fusion_gate']} (Eq. 3)\n\u2192 {n['mtm']} (Eqs. 4\u20136)",
+                 f"{t}: {n['task_gate']} (Eq. 2)\n\u2192 {n['fusion_gate']} (Eq. 3)\n\u2192 {n['mtm']} (Eqs. 4\u20136)",
                  "#fde8d0", size=9)
         _arrow(ax, left_w - gap + 0.05, y + lh / 2, x_emm - 0.18, y + lh / 2, colour="#0173b2")
         if len(tasks) > 1:  # the fusion gate's partner: another task's representation at this level
@@ -76,7 +79,7 @@ def architecture(tasks: Sequence[str] = ("income", "marital"), models: Sequence[
     yt = y0 + n_levels * lh + 0.15
     for k, t in enumerate(tasks):  # towers
         xt = x_emm + k * (task_w + 0.2)
-        _box(ax, xt + 0.35, yt, task_w - 0.7, 0.5, f"{n['model']}.{n['towers']}[{k}] \u2192 \u0177 ({t})", "#d9f0d3",
+        _box(ax, xt + 0.1, yt, task_w - 0.2, 0.5, f"{n['model']}.{n['towers']}[{k}] \u2192 \u0177 ({t})", "#d9f0d3",
              size=9.5)
         for lvl in range(n_levels - 1):
             _arrow(ax, xt + task_w / 2, y0 + (lvl + 1) * lh - 0.33, xt + task_w / 2, y0 + (lvl + 1) * lh + 0.2)

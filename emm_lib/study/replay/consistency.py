@@ -218,12 +218,13 @@ def _task_lines(g: pd.DataFrame, task: str, short: bool = False) -> list[str]:
     return lines
 
 
-def answer(t: pd.DataFrame) -> str:
-    """The chapter's answer in Markdown, per task, computed from :func:`table`; the rule comes first."""
+def answer(t: pd.DataFrame, rule: bool = True) -> str:
+    """The chapter's answer in Markdown, per task, computed from :func:`table`; the rule comes first
+    (``rule=False``: where the page has stated it already)."""
     if t.empty:
         return "No rung has results yet, so the question cannot be answered from data."
     lines = [f"**The rule** (`config.REPLAY_CONSISTENCY`, fixed before the numbers): "
-             f"{config.REPLAY_CONSISTENCY['rule']}"]
+             f"{config.REPLAY_CONSISTENCY['rule']}"] if rule else []
     for task in dict.fromkeys(t.task):
         lines.append(" ".join(_task_lines(t[t.task == task], task)))
     return "\n\n".join(lines)

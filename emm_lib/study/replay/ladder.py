@@ -189,15 +189,16 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
         weak = t[t.weak_tm == True]  # noqa: E712
         gains = t[t.get("gain_verdict", pd.Series(dtype=str)) == "better"]
         if len(weak):
-            lines.append(f"Weak trained models appear at {_flags(weak.rung)}, but EMM does not gain on them "
-                         "there: the deviations explain the weak trained models, not EMM's gain.")
+            lines.append(f"Weak trained models appear at {_flags(weak.rung)}, but EMM's gain on them is not "
+                         "detectable there: the deviations explain the weak trained models, not EMM's gain.")
         if len(gains):
             lines.append(f"EMM gains on its trained models at {_flags(gains.rung)}, but these are not weak.")
         if t.weak_tm.isna().all():
             lines.append("Whether the trained models are weak cannot be judged here: at this budget our "
                          "protocol's trained models are not above the paper's, or rung `ours` is missing.")
         elif not len(weak) and not len(gains):
-            lines.append("No deviation replayed here weakens the trained models or lets EMM gain on them.")
+            lines.append("No deviation replayed here makes the trained models weak (by the rule above) or gives "
+                         "EMM a detectable gain on them.")
         if dataset.startswith("census") and complete:
             lines.append("What remains unexplained: " + (
                 "EMM's gain on its trained models is" if len(weak) else
@@ -239,7 +240,7 @@ def headline(t: pd.DataFrame, planned: Sequence[str] | None = None) -> str:
             for r in ends.itertuples() if np.isfinite(getattr(r, "gain", np.nan))) + ".")
     elif hits:
         out.append("The paper's picture (weak trained models, EMM gaining on them) appears at "
-                   + ", ".join(f"'{h}'" for h in hits) + "; the rest of the ladder shows where it goes (chapter 8).")
+                   + ", ".join(f"'{h}'" for h in hits) + "; the rest of the ladder shows where it goes (chapter 08).")
     else:
         out.append(("No rung" if complete else "No rung tested so far")
                    + " reproduces the paper's picture (weak trained models, EMM gaining on them).")
@@ -321,7 +322,7 @@ def pretty(t: pd.DataFrame) -> pd.DataFrame:
         if not np.isfinite(m):
             return "–"
         ci = f" [{lo:{sign}.4f}, {hi:{sign}.4f}]" if np.isfinite(lo) else ""
-        return f"{m:{sign}.4f}{ci}"
+        return f"{m:{sign}.4f}{ci}".replace("-", "\u2212")  # a real minus sign, as everywhere in the book
 
     rows = []
     for _, r in t.iterrows():

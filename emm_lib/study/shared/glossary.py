@@ -59,6 +59,8 @@ KINDS: dict[str, str] = {
     "diff": "diff",        # a signed AUC difference, four decimals, real minus sign
     "p": "p",              # p-values: 0.048 or < 0.001
     "rate": "{:.3f}",      # a share of rows (positive rate)
+    "percent": "{:.0%}",   # a share of runs
+    "yes/no": "yes/no",    # a flag
     "weight": "{:.3f}",    # a gate or attention weight
     "corr": "{:.2f}",      # a correlation set by the experiment
     "count": "{:,.0f}",    # rows, parameters, seeds, tasks
@@ -73,6 +75,7 @@ KINDS: dict[str, str] = {
 COLUMNS: dict[str, tuple[str, str]] = {
     "split": ("Split", "text"),
     "task": ("Task", "task"),
+    "partner": ("Partner", "task"),
     "tasks": ("Tasks", "count"),
     "rows": ("Rows", "count"),
     "positive_rate": ("Positive rate", "rate"),
@@ -126,10 +129,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "worlds_done": ("Worlds done", "count"),
     "worlds": ("Worlds", "count"),
     "init_seeds_per_world": ("Init seeds per world", "count"),
-    "complete": ("Complete", "text"),
+    "complete": ("Complete", "yes/no"),
     "model_kind": ("Model", "model"),
     "at_cap_runs": ("Runs at the epoch cap", "count"),
-    "cap_share": ("Share at the cap", "rate"),
+    "cap_share": ("Runs at the epoch cap", "percent"),
     "epochs_run_median": ("Epochs run (median)", "count"),
     "best_epoch_max": ("Latest best epoch", "count"),
     "epochs_cap": ("Epoch cap", "count"),

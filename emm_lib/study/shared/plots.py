@@ -40,7 +40,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], title: str = "Validation
         ls = styles[suffixes.index(name.split(":", 1)[-1]) % len(styles)] if ":" in name else "-"
         ax.plot(h.epoch, h.val_auc_mean, marker="o", ms=3, ls=ls, color=present.colour(name),
                 label=present.display_name(name))
-    ax.set(xlabel="epoch", ylabel="validation AUC (mean over tasks)", title=title)
+    ax.set(xlabel="epoch", ylabel="validation AUC (multi-task: mean over tasks)", title=title)
     integer_ticks(ax.xaxis)
     bound_auc(ax, "y")
     ax.legend(fontsize="small", ncol=2)
@@ -278,10 +278,16 @@ def task_gate_heatmaps(details: dict, component_names: Sequence[str] = ("TM-1", 
     for ax, t in zip(axes[0], tasks):
         g = np.stack([lv["task_gate"][t].mean(0).numpy() for lv in levels])
         names = list(component_names)[: g.shape[1]] + [f"#{i + 1}" for i in range(len(component_names), g.shape[1])]
-        heatmap(g, names, [f"level {lv['level']}" for lv in levels], title=f"task gate: {t}",
+        heatmap(g, names, [f"level {lv['level']}" for lv in levels], title=f"task gate: {_task(t)}",
                 xlabel="component", ylabel="", ax=ax)
     fig.tight_layout()
     return fig
+
+
+def _task(t: str) -> str:
+    from emm_lib.study.shared.present import task_name
+
+    return task_name(t)
 
 
 def task_gate_spread(details: dict, component: int = 0, name: str = "TM-1"):
@@ -317,7 +323,8 @@ def partner_heatmaps(details: dict):
     fig, axes = plt.subplots(1, len(levels), figsize=(1.2 + 2.6 * len(levels), 0.9 + 0.6 * len(tasks)), squeeze=False)
     for ax, lv in zip(axes[0], levels):
         w = np.stack([lv["partner_weights"][t].mean(0).numpy() for t in tasks])
-        heatmap(w, tasks, tasks, title=f"level {lv['level']}", xlabel="partner", ylabel="task", ax=ax)
+        names = [_task(t) for t in tasks]
+        heatmap(w, names, names, title=f"level {lv['level']}", xlabel="partner", ylabel="task", ax=ax)
     fig.tight_layout()
     return fig
 
@@ -328,7 +335,7 @@ def mtm_heatmap(details: dict):
 
     tasks, levels = list(details["tasks"]), details["levels"]
     own = np.array([[lv["mtm"][t][:, 0].mean().item() for lv in levels] for t in tasks])
-    return heatmap(own, [f"level {lv['level']}" for lv in levels], tasks,
+    return heatmap(own, [f"level {lv['level']}" for lv in levels], [_task(t) for t in tasks],
                    title="MTM attention on the task's own representation", xlabel="", ylabel="task")
 
 

@@ -14,6 +14,7 @@ import math
 import re
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from emm_lib.study.shared import glossary
@@ -116,19 +117,26 @@ def decimals_for(spread: float, lo: int = 3, hi: int = 6) -> int:
 
 
 def fmt_mean_spread(mean: float, spread: float | None, n: int | None = None) -> str:
-    """"0.9503 ± 0.0012" with a precision fitted to the spread; a single run shows no ±."""
+    """"0.9503 ± 0.0012": four decimals, as every AUC in the book (a spread below 0.00005 gets the
+    decimals that show its first digit, 0.9947 ± 0.00003); a single run shows no ±."""
     if mean is None or not math.isfinite(mean):
         return MISSING
     if spread is None or not math.isfinite(spread) or (n is not None and n <= 1):
         return f"{mean:.4f}"
-    d = decimals_for(spread)
-    return f"{mean:.{d}f} ± {spread:.{d}f}"
+    d = 4 if spread >= 0.00005 or spread <= 0 else min(8, math.ceil(-math.log10(spread) + 1e-12))
+    return f"{mean:.4f} ± {spread:.{d}f}"
 
 
 def fmt_diff(x: float, d: int = 4) -> str:
-    """A signed difference with a real minus sign."""
+    """A signed difference with a real minus sign. One that rounds to zero at ``d`` decimals gets the
+    decimals that show its first digit (an interval's end at −0.00003 is not written −0.0000); below
+    1e-7 it is 0."""
     if x is None or not math.isfinite(x):
         return MISSING
+    if abs(x) < 0.5 * 10 ** -d:
+        if abs(x) < 5e-8:
+            return f"{0:.{d}f}"
+        d = math.ceil(-math.log10(abs(x)) + 1e-12)
     return f"{x:+.{d}f}".replace("-", "\u2212")
 
 
@@ -184,11 +192,10 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
                 row[task_name(t)] = MISSING
                 continue
             r = d.loc[t]
-            cell = fmt_mean_spread(r["mean"], r["std"], r["n"])
+            text = fmt_mean_spread(r["mean"], r["std"], r["n"])
             if gain and "gain" in d.columns and math.isfinite(r["gain"]):
-                ok = r["n"] > 1 and math.isfinite(r["std"])
-                cell += f" ({fmt_diff(r['gain'], decimals_for(r['std']) if ok else 4)})"
-            row[task_name(t)] = cell
+                text += f" ({cell(r['gain'], 'diff')})"
+            row[task_name(t)] = text
         row["Seeds"] = int(d["n"].min()) if len(d) else 0
         rows.append(row)
     return _styler(pd.DataFrame(rows), caption)
@@ -217,7 +224,7 @@ def comparison_table(cmp: pd.DataFrame, test_ci: bool = True, caption: str | Non
         lo_v, hi_v = r.ci_low, r.ci_high
         if test_ci and "ci_low_test" in cmp and math.isfinite(r.ci_low_test):
             lo_v, hi_v = r.ci_low_test, r.ci_high_test
-        d = decimals_for((hi_v - lo_v) / 2 if math.isfinite(lo_v) else float("nan"))
+        d = 4  # AUC differences: four decimals in every table (fmt_diff shows a tiny end's first digit)
         ci = f" [{fmt_diff(lo_v, d)}, {fmt_diff(hi_v, d)}]" if math.isfinite(lo_v) else ""
         row = {"Experiment": experiment_label(r.experiment, r.dataset), "Task": task_name(r.task)}
         if several:
@@ -278,6 +285,8 @@ def cell(value, kind: str) -> str:
     if isinstance(value, (tuple, list)):  # a shape: (135,) -> "135", (8, 16) -> "8 × 16"
         return " \u00d7 ".join(str(x) for x in value)
     spec = glossary.KINDS.get(kind, "text")
+    if spec == "yes/no" or isinstance(value, (bool, np.bool_)):
+        return "yes" if bool(value) else "no"
     if spec == "model":
         return display_name(str(value))
     if spec == "task":

@@ -120,16 +120,21 @@ def committed_runs(experiments, dataset: str = "census", profile: str = "paper",
 
 def differences(cmp: pd.DataFrame) -> str:
     """Each row of :func:`emm_lib.study.shared.stats.compare` as words: "income: EMM … − PLE +0.0012 [−0.0003,
-    +0.0027] (5 seeds), no detectable difference"."""
-    from emm_lib.study.shared.present import display_name, fmt_diff, task_count, task_name
+    +0.0027] (5 seeds), no detectable difference (Holm p 0.41)"; more than three rows as a list."""
+    from emm_lib.study.shared.present import display_name, fmt_diff, fmt_p, task_count, task_name
 
     parts = []
     for r in cmp.itertuples():
         lo, hi = (r.ci_low_test, r.ci_high_test) if pd.notna(r.ci_low_test) else (r.ci_low, r.ci_high)
         ci = f" [{fmt_diff(lo)}, {fmt_diff(hi)}]" if pd.notna(lo) else ""
         k = task_count(r.dataset)
-        parts.append(f"{task_name(r.task)}{f' ({k} tasks)' if k != 2 else ''}: {display_name(r.model)} − "
-                     f"{display_name(r.comparator)} {fmt_diff(r.mean_diff)}{ci} ({r.n_seeds} seeds), {r.verdict}")
+        p = getattr(r, "p_holm", None)
+        holm = f" (Holm p {fmt_p(p)})" if p is not None and pd.notna(p) else ""
+        parts.append(f"{task_name(r.task)} ({k} tasks): " if len(cmp) > 1 and k != 2 else f"{task_name(r.task)}: ")
+        parts[-1] += (f"{display_name(r.model)} − {display_name(r.comparator)} {fmt_diff(r.mean_diff)}{ci} "
+                      f"({r.n_seeds} seeds), {r.verdict}{holm}")
+    if len(parts) > 3:
+        return "\n\n" + "\n".join(f"- {x}" for x in parts) + "\n\n"
     return "; ".join(parts)
 
 
@@ -169,10 +174,16 @@ def conclusion(runs: pd.DataFrame, model: str, candidates, experiment: str, out_
         if all(k is not None for k in at):
             got = fam.loc[at]
             cmp = cmp.assign(verdict=got.verdict.to_numpy(), p_holm=got.p_holm.to_numpy())
-            how = (f" (verdicts within the book's headline family, Holm over all its "
-                   f"{int(family.family_size.iloc[0])} comparisons, as chapter 07 reports them; each interval "
-                   f"is for its own comparison, not adjusted, so it can exclude 0 where the family's verdict "
-                   f"finds no detectable difference)")
-            return f"**In {source}, {what}:** " + differences(cmp) + how + "."
-    how = f" (Holm over this sentence's {len(cmp)} comparisons, not the book's headline family)"
-    return f"**In {source}, {what}:** " + differences(cmp) + how + "."
+            how = (f" (verdicts after Holm over the book's headline family of {int(family.family_size.iloc[0])} "
+                   "comparisons, as chapter 07 reports them; each interval is that comparison's own 95% interval, "
+                   "unadjusted, so it can exclude 0 where the verdict finds no detectable difference)")
+            return _sentence(source, what, cmp, how)
+    return _sentence(source, what, cmp, f" (Holm over these {len(cmp)} comparisons, not the book's headline family)")
+
+
+def _sentence(source: str, what: str, cmp: pd.DataFrame, how: str) -> str:
+    """The conclusion: one sentence, or (more than three comparisons) a lead-in and a list."""
+    text = differences(cmp)
+    if text.startswith("\n"):
+        return f"**In {source}, {what}**{how}:" + text.rstrip()
+    return f"**In {source}, {what}:** " + text + how + "."

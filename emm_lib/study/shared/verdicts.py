@@ -126,8 +126,9 @@ def summary(fam: pd.DataFrame, runs: pd.DataFrame, setting: str) -> str:
     seeds = sorted(set(int(s) for s in fam.n_seeds))
     out.append(f"({setting}; {seeds[0] if len(seeds) == 1 else f'{seeds[0]}–{seeds[-1]}'} seeds; Holm over "
                f"the {size} comparisons of the headline family, experiments × tasks × comparators, after dropping "
-               f"{n_dup} that repeat another (the same function); α = 0.05; the file-level test-set term, half the "
-               "paired DeLong variance of a half as measured with fixed models, is included.)")
+               f"{n_dup} that repeat another (the same function); α = 0.05. The variance includes the test file's own "
+               "error: half the paired DeLong variance of the test half, the share measured by redrawing the "
+               "halves with the models fixed.)")
     out.append("The seed-level counts give the direction, not a test (seeds share one test file); "
                "\"no detectable difference\" means the data cannot tell, not that there is none.")
     return " ".join(out)

@@ -17,35 +17,43 @@ _TITLES = {"relatedness": ("Task relatedness", "correlation"), "task_count": ("T
 
 
 def _panel(ax, view: pd.DataFrame, axis: str) -> None:
+    """One axis of the map: each task's difference (a point with its CI, one colour per model), the
+    mean over tasks (a line in the model's colour), and per position one note for the points off scale."""
+    from emm_lib.study.shared import present
+    from emm_lib.study.shared.glossary import value_label
+
     title, xlabel = _TITLES[axis]
     cats = sorted(view.x.unique(), key=lambda v: (isinstance(v, str), v))
     pos = {c: i for i, c in enumerate(cats)}
-    from emm_lib.study.shared import present
-
     groups = list(view.groupby(["model", "task"], sort=True))
     width = 0.6 / max(len(groups), 1)
     (lo, hi), off = robust_limits(view.mean_diff, (view.lo, view.hi))
     off = pd.Series(off, index=view.index)
+    shown: set[str] = set()
+    outside: dict[tuple, list[float]] = {}
     for j, ((model, task), v) in enumerate(groups):
         xs = np.array([pos[c] for c in v.x]) + (j - (len(groups) - 1) / 2) * width
         err = np.vstack([v.mean_diff - v.lo, v.hi - v.mean_diff])
         err = np.where(np.isfinite(err), err, 0.0)
         inside = ~off[v.index].to_numpy()
-        line = ax.errorbar(xs[inside], v.mean_diff[inside], yerr=err[:, inside], fmt="o" if model == "emm" else "s",
-                           ms=4, capsize=2,
-                           label=f"{present.display_name(model)} · {task}")
-        for x, d in zip(xs[~inside], v.mean_diff[~inside]):  # an outlier: a marker at the edge, its value beside
-            edge = lo if d < lo else hi
-            ax.plot(x, edge, "v" if d < lo else "^", ms=7, color=line[0].get_color(), clip_on=False)
-            ax.annotate(f"{present.fmt_diff(d, 3)} (off scale)", (x, edge), xytext=(4, 6 if d < lo else -12),
-                        textcoords="offset points", fontsize=7)
+        colour = present.colour(model)
+        ax.errorbar(xs[inside], v.mean_diff[inside], yerr=err[:, inside], fmt="o" if model == "emm" else "s",
+                    ms=3.5, capsize=2, lw=1, color=colour, alpha=0.75,
+                    label=None if model in shown else f"{present.display_name(model)}: each task")
+        shown.add(model)
+        for x, c, d in zip(xs[~inside], v.x[~inside], v.mean_diff[~inside]):  # a marker at the edge
+            ax.plot(x, lo if d < lo else hi, "v" if d < lo else "^", ms=6, color=colour, clip_on=False)
+            outside.setdefault((pos[c], d < lo), []).append(d)
+    for (x, below), ds in outside.items():  # one note per position and edge, not one per point
+        worst = min(ds) if below else max(ds)
+        ax.annotate(f"{len(ds)} off scale, to {present.fmt_diff(worst, 3)}", (x, lo if below else hi),
+                    xytext=(0, 8 if below else -14), textcoords="offset points", ha="center", fontsize=7)
     mean = view.groupby(["model", "x"]).mean_diff.mean().reset_index()
     for model, v in mean.groupby("model"):
-        ax.plot([pos[c] for c in v.x], v.mean_diff, "-", lw=1, alpha=0.6, color="k" if model == "emm" else "0.5")
+        ax.plot([pos[c] for c in v.x], v.mean_diff, "-", lw=1.6, color=present.colour(model),
+                label=f"{present.display_name(model)}: mean over tasks")
     ax.axhline(0, color="k", lw=0.8, ls=":")
     ax.set_ylim(lo, hi)
-    from emm_lib.study.shared.glossary import value_label
-
     ax.set_xticks(range(len(cats)), [value_label(count_label(c)) for c in cats])
     ax.set_xlim(-0.5, len(cats) - 0.5)
     ax.set_title(title)
@@ -54,18 +62,15 @@ def _panel(ax, view: pd.DataFrame, axis: str) -> None:
 
 
 def difference_map(views: Mapping[str, pd.DataFrame]):
-    """One panel per sweep axis: per task, EMM − its validation-chosen comparator with 95% CIs
-    (points), and the mean over tasks (line); 0 = no difference."""
+    """One panel per sweep axis, one below the other (readable at the book's width): per task, EMM −
+    its validation-chosen comparator with 95% CIs (points), and the mean over tasks (line); 0 = no
+    difference."""
     views = {a: v for a, v in views.items() if len(v)}
     n = max(len(views), 1)
-    cols = min(n, 2)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 3.9 * n), squeeze=False)
     for ax, (axis, view) in zip(axes.flat, views.items()):
         _panel(ax, view, axis)
-        ax.legend(fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
-    for ax in list(axes.flat)[len(views):]:
-        ax.set_visible(False)
+        ax.legend(fontsize=8, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -191,7 +191,13 @@ def _coverage_words(cov: pd.DataFrame) -> str:
         planned = sorted(set(c.worlds_planned))
         per_axis.append(f"{axis.replace('_', ' ')}: {int(c.complete.sum())} of {len(c)} points complete, "
                         f"{'/'.join(str(p) for p in planned)} worlds planned per point")
-    return (f"The map so far: {done} of {len(cov)} points complete ({'; '.join(per_axis)}). A world is one "
+    from emm_lib.study.shared.glossary import dataset_label
+
+    distinct = cov[cov.complete].dataset.nunique()
+    twice = cov[cov.complete & cov.dataset.duplicated(keep=False)].dataset.unique()
+    shared = (f" A setting on two axes ({'; '.join(dataset_label(d) for d in twice)}) counts once in the "
+              f"verdicts: {distinct} distinct settings are complete." if distinct < done else "")
+    return (f"The map so far: {done} of {len(cov)} points complete ({'; '.join(per_axis)}).{shared} A world is one "
             "generated dataset; every model of a world trains on its rows, with one init seed per world, and "
             "each comparison is paired within a world.")
 
@@ -215,11 +221,11 @@ def _verdict_words(fam: pd.DataFrame, pv: pd.DataFrame, model: str) -> list[str]
 
 def _gain_words(gain: dict | None) -> str:
     from emm_lib.study.shared.glossary import dataset_label
-    from emm_lib.study.shared.present import display_name, fmt_diff
+    from emm_lib.study.shared.present import display_name, fmt_diff, task_name
 
     if gain is None:
         return ""
-    where = (f"{display_name(gain['model'])} against {display_name(gain['comparator'])} on {gain['task']} at "
+    where = (f"{display_name(gain['model'])} against {display_name(gain['comparator'])} on {task_name(gain['task'])} at "
              f"{dataset_label(gain['dataset'])}, {gain['n_seeds']} worlds")
     ci = (f"{fmt_diff(gain['mean_diff'])} test AUC, family-wise 95% interval [{fmt_diff(gain['lo'])}, "
           f"{fmt_diff(gain['hi'])}] over the {gain['family_size']} comparisons")
@@ -264,8 +270,11 @@ def summary(cov: pd.DataFrame, fam: pd.DataFrame, learn: pd.DataFrame, caps: pd.
                      f"{config.SYNTHETIC_MAP['auc_floor']:.2f}; no verdict there): "
                      + "; ".join(dataset_label(k) for k in quiet) + ".")
     if len(caps):
-        lines.append("Early stopping ended fewer than "
-                     f"{config.SYNTHETIC_MAP['cap_share_max']:.0%} of every model's runs at the epoch cap."
+        top = caps.loc[caps.cap_share.idxmax()] if len(caps) else None
+        most = (f"the most: {display_name(top.model_kind)}, {top.cap_share:.0%}" if top is not None
+                and top.cap_share > 0 else "none reached it")
+        lines.append(f"Fair training: no model reached its epoch cap in more than "
+                     f"{config.SYNTHETIC_MAP['cap_share_max']:.0%} of its runs ({most}); early stopping ended the rest."
                      if caps.empty or not (caps.cap_share > config.SYNTHETIC_MAP["cap_share_max"]).any() else
                      "At the epoch cap in more than the allowed share of runs: "
                      + ", ".join(f"{display_name(m)} ({s:.0%})" for m, s in zip(caps.model_kind, caps.cap_share)
@@ -288,5 +297,5 @@ def abstract(cov: pd.DataFrame, fam: pd.DataFrame, model: str = "emm") -> str:
     best = (f"; its largest gain, {fmt_diff(g['mean_diff'])} AUC [{fmt_diff(g['lo'])}, {fmt_diff(g['hi'])}]"
             if g and g["mean_diff"] > 0 else "; it never came out ahead on average")
     return (f"On synthetic data, over {len(pv)} complete settings tested as one family, EMM was worse than the "
-            f"best baseline at {c['worse']}, not detectably different at {c['no detectable difference']} and "
-            f"better at {c['better'] + c['mixed']}{best}.")
+            f"best baseline at {c['worse']} of them, not detectably different at {c['no detectable difference']}, "
+            f"and better at {c['better'] + c['mixed'] or 'none'}{best}.")
