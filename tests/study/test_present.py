@@ -215,7 +215,7 @@ def test_table_uses_the_glossary_fixed_decimals_and_no_index():
                        "dataset": ["synthetic/corr=0/rows=100000/shape=depth_width", "census/3-tasks"]})
     shown = present.table(df).data
     assert list(shown.columns) == [glossary.column_label(c) for c in df.columns]
-    assert shown.iloc[:, 0].tolist() == ["EMM (soft gate, ours)", "TM-1 (t1)"]
+    assert shown.iloc[:, 0].tolist() == ["EMM (soft gate, ours)", "TM-1 (task 1)"]
     assert shown["Positive rate"].tolist() == ["0.062", "0.500"]
     assert shown["Difference"].tolist() == ["0.0000", "+0.0123"]  # no "−0.0000"
     assert shown["p (Holm)"].tolist() == ["< 0.001", "0.310"]

@@ -56,7 +56,7 @@ def display_name(model: str) -> str:
     """The reader's name for a model id (``tm1:income`` -> "TM-1 (income)")."""
     m = re.match(r"^tm(\d+):(.+)$", model)
     if m:
-        return f"TM-{m.group(1)} ({m.group(2)})"
+        return f"TM-{m.group(1)} ({task_name(m.group(2))})"
     return DISPLAY_NAMES.get(model, model)
 
 
