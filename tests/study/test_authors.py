@@ -428,3 +428,22 @@ def test_figure3_table_for_the_page_uses_labels():
     p = out_of_sample.pretty_figure3(f3)
     assert list(p.columns) == ["EMM (seeds)", "better baseline (seeds)", "EMM at least as high"]
     assert p.iloc[0].tolist() == ["0.9390 (1)", "PLE 0.9330 (2)", "yes"]
+
+
+def test_figure3_reads_each_task_counts_own_seeds(tmp_path):
+    """A Figure 3 point whose seed was replaced (config.REPLAY_OUT_OF_SAMPLE["figure3"]["seeds"]) counts the
+    replacement, and not the seed it replaces, even outside the profile's seeds."""
+    from emm_lib.study.replay import out_of_sample
+    from emm_lib.study.shared import results
+
+    st = authors.settings("census", "paper", results_dir=str(tmp_path))
+    seeds = config.REPLAY_OUT_OF_SAMPLE["figure3"]["seeds"][4]
+    rows = [dict(dataset="census/4-tasks/rung-paper", profile="paper", model=m, task="income", seed=s,
+                 metric="test_auc", value=0.93 + (0.002 if m == "emm" else 0.0), best_epoch=1, train_seconds=1.0,
+                 git_commit="abc", torch_version="x", device="cpu", settings="{}", timestamp="t")
+            for m in ("emm", "mmoe", "ple") for s in (0, 1, 2, 3, 4, 5)]
+    st.out_dir.mkdir(parents=True)
+    pd.DataFrame(rows, columns=results.COLUMNS).to_csv(st.out_dir / f"{authors.EXPERIMENT}.csv", index=False)
+    f3 = out_of_sample.figure3(st, task_counts=[4])
+    assert f3.seeds_emm.tolist() == [len(seeds)] and 1 not in seeds and 5 in seeds
+    assert bool(f3.emm_leads.iloc[0])

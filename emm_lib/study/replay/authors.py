@@ -242,16 +242,17 @@ def run(st: "StudySettings", rungs: Sequence[str] | None = None, *, executor: st
     return read(st)
 
 
-def read(st: "StudySettings") -> pd.DataFrame:
-    """The replay's results table at ``st.out_dir`` (empty when it has not run): every model at ``st.seeds``,
-    and Table II's variants at every seed they ran. (A variant needs its seed's trained-model checkpoints;
-    where a CPU cannot rebuild them bit for bit, the variants run at new seeds, whose Table I rows are
-    recorded but stay out of Table I's seeds.)"""
+def read(st: "StudySettings", seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """The replay's results table at ``st.out_dir`` (empty when it has not run): every model at ``seeds``
+    (default ``st.seeds``), and Table II's variants at every seed they ran. (A variant needs its seed's
+    trained-model checkpoints; where a CPU cannot rebuild them bit for bit, the variants run at new seeds,
+    whose Table I rows are recorded but stay out of Table I's seeds.)"""
     path = st.out_dir / f"{EXPERIMENT}.csv"
     if not path.exists():
         return pd.DataFrame(columns=results.COLUMNS)
     df = results.read(path)
-    keep = df.seed.isin([int(s) for s in st.seeds]) | df.model.isin(list(config.AUTHORS_PROTOCOL["variants"]))
+    keep = (df.seed.isin([int(s) for s in (st.seeds if seeds is None else seeds)])
+            | df.model.isin(list(config.AUTHORS_PROTOCOL["variants"])))
     return df[keep].reset_index(drop=True)
 
 

@@ -95,9 +95,10 @@ def figure3(st, task_counts: Sequence[int] | None = None) -> pd.DataFrame:
     the better of MMoE's and PLE's means, the seeds each has, and whether EMM is at least as high."""
     from emm_lib.study.shared.run_settings import dataset_key_of
 
-    df = authors.read(st)
+    seeds = _cfg()["figure3"].get("seeds", {})
     rows = []
     for k in task_counts or _cfg()["figure3"]["task_counts"]:
+        df = authors.read(st, seeds=seeds.get(int(k)))  # a point's own seeds (config: why they differ)
         key = dataset_key_of(st.dataset, n_tasks=int(k), rung=_cfg()["rung"])
         d = df[(df.dataset == key) & (df.metric == "test_auc")] if len(df) else df
         for task in dict.fromkeys(d.task if len(d) else []):
