@@ -9,7 +9,7 @@ import pandas as pd
 
 from emm_lib import config
 from emm_lib.study.shared import results, stats
-from emm_lib.study.shared.present import display_name, fmt_diff, fmt_p
+from emm_lib.study.shared.present import display_name, fmt_diff, fmt_p, task_name
 
 __all__ = ["code_versions", "emm_vs_own_models", "ablation_baseline", "paper_gaps_vs_spread", "trained_models_vs_paper",
            "leakage", "training_cost", "discussion"]
@@ -69,14 +69,20 @@ def emm_vs_own_models(runs: pd.DataFrame, dataset: str = "census", family: pd.Da
     if c.empty:
         return f"{display_name(model)} and its trained models are not all in the runs yet."
     below, total = verdicts.direction(c, runs)
-    parts = [f"{r.task} {fmt_diff(r.mean_diff)} vs {display_name(r.comparator)} [{fmt_diff(r.ci_low_test)}, "
-             f"{fmt_diff(r.ci_high_test)}] ({r.verdict}, p {fmt_p(r.p_holm)})" if pd.notna(r.ci_low_test) else
-             f"{r.task} {fmt_diff(r.mean_diff)} vs {display_name(r.comparator)} ({r.verdict})" for r in c.itertuples()]
+    parts = [f"{task_name(r.task)} {fmt_diff(r.mean_diff)} vs {display_name(r.comparator)} [{fmt_diff(r.ci_low_test)}, "
+             f"{fmt_diff(r.ci_high_test)}] ({r.verdict}, Holm p {fmt_p(r.p_holm)})" if pd.notna(r.ci_low_test) else
+             f"{task_name(r.task)} {fmt_diff(r.mean_diff)} vs {display_name(r.comparator)} ({r.verdict})"
+             for r in c.itertuples()]
+    excludes = any(pd.notna(r.ci_low_test) and (r.ci_low_test > 0 or r.ci_high_test < 0)
+                   and r.verdict == "no detectable difference" for r in c.itertuples())
+    why = (" Each interval is that comparison's own 95% interval, unadjusted; the verdict is after Holm over "
+           "the whole family, so an interval can exclude 0 where the verdict finds no detectable difference."
+           if excludes else "")
     return (f"**{display_name(model)} against its own trained models.** Against the trained single-task model "
             f"with the best validation AUC, tested like the baselines ({holm}): " + "; ".join(parts)
             + f". It is below that model in {below} of {total} seed-level comparisons"
             + (": the direction, which the test cannot confirm at this number of seeds." if
-               (c.verdict == "no detectable difference").all() else "."))
+               (c.verdict == "no detectable difference").all() else ".") + why)
 
 
 def ablation_baseline(runs: pd.DataFrame, dataset: str = "census", pair_var: pd.DataFrame | None = None) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from emm_lib.study.shared.glossary import value_label
+from emm_lib.study.shared.present import task_name
 from emm_lib.study.shared.plot_axes import auc_error, bound_auc
 
 __all__ = ["ladder"]
@@ -51,7 +52,7 @@ def ladder(t: pd.DataFrame, paper: dict | None = None, published: pd.DataFrame |
             p = published[(published.model == name) & (published.task == t.task.iloc[0])]
             if len(p):
                 ax.axvline(float(p["mean"].iloc[0]), color=colours[k], ls=":", lw=1.5)
-    ax.set(xlabel=f"test AUC ({t.task.iloc[0]})", title="Trained models and EMM")
+    ax.set(xlabel=f"test AUC ({task_name(t.task.iloc[0])})", title="Trained models and EMM")
     bound_auc(ax, "x")
     for ax, col, name in ((axes[1], "gain", "EMM − mean(TM-1, TM-2)"), (axes[2], "vs_best", "EMM − best baseline")):
         if col in t:

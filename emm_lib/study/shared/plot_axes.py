@@ -73,7 +73,8 @@ def plain_ticks(axis, nbins: int = 4) -> None:
     :class:`SameDecimals`, with no offset."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10], min_n_ticks=3))
+    # a vertical axis has room for three ticks; a horizontal one of a narrow panel only for two
+    axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10], min_n_ticks=3 if axis.axis_name == "y" else 2))
     axis.set_major_formatter(SameDecimals())
 
 

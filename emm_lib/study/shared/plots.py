@@ -258,7 +258,8 @@ def heatmap(matrix, xlabels: Sequence[str], ylabels: Sequence[str], title: str, 
 
     if ax is None:
         _, ax = plt.subplots(figsize=(1.2 + 0.9 * len(xlabels), 0.9 + 0.55 * len(ylabels)))
-    sns.heatmap(matrix, annot=True, fmt=fmt, xticklabels=list(xlabels), yticklabels=list(ylabels),
+    xlabels = [str(x).replace(" ", "\n") for x in xlabels]  # "marital status" on two lines: no collision
+    sns.heatmap(matrix, annot=True, fmt=fmt, xticklabels=xlabels, yticklabels=list(ylabels),
                 cmap="viridis", vmin=0, vmax=1, ax=ax, cbar=False)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.tick_params(axis="x", labelrotation=0)  # horizontal labels never run into each other
