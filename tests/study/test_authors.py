@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emm_lib.study.shared.glossary import named
+
 from emm_lib.study.replay import authors, ladder, protocol
 from emm_lib import config, study
 from emm_lib.study.shared.execution import identity
@@ -165,20 +167,20 @@ def test_tiny_replay_runs_end_to_end_shares_runs_and_resumes(st):
                                                                     values="value")
     assert g["paper"] == pytest.approx((e.loc["paper"].emm - e.loc["paper"].tm_mean).mean())
     text = ladder.answer(tab, "synthetic")
-    assert "paper's picture" in text and all(f"`{r}`" in text for r in tab.rung)
+    assert "paper's picture" in text and all(named(r) in text for r in tab.rung)
     # a ladder in progress: before its first EMM there is no table; later the answer names what is missing
     assert ladder.table(df[df.model != "emm"], "synthetic", RUNGS3, pv).empty
     part = ladder.table(df[(df.model != "emm") | (df.dataset == "synthetic/rung-paper")], "synthetic", RUNGS3, pv)
     assert list(part.rung) == ["paper"]
     text = ladder.answer(part, "synthetic", planned=RUNGS3)
-    assert "in progress" in text and "`published`, `ours` have no EMM results yet" in text
+    assert "in progress" in text and "\u2018published\u2019, \u2018ours\u2019 have no EMM results yet" in text
     assert "in progress" not in ladder.answer(tab, "synthetic", planned=RUNGS3)
     one = ladder.table(df[df.seed == 0], "synthetic", RUNGS3, pv)  # one seed: estimates, no verdict
     text = ladder.answer(one, "synthetic", planned=RUNGS3)
     assert "No verdict yet" in text and "No rung reproduces" not in text and "no detectable gain" not in text
     mixed = ladder.table(df[(df.seed == 0) | (df.dataset == "synthetic/rung-paper")], "synthetic", RUNGS3, pv)
     text = ladder.answer(mixed, "synthetic", planned=RUNGS3)  # paper at 2 seeds, the others at 1
-    assert "1 to 2 seeds per rung" in text and "`published`, `ours` have one seed so far" in text
+    assert "1 to 2 seeds per rung" in text and "\u2018published\u2019, \u2018ours\u2019 have one seed so far" in text
     assert "No verdict yet" not in text
     line = ladder.headline(one, planned=RUNGS3)  # the landing page's plain-text version
     assert line.startswith("In progress (3 of 3 rungs, 1 seed per rung)") and "No verdict yet" in line
@@ -208,7 +210,7 @@ def test_picture_and_answer_on_a_hand_made_ladder():
     assert list(p.weak_tm) == [True, False, False]  # 0.92 <= 0.95 - 0.5 * (0.95 - 0.9187)
     assert list(p.paper_picture) == [True, False, False]
     text = ladder.answer(p, "census")
-    assert "appears at `paper`" in text and "`final_epoch_weights`" in text and "removes it" in text
+    assert "appears at \u2018paper\u2019" in text and "\u2018last epoch's weights\u2019" in text and "removes it" in text
     assert ladder.headline(p, planned=["paper", "published", "ours"]) == (
         "All 3 rungs measured (5 seeds per rung). The paper's picture (weak trained models, EMM gaining on them) "
         "appears at 'paper'; the rest of the ladder shows where it goes (chapter 08).")

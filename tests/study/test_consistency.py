@@ -64,8 +64,8 @@ def test_answer_states_the_rule_first_and_the_widths_with_the_verdicts():
     t = consistency.table(v, "census", ["paper", "published"], _pv(), tasks=["income"])
     text = consistency.answer(t)
     assert text.startswith("**The rule**") and config.REPLAY_CONSISTENCY["rule"] in text
-    assert "all consistent with one run at `paper`" in text and "`final_epoch_weights`" in text
-    assert "The published code as it runs (`published`" in text and "times the widest" in text
+    assert "all consistent with one run at \u2018paper\u2019" in text and "\u2018last epoch's weights\u2019" in text
+    assert "The published code as it runs (\u2018published\u2019" in text and "times the widest" in text
     assert "±" in text
     head = consistency.headline(t)
     assert "**" not in head and "`" not in head and "5 seeds per rung" in head

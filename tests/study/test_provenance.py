@@ -109,7 +109,7 @@ def test_ladder_gain_summary_names_the_rungs_where_emm_gains():
                       "gain_hi": [0.0224, 0.0011, 0.004],
                       "gain_verdict": ["better", "no detectable difference", "no detectable difference"]})
     text = ladder.gain_summary(t)
-    assert text.startswith("EMM gains detectably on the mean of its trained models at `paper` (+0.0115 [+0.0007, +0.0224]")
+    assert text.startswith("EMM gains detectably on the mean of its trained models at \u2018paper\u2019 (+0.0115 [+0.0007, +0.0224]")
     assert "at the other 2 rungs its gain runs from \u22120.0013 to +0.0017, none of it detectable (5 seeds per rung)." in text
     assert "at no rung; at all 2 rungs its gain runs from" in ladder.gain_summary(t.iloc[1:])
     assert "two seeds" in ladder.gain_summary(t.assign(n_seeds=1))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from emm_lib.study.shared.glossary import named
 from emm_lib.study.replay import authors
 from emm_lib import config
 from emm_lib.study.shared import stats
@@ -166,7 +167,7 @@ def _rung_note(rung: str, rungs: Sequence[str]) -> str:
     off = sorted(set(protocol.rung_flags("published")) - set(protocol.rung_flags(rung)))
     if off or not on:
         return ""
-    return "the published code with " + ", ".join(f"`{f}`" for f in on) + " on; "
+    return "the published code with " + ", ".join(f"{named(f)}" for f in on) + " on; "
 
 
 def _width(s: dict) -> str:
@@ -187,7 +188,7 @@ def _task_lines(g: pd.DataFrame, task: str, short: bool = False) -> list[str]:
     lines = []
     if fits:
         lines.append(f"{head} The paper's {_names(pic)} are all consistent with one run at "
-                     + ", ".join(f"`{r}` ({_rung_note(r, list(st))}interval half-widths {_width(st[r])})"
+                     + ", ".join(f"{named(r)} ({_rung_note(r, list(st))}interval half-widths {_width(st[r])})"
                                  for r in fits) + ".")
         for r in fits:
             bad = st[r]["bad_other"]
@@ -195,25 +196,25 @@ def _task_lines(g: pd.DataFrame, task: str, short: bool = False) -> list[str]:
                 what = _names(bad) if short else _outside(st[r]["rows"], bad)
                 lines.append(f"Not consistent there: the paper's {what}.")
     else:
-        lines.append(f"{head} No rung is consistent with all of the paper's {_names(pic)}. Closest: `{best}` "
+        lines.append(f"{head} No rung is consistent with all of the paper's {_names(pic)}. Closest: {named(best)} "
                      f"(half-widths {_width(st[best])}), which excludes the paper's "
                      f"{_names(st[best]['bad_pic']) if short else _outside(st[best]['rows'], st[best]['bad_pic'])}.")
     rest = [r for r in st if r not in fits]
     if "published" in rest and (fits or best != "published"):
         bad = st["published"]["bad_pic"]
-        lines.append(f"The published code as it runs (`published`, half-widths {_width(st['published'])}) excludes "
+        lines.append(f"The published code as it runs (‘published’, half-widths {_width(st['published'])}) excludes "
                      f"the paper's {_names(bad) if short else _outside(st['published']['rows'], bad)}.")
         for r in fits:
             w, wp = st[r]["widths"], st["published"]["widths"]
             widest = st[r]["rows"].loc[list(pic)].half_width.idxmax()
-            lines.append(f"The widest interval at `{r}` ({_label(widest)}, ±{w.max():.4f}) is "
-                         f"{w.max() / wp.max():.1f} times the widest at `published`: consistency there excludes "
-                         "little, while the narrow intervals of `published` do exclude the paper.")
+            lines.append(f"The widest interval at {named(r)} ({_label(widest)}, ±{w.max():.4f}) is "
+                         f"{w.max() / wp.max():.1f} times the widest at ‘published’: consistency there excludes "
+                         "little, while the narrow intervals of ‘published’ do exclude the paper.")
     others = [r for r in rest if r != "published" and (fits or r != best)]
     if others:
         common = [q for q in pic if all(q in st[r]["bad_pic"] for r in others)]
         lines.append(("Every other rung" if short else
-                      f"Every other rung ({', '.join(f'`{r}`' for r in others)})") + " excludes at least one of them"
+                      f"Every other rung ({', '.join(f'{named(r)}' for r in others)})") + " excludes at least one of them"
                      + (f"; all exclude the paper's {_names(common)}." if common else "."))
     return lines
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from emm_lib.study.shared.glossary import named
 from emm_lib.study.replay import authors, protocol
 from emm_lib import config
 from emm_lib.study.shared import stats
@@ -150,7 +151,7 @@ def _verdict(v) -> str:
 
 def _flags(names: Sequence[str]) -> str:
     names = list(names)
-    return ", ".join(f"`{n}`" for n in names) if names else "no flag"
+    return ", ".join(f"{named(n)}" for n in names) if names else "no flag"
 
 
 def _progress(t: pd.DataFrame, planned: Sequence[str] | None) -> tuple[int, list[str], str, bool]:
@@ -195,7 +196,7 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
             lines.append(f"EMM gains on its trained models at {_flags(gains.rung)}, but these are not weak.")
         if t.weak_tm.isna().all():
             lines.append("Whether the trained models are weak cannot be judged here: at this budget our "
-                         "protocol's trained models are not above the paper's, or rung `ours` is missing.")
+                         "protocol's trained models are not above the paper's, or rung ‘ours’ is missing.")
         elif not len(weak) and not len(gains):
             lines.append("No deviation replayed here makes the trained models weak (by the rule above) or gives "
                          "EMM a detectable gain on them.")
@@ -211,14 +212,14 @@ def answer(t: pd.DataFrame, dataset: str = "census", planned: Sequence[str] | No
         for i in range(1, len(t)):
             a, b = t.iloc[i - 1], t.iloc[i]
             if a.paper_picture and not b.paper_picture:
-                lines.append(f"Between `{a.rung}` and `{b.rung}` it disappears: turning off {_flags(b.off)}"
+                lines.append(f"Between {named(a.rung)} and {named(b.rung)} it disappears: turning off {_flags(b.off)}"
                              + (f" and on {_flags(b.on)}" if b.on else "") + " removes it.")
             elif b.paper_picture and not a.paper_picture:
-                lines.append(f"Between `{a.rung}` and `{b.rung}` it appears: turning off {_flags(b.off)}"
+                lines.append(f"Between {named(a.rung)} and {named(b.rung)} it appears: turning off {_flags(b.off)}"
                              + (f" and on {_flags(b.on)}" if b.on else "") + " produces it.")
     for r in t.itertuples():
         vb = getattr(r, "vs_best", np.nan)
-        lines.append(f"- `{r.rung}`: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {fmt_diff(getattr(r, 'gain', np.nan))} "
+        lines.append(f"- {named(r.rung)}: TM mean {r.tm_mean:.4f}, EMM {r.emm:.4f}, gain {fmt_diff(getattr(r, 'gain', np.nan))} "
                      f"({_verdict(getattr(r, 'gain_verdict', None))}), EMM − {display_name(str(getattr(r, 'comparator', 'best baseline')))} "
                      f"{fmt_diff(vb)} ({_verdict(getattr(r, 'vs_best_verdict', None))}): {r.picture}.")
     return "\n".join(lines)
@@ -258,7 +259,7 @@ def gain_summary(t: pd.DataFrame) -> str:
     better = t[t.gain_verdict == "better"]
     rest = t[t.gain_verdict != "better"]
     text = "EMM gains detectably on the mean of its trained models " + (
-        "at " + ", ".join(f"`{r.rung}` ({fmt_diff(r.gain)} [{fmt_diff(r.gain_lo)}, {fmt_diff(r.gain_hi)}], the "
+        "at " + ", ".join(f"{named(r.rung)} ({fmt_diff(r.gain)} [{fmt_diff(r.gain_lo)}, {fmt_diff(r.gain_hi)}], the "
                           f"trained models' mean {r.tm_mean:.4f})" for r in better.itertuples())
         if len(better) else "at no rung")
     if len(rest):
@@ -291,10 +292,10 @@ def agreement(t: pd.DataFrame, pub: pd.DataFrame | None, rung: str = "published"
     published code's mean within our 95% CI, or our mean within the published code's [min, max]."""
     if pub is None:
         return ("The published code's own runs (`results/paper/published_code.csv`) have not been run yet, "
-                "so the replay of rung `published` is not yet checked against the real thing.")
+                "so the replay of rung ‘published’ is not yet checked against the real thing.")
     r = t[t.rung == rung]
     if r.empty:
-        return f"Rung `{rung}` has no results yet; nothing to check against the published code."
+        return f"Rung {named(rung)} has no results yet; nothing to check against the published code."
     r = r.iloc[0]
     task = r.task
     out = []

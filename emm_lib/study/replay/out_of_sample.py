@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from emm_lib.study.shared.glossary import named
 from emm_lib.study.replay import authors, consistency
 from emm_lib import config
 
@@ -143,7 +144,7 @@ def _between(t1: pd.DataFrame, task: str) -> str:
     final = "final_epoch_weights"
     why = (": between keeping the final epoch's weights and restoring the best epoch's"
            if final in rung_flags(a.rung) and final not in rung_flags(b.rung) else "")
-    return f" (it lies above `{a.rung}`'s interval, up to {a.hi:.4f}, and below `{b.rung}`'s, from {b.lo:.4f}{why})"
+    return f" (it lies above {named(a.rung)}'s interval, up to {a.hi:.4f}, and below {named(b.rung)}'s, from {b.lo:.4f}{why})"
 
 
 def _count(n: int, noun: str) -> str:
@@ -182,7 +183,7 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     out = t2[t2.predicted != "fitted"]
     ran = out[out.verdict.isin(["consistent", "inconsistent"])]
     seeds = sorted({int(n) for n in ran.n})
-    head = f"**Table II, out of sample** (rung `{rung}`"
+    head = f"**Table II, out of sample** (rung {named(rung)}"
     lines = [f"{head}, {'–'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} seeds): "
              f"{int(ran.held.sum())} of {len(ran)} predictions written before the runs held." if len(ran) else
              f"{head}): no row has two seeds yet, so no prediction is judged."]
@@ -211,15 +212,15 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
                      + ".")
     for task, rungs in mmoe(t1).items():
         lines.append(f"**MMoE, {task}** (paper {consistency.paper_value('MMoE', task):.5f}): "
-                     + (f"consistent at {', '.join(f'`{r}`' for r in rungs)}" if rungs else
-                        "consistent at no replayed rung, the published code's own settings (`published`) and "
+                     + (f"consistent at {', '.join(f'{named(r)}' for r in rungs)}" if rungs else
+                        "consistent at no replayed rung, the published code's own settings (‘published’) and "
                         "every stopping rule replayed included: it stays unexplained" + _between(t1, task))
-                     + (f"; not at `{rung}`" if rungs and rung not in rungs else "") + ".")
+                     + (f"; not at {named(rung)}" if rungs and rung not in rungs else "") + ".")
     mm = mmoe(t1)
     if mm:
         both = set.intersection(*(set(r) for r in mm.values()))
         lines.append("No replayed rung makes all of MMoE's numbers consistent at once." if not both else
-                     f"MMoE's numbers are all consistent at {', '.join(f'`{r}`' for r in sorted(both))}.")
+                     f"MMoE's numbers are all consistent at {', '.join(f'{named(r)}' for r in sorted(both))}.")
     if f3.empty:
         lines.append("**Figure 3**: not run at this rung, so its ranking is untested (the paper gives no numbers).")
     else:

@@ -15,7 +15,7 @@ import re
 from emm_lib.data.census import TASK_NAMES
 
 __all__ = ["COLUMNS", "KINDS", "VALUES", "MODELS", "TASKS", "EXPERIMENTS", "SHAPES", "FLAGS",
-           "INTERNAL_PATTERNS", "feature_label", "column_label", "column_kind", "value_label", "dataset_label", "internal_names"]
+           "INTERNAL_PATTERNS", "named", "feature_label", "column_label", "column_kind", "value_label", "dataset_label", "internal_names"]
 
 # Fixed model names; ``tm1:<task>`` and ``tm2:<task>`` are derived in emm_lib.study.shared.present.display_name().
 MODELS: dict[str, str] = {
@@ -187,6 +187,12 @@ _KEY_PARTS = {"corr": "correlation {}"}
 _KEY_WORDS = {"leak-free": "leak-free features", "fixed-features": "fixed features"}
 #: Internal names a pattern finds (model ids per task, data-set keys): the browser check uses them too.
 INTERNAL_PATTERNS: tuple[str, ...] = (r"\btm\d:\w+", r"\b[\w-]+/(?:corr|rows|shape)=\S*", r"\bemm:[\w+-]+")
+
+
+def named(value) -> str:
+    """A name in running text, in words and quotes: a rung ``no_bn_drift`` -> "‘no BatchNorm statistics
+    drift’", a flag ``final_epoch_weights`` -> "‘last epoch's weights’", ``paper`` -> "‘paper’"."""
+    return f"\u2018{value_label(value)}\u2019"
 
 
 def feature_label(name: str) -> str:
