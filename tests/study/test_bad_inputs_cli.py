@@ -74,7 +74,7 @@ def test_1_notebook_01_runs_on_aliexpress_named_by_data_dir(tmp_path):
                          "-p", "dataset", "aliexpress", "-p", "data_dir", str(folder), "-p", "profile", "tiny",
                          "-p", "results_dir", str(tmp_path / "res"), "--no-progress-bar"]) == 0
     text = out.read_text()
-    assert "aliexpress: tasks ['conversion', 'click']; 16 sparse + 63 dense features" in text
+    assert "AliExpress: 2 tasks (conversion, click); 16 categorical + 63 numeric features." in text
 
 
 # --------------------------------------------------------------------------- 2. one-line command-line errors

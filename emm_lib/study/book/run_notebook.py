@@ -85,6 +85,8 @@ def fold_parameters(path: str) -> None:
 
     from emm_lib.utils import atomic_write
 
+    if not Path(path).is_file():  # nothing was written (a dry run): nothing to fold
+        return
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])

@@ -164,7 +164,8 @@ VALUES: dict[str, str] = {
     **SHAPES, **FLAGS,
     "relatedness": "task relatedness", "task_count": "task count", "data_size": "data size",
     "shapes": "trained-model shapes",
-    "synthetic": "synthetic", "synthetic-ali": "synthetic (AliExpress-shaped)",
+    "synthetic": "synthetic", "synthetic-ali": "synthetic (AliExpress-shaped)", "aliexpress": "AliExpress",
+    "ali-ccp": "Ali-CCP",
     "single-task": "a trained model", "multi-task": "a multi-task model",
     "train": "training", "val": "validation",
     **{f"no_{flag}": f"no {label}" for flag, label in FLAGS.items()},  # the replay's rungs
