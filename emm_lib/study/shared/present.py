@@ -192,7 +192,7 @@ def auc_table(summary: pd.DataFrame, order: Sequence[str] | None = None, tasks: 
                 row[task_name(t)] = MISSING
                 continue
             r = d.loc[t]
-            text = fmt_mean_spread(r["mean"], r["std"], r["n"]).replace(" ± ", "\u00a0±\u00a0")  # one line
+            text = fmt_mean_spread(r["mean"], r["std"], r["n"])  # may wrap at "±": a wide table still fits the page
             if gain and "gain" in d.columns and math.isfinite(r["gain"]):
                 text += f" ({cell(r['gain'], 'diff')})"
             row[task_name(t)] = text
