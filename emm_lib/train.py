@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .data.types import Batch, Dataset, Split
 from .graphed import GraphedTrainStep
 from .metrics import auc
 from .models.base import MultiTaskModel
+from .train_state import TrainState, fingerprint
 from .utils import resolve_device, seed_everything
 
 __all__ = ["FitResult", "fit", "evaluate", "predict", "train_step"]
@@ -120,6 +122,9 @@ def fit(
     cpu_threads: int | None = 1,
     restore_best: bool = True,
     cuda_graph: bool = False,
+    resume_path: str | os.PathLike | None = None,
+    resume_tag: str = "",
+    resume_every_s: float = 300.0,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train``; select the epoch with the best validation mean AUC.
 
@@ -131,8 +136,11 @@ def fit(
     the last epoch's weights instead (protocol flag ``final_epoch_weights``; ``best_epoch`` is
     then the last epoch, the one returned). ``cuda_graph`` replays the training step as one CUDA
     graph (:class:`~emm_lib.graphed.GraphedTrainStep`: the same training, several times faster
-    for these launch-bound models; CUDA only, ignored on CPU). Returns a
-    :class:`FitResult`; the test split is left for the caller.
+    for these launch-bound models; CUDA only, ignored on CPU). ``resume_path`` keeps the run's state
+    there between epochs (:class:`~emm_lib.train_state.TrainState`, written at most every
+    ``resume_every_s`` seconds): a call that finds a state of the same run (same settings, model shapes,
+    split sizes and ``resume_tag``) continues after its epoch; the file is removed when the run ends.
+    Returns a :class:`FitResult`; the test split is left for the caller.
     """
     check_device(device)
     dev = resolve_device(device)
@@ -145,22 +153,32 @@ def fit(
         gen = seed_everything(seed)
         run = _prepare(model, dataset, dev, gen, lr, weight_decay, batch_size, max_train_rows,
                        amp and dev.type == "cuda", cuda_graph and dev.type == "cuda")
+        used = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                    seed=seed, amp=run.amp, max_train_rows=max_train_rows)
+        saver = TrainState(resume_path, fingerprint(model, {**used, "restore_best": restore_best}, len(run.train),
+                                                    len(run.val), resume_tag), resume_every_s)
         t_start = time.perf_counter()
-        history, stop = _epochs(run, epochs, patience, eval_batch_size, progress)
-        if restore_best:
-            model.load_state_dict(stop.best_state)
-        best_epoch = stop.best_epoch if restore_best else int(history.epoch.iloc[-1])
-        best_row = history.loc[history.epoch == best_epoch].iloc[0]
-        return FitResult(
-            history=history, best_epoch=best_epoch,
-            best_val_auc={t: float(best_row[f"val_auc_{t}"]) for t in model.tasks},
-            seconds=time.perf_counter() - t_start, device=str(dev),
-            settings=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                          patience=patience, seed=seed, amp=run.amp, max_train_rows=max_train_rows,
-                          threads=torch.get_num_threads() if dev.type == "cpu" else None,
-                          **({} if restore_best else {"restore_best": False}),
-                          **({"cuda_graph": True} if run.graphed is not None else {})),
-        )
+        history, stop, before = _epochs(run, epochs, patience, eval_batch_size, progress, saver)
+        saver.clear()
+        return _result(run, history, stop, restore_best, used, before + time.perf_counter() - t_start, dev)
+
+
+def _result(run: "_Run", history: pd.DataFrame, stop: "_EarlyStopping", restore_best: bool, used: dict,
+            seconds: float, dev: torch.device) -> FitResult:
+    """The best epoch's weights restored into the model (unless ``restore_best`` is off), as a FitResult."""
+    model = run.model
+    if restore_best:
+        model.load_state_dict(stop.best_state)
+    best_epoch = stop.best_epoch if restore_best else int(history.epoch.iloc[-1])
+    best_row = history.loc[history.epoch == best_epoch].iloc[0]
+    return FitResult(
+        history=history, best_epoch=best_epoch,
+        best_val_auc={t: float(best_row[f"val_auc_{t}"]) for t in model.tasks},
+        seconds=seconds, device=str(dev),
+        settings=dict(**used, threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                      **({} if restore_best else {"restore_best": False}),
+                      **({"cuda_graph": True} if run.graphed is not None else {})),
+    )
 
 
 @contextlib.contextmanager
@@ -204,12 +222,21 @@ def _prepare(model: MultiTaskModel, dataset: Dataset, dev: torch.device, gen: to
     return _Run(model, opt, train, val, gen, batch_size, amp, graphed)
 
 
-def _epochs(run: _Run, epochs: int, patience: int | None, eval_batch_size: int,
-            progress: bool) -> tuple[pd.DataFrame, "_EarlyStopping"]:
-    """Train epoch by epoch, validating after each, until ``epochs`` or early stopping."""
-    rows, stop = [], _EarlyStopping(patience)
+def _epochs(run: _Run, epochs: int, patience: int | None, eval_batch_size: int, progress: bool,
+            saver: TrainState) -> tuple[pd.DataFrame, "_EarlyStopping", float]:
+    """Train epoch by epoch, validating after each, until ``epochs`` or early stopping; from the
+    saved state's next epoch when ``saver`` has one. Also returns the seconds spent before resuming."""
+    rows, stop, first, before = [], _EarlyStopping(patience), 1, 0.0
+    state = saver.load()
+    if state is not None:
+        TrainState.restore(state, run.model, run.opt, run.gen)
+        rows, first, before = list(state["rows"]), state["epoch"] + 1, state["seconds"]
+        stop.set_record(state["best"])
+    t_start = time.perf_counter()
     bar = _progress_bar(run.model, epochs) if progress else None
-    for epoch in range(1, epochs + 1):
+    if bar is not None and first > 1:
+        bar.update(first - 1)
+    for epoch in range(first, epochs + 1):
         t0 = time.perf_counter()
         train_loss = _train_epoch(run.model, run.opt, run.train, run.batch_size, run.gen, run.amp, epoch,
                                   run.graphed)
@@ -219,6 +246,9 @@ def _epochs(run: _Run, epochs: int, patience: int | None, eval_batch_size: int,
                      **{f"val_auc_{t}": a for t, a in val_auc.items()},
                      "val_auc_mean": mean_auc, "seconds": time.perf_counter() - t0})
         done = stop.update(epoch, mean_auc, run.model)
+        if not done and epoch < epochs:
+            saver.save(epoch, run.model, run.opt, run.gen, rows, stop.record(),
+                       before + time.perf_counter() - t_start)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.4f}", val_auc=f"{mean_auc:.4f}")
@@ -226,7 +256,7 @@ def _epochs(run: _Run, epochs: int, patience: int | None, eval_batch_size: int,
             break
     if bar is not None:
         bar.close()
-    return pd.DataFrame(rows), stop
+    return pd.DataFrame(rows), stop, before
 
 
 def _training_split(model: MultiTaskModel, dataset: Dataset, gen: torch.Generator,
@@ -268,6 +298,14 @@ class _EarlyStopping:
         else:
             self.bad += 1
         return self.patience is not None and self.bad >= self.patience
+
+    def record(self) -> dict:
+        """What a resumed run needs to go on deciding (for :class:`~emm_lib.train_state.TrainState`)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad": self.bad, "best_state": self.best_state}
+
+    def set_record(self, rec: dict) -> None:
+        self.best, self.best_epoch, self.bad = float(rec["best"]), int(rec["best_epoch"]), int(rec["bad"])
+        self.best_state = rec["best_state"]
 
 
 def _progress_bar(model: MultiTaskModel, epochs: int):

@@ -159,8 +159,10 @@ SYNTHETIC_SWEEPS: dict[str, dict[str, Any]] = {
 #   the world's 9 runs; epochs ~12 at 1e5, ~7 at 1e6 and 1e7 (best epoch 1-2, then patience 5)):
 #                1e5: ~650 s per world x 5 ~ 3,300 s; 1e6: ~3,200 s per world x 5 ~ 16,000 s (4.4 h);
 #                1e7: ~31,000 s per world x 3 ~ 93,000 s (~26 h of one core; EMM alone ~3 h per world).
-#                Resumable across sessions: each run is recorded when it ends (a run cut mid-way starts
-#                again), or on a GPU (--rows 10000000). Measured costs per point: chapter 09's cost table.
+#                Resumable across sessions: each run is recorded when it ends, and a run stopped mid-way
+#                resumes from its last saved epoch (emm_lib.train_state, written every 5 min), so EMM's
+#                ~3 h at 1e7 can span sessions; or on a GPU (--rows 10000000). Measured costs per point:
+#                chapter 09's cost table.
 SYNTHETIC_MAP_PILOT: dict[str, Any] = {
     "date": "2026-12-06", "machine": "2-core Intel Xeon, shared with two training jobs, 1 torch thread, nice 10",
     "synthetic/corr=0.5/rows=100000": {  # model: (best epoch, epochs run, CPU s of fit)

@@ -291,3 +291,45 @@ def test_the_injected_parameters_are_folded_like_the_notebooks_own(tmp_path):
     cells = nbformat.read(str(path), as_version=4).cells
     assert cells[0].metadata.tags == ["injected-parameters", "hide-input"]
     assert "tags" not in cells[1].metadata or "hide-input" not in cells[1].metadata.tags
+
+
+# --- a run stopped mid-training resumes from its saved epoch ----------------------------------------
+
+def _epochs_trained(monkeypatch, stop_after: int | None = None) -> dict:
+    """Count fit()'s epochs; with ``stop_after``, raise at the epoch after that many (a stopped process)."""
+    from emm_lib import train
+
+    real, n = train._train_epoch, {"n": 0}
+
+    def epoch(*a, **k):
+        if stop_after is not None and n["n"] >= stop_after:
+            raise KeyboardInterrupt
+        n["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "_train_epoch", epoch)
+    return n
+
+
+def test_a_study_run_stopped_mid_training_resumes_from_its_saved_epoch(tmp_path, monkeypatch):
+    monkeypatch.setattr(execution, "RESUME_EVERY_S", 0.0)
+    kw = dict(epochs=3, patience=None)
+    with monkeypatch.context() as m:
+        whole = _epochs_trained(m)
+        study.run_experiment("synthetic_tasks", _st(tmp_path / "whole", **kw), models=["mmoe"], task_counts=[2])
+    with monkeypatch.context() as m:
+        _epochs_trained(m, stop_after=2)  # the first run (a trained model) is stopped in its third epoch
+        with pytest.raises(KeyboardInterrupt):
+            study.run_experiment("synthetic_tasks", _st(tmp_path / "cut", **kw), models=["mmoe"], task_counts=[2])
+    saved = list((tmp_path / "cut").rglob("*.resume.pt"))
+    assert len(saved) == 1
+    with monkeypatch.context() as m:
+        resumed = _epochs_trained(m)
+        study.run_experiment("synthetic_tasks", _st(tmp_path / "cut", **kw), models=["mmoe"], task_counts=[2])
+    assert resumed["n"] == whole["n"] - 2  # the two saved epochs are not trained again
+    assert not list((tmp_path / "cut").rglob("*.resume.pt"))
+    for name in ("single_task", "synthetic_tasks"):
+        a, b = (results.read(tmp_path / d / "tiny" / f"{name}.csv") for d in ("whole", "cut"))
+        key = ["dataset", "model", "task", "seed", "metric"]
+        a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+        assert a[key + ["value", "best_epoch"]].equals(b[key + ["value", "best_epoch"]])

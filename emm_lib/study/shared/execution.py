@@ -16,6 +16,10 @@ from emm_lib.study.shared.runs import Artifacts, Run, is_done, split_seed, write
 if TYPE_CHECKING:  # pragma: no cover
     from emm_lib.study.shared.run_settings import StudySettings
 
+# How often a training run writes its state for resuming (seconds): long runs (the map's largest
+# point trains for hours) lose at most this much when their process is stopped.
+RESUME_EVERY_S = 300.0
+
 __all__ = ["identity", "execute", "run_key", "done", "complete", "trained_for", "write_run"]
 
 
@@ -46,7 +50,8 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
     key, st = run_key(run, st), family.settings(run, st)
     ds = family.dataset(run, st)
     model = family.build(run, ds, st, trained)
-    res = fit(model, ds, seed=family.init_seed(run, st), **{**st.fit_kwargs(), **family.fit_options(run, st)})
+    res = fit(model, ds, seed=family.init_seed(run, st), **{**st.fit_kwargs(), **family.fit_options(run, st)},
+              **resume_options(run, st))
     logits = predict(model, ds.test).cpu()
     y = ds.test.select_tasks(model.tasks).cpu()
     test = evaluate(model, ds.test)
@@ -60,6 +65,20 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
                   "torch_threads": res.settings.get("threads"),
                   **({"cuda_graph": True} if res.settings.get("cuda_graph") else {}), **eff})
     return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks), gates)
+
+
+def resume_options(run: Run, st: "StudySettings") -> dict:
+    """Where ``run`` keeps its training state between epochs, so that a stopped run resumes
+    (:class:`emm_lib.train_state.TrainState`; next to its checkpoint, gitignored), and the tag that ties
+    the state to the run's identity."""
+    import hashlib
+    import json
+
+    from emm_lib.study.shared.run_settings import checkpoint_path_of
+
+    ck = checkpoint_path_of(st, run.experiment, run_key(run, st), run.seed, run.label)
+    tag = hashlib.sha256(json.dumps(identity(run, st), sort_keys=True, default=str).encode()).hexdigest()
+    return {"resume_path": ck.with_name(ck.name + ".resume.pt"), "resume_tag": tag, "resume_every_s": RESUME_EVERY_S}
 
 
 def run_key(run: Run, st: "StudySettings") -> str:
