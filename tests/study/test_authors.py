@@ -425,11 +425,12 @@ def test_figure3_table_for_the_page_uses_labels():
     """Chapter 08's Figure 3 table: model labels, not internal names, and five columns that fit the page."""
     from emm_lib.study.replay import out_of_sample
 
-    f3 = pd.DataFrame([dict(n_tasks=3, task="income", emm=0.939, seeds_emm=1, best_baseline="ple", baseline=0.933,
-                            seeds_baseline=2, emm_leads=True)])
+    f3 = pd.DataFrame([dict(n_tasks=3, task="income", emm=0.939, seeds_emm=5, best_baseline="ple", baseline=0.933,
+                            seeds_baseline=5, emm_leads=True, diff=0.006, half=0.0053, predicted="leads", held=True)])
     p = out_of_sample.pretty_figure3(f3)
-    assert list(p.columns) == ["EMM (seeds)", "better baseline (seeds)", "EMM at least as high"]
-    assert p.iloc[0].tolist() == ["0.9390 (1)", "PLE 0.9330 (2)", "yes"]
+    assert list(p.columns) == ["EMM (seeds)", "better baseline (seeds)", "EMM − better (95% over seeds)",
+                               "prediction (written for 3 tasks; others by its rule)"]
+    assert p.iloc[0].tolist() == ["0.9390 (5)", "PLE 0.9330 (5)", "+0.0060 ± 0.0053", "EMM leads: held"]
 
 
 def test_figure3_reads_each_task_counts_own_seeds(tmp_path):
@@ -449,3 +450,28 @@ def test_figure3_reads_each_task_counts_own_seeds(tmp_path):
     f3 = out_of_sample.figure3(st, task_counts=[4])
     assert f3.seeds_emm.tolist() == [len(seeds)] and 1 not in seeds and 5 in seeds
     assert bool(f3.emm_leads.iloc[0])
+
+
+def test_figure3_judges_the_prediction_written_before_the_runs(tmp_path):
+    """Figure 3's prediction (config "prediction_by_task"): on income EMM's mean leads; elsewhere the paired
+    difference over seeds stays within its 95% t interval. A clear lead elsewhere misses it, in EMM's favour."""
+    from emm_lib.study.replay import out_of_sample
+    from emm_lib.study.shared import results
+
+    st = authors.settings("census", "paper", results_dir=str(tmp_path))
+    noise = [0.001, -0.002, 0.0015, -0.0005, 0.0]
+    gaps = {"income": -0.0003, "marital": 0.0, "education": 0.01}  # EMM − MMoE per task, before the noise
+    rows = [dict(dataset="census/3-tasks/rung-paper", profile="paper", model=m, task=t, seed=s, metric="test_auc",
+                 value=0.9 + (gaps[t] + noise[s] if m == "emm" else 0.0) - (0.01 if m == "ple" else 0.0),
+                 best_epoch=1, train_seconds=1.0, git_commit="abc", torch_version="x", device="cpu",
+                 settings="{}", timestamp="t")
+            for m in ("emm", "mmoe", "ple") for t in gaps for s in range(5)]
+    st.out_dir.mkdir(parents=True)
+    pd.DataFrame(rows, columns=results.COLUMNS).to_csv(st.out_dir / f"{authors.EXPERIMENT}.csv", index=False)
+    f3 = out_of_sample.figure3(st, task_counts=[3]).set_index("task")
+    assert f3.loc["income", "predicted"] == "leads" and not f3.loc["income", "held"]  # behind by 0.0003 + noise
+    assert f3.loc["marital", "predicted"] == "within the seed spread" and f3.loc["marital", "held"]
+    assert not f3.loc["education", "held"] and f3.loc["education", "diff"] > f3.loc["education", "half"]
+    text = out_of_sample._figure3_prediction(f3.reset_index())
+    assert "held on 1 of 3 tasks" in text and "ahead by more than the spread on education" in text
+    assert "behind on income" in text and "holds at this rung on 2 of 3 tasks" in text

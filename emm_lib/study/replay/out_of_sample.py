@@ -21,6 +21,7 @@ from emm_lib import config
 __all__ = ["table2", "pretty_table2", "pretty_figure3", "figure3", "mmoe", "summary", "abstract"]
 
 _TABLE2_EMM = "EMM"
+_SHORT = {"leads": "EMM leads", "within the seed spread": "within spread"}
 
 
 def _cfg() -> dict:
@@ -62,15 +63,21 @@ def table2(st, v: pd.DataFrame | None = None, pv: pd.DataFrame | None = None) ->
 
 def pretty_figure3(f3: pd.DataFrame) -> pd.DataFrame:
     """:func:`figure3` for the page: per task count and task, EMM's mean and the better baseline's, with
-    their seeds, and whether EMM leads (labels, not internal names)."""
-    from emm_lib.study.shared.present import display_name
+    their seeds, the paired difference over seeds, and the prediction written before the runs with whether
+    it held (labels, not internal names)."""
+    from emm_lib.study.shared.present import display_name, fmt_diff
 
     return pd.DataFrame({
         "tasks": f3.n_tasks, "task": f3.task,
         "EMM (seeds)": [f"{m:.4f} ({n})" for m, n in zip(f3.emm, f3.seeds_emm)],
         "better baseline (seeds)": [f"{display_name(b)} {m:.4f} ({n})"
                                     for b, m, n in zip(f3.best_baseline, f3.baseline, f3.seeds_baseline)],
-        "EMM at least as high": f3.emm_leads.map({True: "yes", False: "no"}),
+        "EMM − better (95% over seeds)": [f"{fmt_diff(d)} ± {h:.4f}" if np.isfinite(h) else fmt_diff(d)
+                                         for d, h in zip(f3["diff"], f3.half)],
+        f"prediction (written for {' and '.join(map(str, _cfg()['figure3']['prediction_task_counts']))} tasks; "
+        "others by its rule)": [
+            f"{_SHORT.get(p, p)}: {'held' if h else 'missed' if h is not None else 'not judged'}"
+            for p, h in zip(f3.predicted, f3.held)],
     }).set_index(["tasks", "task"])
 
 
@@ -109,12 +116,28 @@ def figure3(st, task_counts: Sequence[int] | None = None) -> pd.DataFrame:
             if "emm" not in means.index or base.empty:
                 continue
             best = base["mean"].idxmax()
-            rows.append(dict(n_tasks=int(k), task=task, emm=means.loc["emm", "mean"],
-                             seeds_emm=int(means.loc["emm", "size"]), best_baseline=best,
-                             baseline=base.loc[best, "mean"], seeds_baseline=int(base["size"].min()),
-                             emm_leads=bool(means.loc["emm", "mean"] >= base.loc[best, "mean"])))
+            row = dict(n_tasks=int(k), task=task, emm=means.loc["emm", "mean"],
+                       seeds_emm=int(means.loc["emm", "size"]), best_baseline=best,
+                       baseline=base.loc[best, "mean"], seeds_baseline=int(base["size"].min()),
+                       emm_leads=bool(means.loc["emm", "mean"] >= base.loc[best, "mean"]))
+            rows.append({**row, **_judged(d[d.task == task], best, task, row["emm_leads"])})
     return pd.DataFrame(rows, columns=["n_tasks", "task", "emm", "seeds_emm", "best_baseline", "baseline",
-                                       "seeds_baseline", "emm_leads"])
+                                       "seeds_baseline", "emm_leads", "diff", "half", "predicted", "held"])
+
+
+def _judged(d: pd.DataFrame, best: str, task: str, leads: bool) -> dict:
+    """The paired difference EMM − ``best`` over the seeds both ran (mean and 95% t half-width), and the
+    prediction written before the runs for ``task`` (config ``prediction_by_task``) with whether it held."""
+    from scipy import stats as st
+
+    v = d.drop_duplicates(["model", "seed"], keep="last").pivot(index="seed", columns="model", values="value")
+    diff = (v["emm"] - v[best]).dropna()
+    n = len(diff)
+    half = float(st.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    rule = _cfg()["figure3"]["prediction_by_task"]
+    predicted = rule.get(task, rule["*"])
+    held = leads if predicted == "leads" else (bool(abs(diff.mean()) <= half) if n > 1 else None)
+    return dict(diff=float(diff.mean()) if n else float("nan"), half=half, predicted=predicted, held=held)
 
 
 def mmoe(t: pd.DataFrame) -> dict[str, list[str]]:
@@ -179,6 +202,8 @@ def seeds_note(t2: pd.DataFrame) -> str:
 
 def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     """The computed paragraph: which of the paper's numbers the explanation covers and which it does not."""
+    from emm_lib.study.shared.present import task_name
+
     rung = _cfg()["rung"]
     out = t2[t2.predicted != "fitted"]
     ran = out[out.verdict.isin(["consistent", "inconsistent"])]
@@ -228,23 +253,60 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
         lead = f3[f3.emm_leads]
         lines.append(f"**Figure 3** (ranking only; run: {done}): EMM's mean is at least the better of MMoE's and "
                      f"PLE's on {len(lead)} of {len(f3)} tasks"
-                     + (f" ({', '.join(f'{r.task} at {r.n_tasks}' for r in lead.itertuples())})."
-                        if len(lead) else "."))
+                     + (f" ({', '.join(f'{task_name(r.task)} at {r.n_tasks}' for r in lead.itertuples())})."
+                        if len(lead) else ".") + " " + _figure3_prediction(f3))
     return "\n\n".join(lines)
 
 
-def abstract(t2: pd.DataFrame, t1: pd.DataFrame) -> str:
+def _figure3_prediction(f3: pd.DataFrame) -> str:
+    """Figure 3's prediction, written before the runs, judged per task (:func:`_judged`): at the task counts
+    it was written for, then at the others by the same rule."""
+    cfg = _cfg()["figure3"]
+    judged = f3[f3.held.notna()]
+    if judged.empty:
+        return "The prediction written before the runs is not judged yet (one seed)."
+    written = judged[judged.n_tasks.isin(cfg["prediction_task_counts"])]
+    other = judged[~judged.n_tasks.isin(cfg["prediction_task_counts"])]
+    counts = " and ".join(str(k) for k in cfg["prediction_task_counts"])
+    lines = [f"The prediction written before the runs for {counts} tasks (“{cfg['prediction']}”; the spread: a 95% "
+             f"t interval over seeds of the paired difference EMM − the better baseline) "
+             + _held_words(written)] if len(written) else []
+    if len(other):
+        lines.append(f"At {' and '.join(str(k) for k in sorted(set(other.n_tasks)))} tasks, by the same rule (not "
+                     f"written for them), it {_held_words(other)}")
+    return " ".join(lines) + (f" The paper's claim, EMM best or leading on every task, holds at this rung on "
+                              f"{int(f3.emm_leads.sum())} of {len(f3)} tasks.")
+
+
+def _held_words(judged: pd.DataFrame) -> str:
+    from emm_lib.study.shared.present import display_name, fmt_diff, task_name
+
+    def say(r) -> str:
+        return (f"{task_name(r.task)} at {r.n_tasks} tasks ({fmt_diff(r.diff)} ± {r.half:.4f} against "
+                f"{display_name(r.best_baseline)})")
+    missed = judged[~judged.held.astype(bool)]
+    ahead, behind = missed[missed["diff"] > 0], missed[missed["diff"] <= 0]
+    parts = ([f"EMM is ahead by more than the spread on {', '.join(say(r) for r in ahead.itertuples())}"]
+             if len(ahead) else []) + ([f"EMM is behind on {', '.join(say(r) for r in behind.itertuples())}"]
+                                       if len(behind) else [])
+    return (f"held on {len(judged) - len(missed)} of {len(judged)} tasks"
+            + (f"; it missed where {'; and where '.join(parts)}" if parts else "") + ".")
+
+
+def abstract(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame | None = None) -> str:
     """The landing page's second finding, in plain words (no internal names): what explains the paper's
-    numbers and how many of them it matches, in sample (Table I) and out of sample (Table II)."""
+    numbers and how many of them it matches, in sample (Table I) and out of sample (Table II, and Figure
+    3's ranking where ``f3`` has it)."""
     at = t1[t1.rung == _cfg()["rung"]] if len(t1) else t1
     if at.empty:
         return "Not answered yet: the replay of the authors' protocol has not been run."
     ok = int((at.verdict == "consistent").sum())
     out = t2[(t2.predicted != "fitted") & t2.verdict.isin(["consistent", "inconsistent"])] if len(t2) else t2
-    t2_part = (f" and {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers it was not fitted to "
-               f"({int(out.held.sum())} of {len(out)} predictions written before those runs held)"
-               if len(out) else "; Table II is still being run")
+    t2_part = (f" and, out of sample, {int((out.verdict == 'consistent').sum())} of {len(out)} Table II numbers "
+               f"({int(out.held.sum())} of {len(out)} predictions held)" if len(out) else "; Table II is still being run")
     unexplained = [task for task, rungs in mmoe(t1).items() if not rungs]
-    mm = f"; MMoE's {' and '.join(unexplained)} result stays unexplained" if unexplained else ""
-    return ("The paper's numbers match the authors' code run to the last epoch without early stopping: weak "
-            f"trained models, and EMM gaining on them. That matches {ok} of {len(at)} Table I numbers{t2_part}{mm}.")
+    mm = f"; MMoE's {' and '.join(unexplained)} stays unexplained" if unexplained else ""
+    fig3 = (f" and Figure 3's ranking on {int(f3.emm_leads.sum())} of {len(f3)} tasks"
+            if f3 is not None and len(f3) and len(out) else "")
+    return ("The paper's numbers match the authors' code run to its last epoch without early stopping: weak "
+            f"trained models, with EMM gaining on them; {ok} of {len(at)} Table I numbers match{t2_part}{fig3}{mm}.")
