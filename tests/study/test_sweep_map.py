@@ -137,6 +137,8 @@ def test_shares_and_plain_words_when_emm_never_helps():
     assert "not detectably better than its best baseline anywhere on the map" in text
     assert "worse at 2 of 3 points (67%)" in text and "not that there is no effect" in text
     assert "Even EMM's best difference anywhere is not a gain" in text
+    assert "below zero in 6 of 6 comparisons and above it in 0" in text  # the direction, counted
+    assert "below zero at 3 of 3 points, by −0.0004 to −0.0450 on average over tasks" in text
     assert "no model reached its epoch cap in more than 10% of its runs (" in text
     assert sweep_map.abstract(cov, fam).endswith("it never came out ahead on average.")
     assert sweep_map.abstract(cov.assign(complete=False), fam.iloc[:0]).startswith("Not answered yet: 0 of 3")

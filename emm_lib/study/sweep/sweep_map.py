@@ -215,8 +215,22 @@ def _verdict_words(fam: pd.DataFrame, pv: pd.DataFrame, model: str) -> list[str]
            f"({s['better']:.0%}){mixed}."]
     if c["better"] == 0 and c["mixed"] == 0:
         out.append(f"{display_name(model)} was not detectably better than its best baseline anywhere on the map.")
+    out.append(_direction_words(fam, pv, model))
     out.append("\"Not detectably different\" means these worlds cannot tell, not that there is no effect.")
     return out
+
+
+def _direction_words(fam: pd.DataFrame, pv: pd.DataFrame, model: str) -> str:
+    """The direction of ``model``'s differences over the map, counted (not a test: the verdicts above are)."""
+    from emm_lib.study.shared.present import fmt_diff
+
+    d = fam[fam.model == model].mean_diff.astype(float)
+    below, above, m = int((d < 0).sum()), int((d > 0).sum()), len(d)
+    low = pv[pv.mean_diff < 0].mean_diff
+    span = f", by {fmt_diff(low.max())} to {fmt_diff(low.min())} on average over tasks" if len(low) else ""
+    return (f"The direction, counted (not a test): the mean difference is below zero in {below} of {m} "
+            f"comparisons and above it in {above}; averaged over a point's tasks, it is below zero at "
+            f"{len(low)} of {len(pv)} points{span}.")
 
 
 def _gain_words(gain: dict | None) -> str:
