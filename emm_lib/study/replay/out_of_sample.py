@@ -150,7 +150,9 @@ def mmoe(t: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def _nums(t: pd.DataFrame) -> str:
-    parts = [f"{r.row} {r.task} ({r.paper:.5f})" for r in t.itertuples()]
+    from emm_lib.study.shared.present import task_name
+
+    parts = [f"{r.row} {task_name(r.task)} ({r.paper:.5f})" for r in t.itertuples()]
     return ", ".join(parts) if parts else "none"
 
 
@@ -224,7 +226,7 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
         if len(g) > 1:
             ours = " > ".join(g.sort_values("mean", ascending=False).row)
             theirs = " > ".join(g.sort_values("paper", ascending=False).row)
-            lines.append(f"Order of the rows on {task}: the rung's means {ours}"
+            lines.append(f"Order of the rows on {task_name(task)}: the rung's means {ours}"
                          + (" — the paper's order." if ours == theirs else f"; the paper's {theirs}."))
     for what in ("not judged (1 seed)", "not run"):
         if (out.verdict == what).any():
@@ -233,10 +235,11 @@ def summary(t2: pd.DataFrame, t1: pd.DataFrame, f3: pd.DataFrame) -> str:
     if len(at):
         bad = at[at.verdict == "inconsistent"]
         lines.append(f"**Table I at the same rung** (fitted): {len(at) - len(bad)} of {len(at)} numbers consistent; "
-                     "not consistent: " + (", ".join(f"{q} {k}" for q, k in zip(bad.quantity, bad.task)) or "none")
+                     "not consistent: " + (", ".join(f"{q} {task_name(k)}" for q, k in zip(bad.quantity, bad.task))
+                                            or "none")
                      + ".")
     for task, rungs in mmoe(t1).items():
-        lines.append(f"**MMoE, {task}** (paper {consistency.paper_value('MMoE', task):.5f}): "
+        lines.append(f"**MMoE, {task_name(task)}** (paper {consistency.paper_value('MMoE', task):.5f}): "
                      + (f"consistent at {', '.join(f'{named(r)}' for r in rungs)}" if rungs else
                         "consistent at no replayed rung, the published code's own settings (‘published’) and "
                         "every stopping rule replayed included: it stays unexplained" + _between(t1, task))
