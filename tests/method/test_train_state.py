@@ -93,3 +93,8 @@ def test_no_state_is_written_between_saves(tiny_dataset, tmp_path, monkeypatch):
         with pytest.raises(_Stop):
             fit(_model(tiny_dataset), tiny_dataset, resume_path=path, **{**KW, "resume_every_s": 3600})
     assert not path.exists()
+
+
+def test_a_negative_save_interval_is_refused_by_name(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="resume_every_s"):
+        fit(_model(tiny_dataset), tiny_dataset, resume_path=tmp_path / "s.pt", **{**KW, "resume_every_s": -1})

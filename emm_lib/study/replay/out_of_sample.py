@@ -130,8 +130,9 @@ def _judged(d: pd.DataFrame, best: str, task: str, leads: bool) -> dict:
     prediction written before the runs for ``task`` (config ``prediction_by_task``) with whether it held."""
     from scipy import stats as st
 
-    v = d.drop_duplicates(["model", "seed"], keep="last").pivot(index="seed", columns="model", values="value")
-    diff = (v["emm"] - v[best]).dropna()
+    from emm_lib.study.shared.stats import seed_differences
+
+    diff = seed_differences(d, "emm", best, d.dataset.iloc[0], task)
     n = len(diff)
     half = float(st.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     rule = _cfg()["figure3"]["prediction_by_task"]
