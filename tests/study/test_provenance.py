@@ -123,3 +123,41 @@ def test_many_comparisons_are_a_list_after_the_rule():
     text = provenance._sentence("the committed runs", "EMM", many, " (Holm over these 4 comparisons)")
     assert text.startswith("**In the committed runs, EMM** (Holm over these 4 comparisons):\n\n- income")
     assert text.count("\n- ") == 4
+
+
+def test_a_run_is_labelled_dirty_for_changed_code_not_for_its_own_result_tables(tmp_path, monkeypatch):
+    """``git_commit`` marks ``-dirty`` only when tracked files outside ``results/`` changed: the study's
+    tables are tracked and grow while it runs, which says nothing about the code that made them."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from emm_lib.study.shared import results
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runs.csv").write_text("a\n1\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    monkeypatch.setattr(results, "repo_root", lambda: tmp_path)
+
+    def label():
+        results.git_commit.cache_clear()
+        return results.git_commit()
+
+    clean = label()
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "runs.csv").write_text("a\n1\n2\n")
+    assert label() == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert label() == clean + "-dirty"
+    results.git_commit.cache_clear()

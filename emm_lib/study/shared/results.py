@@ -38,15 +38,19 @@ COLUMNS = ["dataset", "profile", "model", "task", "seed", "metric", "value", "be
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or ``unknown``.
+    """The repository's HEAD commit (with ``-dirty`` when tracked files outside ``results/`` have
+    changes), or ``unknown``.
 
-    Read once per process (the study pins it before its first run): a checkout that moves while a
-    long study runs does not relabel the rows of code loaded before the move."""
+    The study's own result tables are tracked and change while it runs, which says nothing about the
+    code, so changes under ``results/`` do not count. Read once per process (the study pins it before
+    its first run): a checkout that moves while a long study runs does not relabel the rows of code
+    loaded before the move."""
     try:
         root = repo_root()
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
