@@ -1,10 +1,14 @@
 """Every results block of the book says where its numbers come from; chapters end with a computed conclusion."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pandas as pd
+import pytest
 
-from emm_lib.study.shared import present, provenance
+from emm_lib.study.shared import present, provenance, results
 
 
 def _runs(seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -128,13 +132,6 @@ def test_many_comparisons_are_a_list_after_the_rule():
 def test_a_run_is_labelled_dirty_for_changed_code_not_for_its_own_result_tables(tmp_path, monkeypatch):
     """``git_commit`` marks ``-dirty`` only when tracked files outside ``results/`` changed: the study's
     tables are tracked and grow while it runs, which says nothing about the code that made them."""
-    import shutil
-    import subprocess
-
-    import pytest
-
-    from emm_lib.study.shared import results
-
     if shutil.which("git") is None:
         pytest.skip("needs git")
 
