@@ -4,9 +4,10 @@ files it changes.
 Runs are long and their logits are not committed, so a row that a commit drops cannot be made again
 bit for bit on another machine. For each file under ``results/``, every pair of consecutive committed
 versions is compared: a results table (``results.KEY``) and a paired-variance table keep every key
-they had; any other table keeps at least its number of rows; no file is deleted. A commit whose
-message says "Rows dropped on purpose:" (with the reason) is exempt. Needs the git history: skipped in
-a checkout without it (an export, or a shallow clone that does not reach :data:`SINCE`).
+they had; any other table keeps at least its number of rows; no file is deleted, but for the binary
+working state of a carried point (:data:`CARRIED`). A commit whose message says "Rows dropped on
+purpose:" (with the reason) is exempt. Needs the git history: skipped in a checkout without it (an
+export, or a shallow clone that does not reach :data:`SINCE`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The first commit this check holds for (the one that made paired-variance refreshes merge).
 SINCE = "04e994f"
 EXEMPT = "Rows dropped on purpose:"
+#: A long map point's working state between sessions (emm_lib.study.sweep.carry): its checkpoints, test
+#: logits and resume states are replaced as its runs go and dropped once their world is merged into the
+#: map; its tables (CSV) are checked like every other.
+CARRIED = "results/carry/"
 KEYS = {"results": ["dataset", "model", "task", "seed", "metric"],
         "pairs": ["key", "dataset", "seed", "task", "model_a", "model_b"]}
 
@@ -61,6 +66,12 @@ def lost_rows(before: str, after: str | None, path: str) -> str | None:
     return f"{path} lost {len(gone)} of its {len(old)} keys, e.g. {gone.iloc[0, :-1].to_dict()}" if len(gone) else None
 
 
+def checked(status: str, path: str) -> bool:
+    """Whether a change (git's ``status`` letter) of ``path`` can lose results: not an added file, nor the
+    binary working state of a carried point."""
+    return not (status.startswith("A") or path.startswith(CARRIED) and not path.endswith(".csv"))
+
+
 def _show(commit: str, path: str) -> str | None:
     try:
         return _git("show", f"{commit}:{path}")
@@ -77,7 +88,7 @@ def test_every_commit_keeps_the_committed_results():
                        "results").splitlines()
         for line in changed:
             status, path = line.split("\t")[0], line.split("\t")[-1]
-            if status.startswith("A"):
+            if not checked(status, path):
                 continue
             before = _show(f"{commit}^", path)
             if before is None:
@@ -98,3 +109,11 @@ def test_the_check_sees_a_lost_row_and_a_shrunk_table():
     assert "lost 1" in lost_rows(pairs, pairs.rsplit("k,1", 1)[0], "results/a_pair_variances.csv")
     assert lost_rows("a,b\n1,2\n3,4\n", "a,b\n1,2\n", "results/y.csv") == "results/y.csv went from 2 to 1 rows"
     assert lost_rows("a\n1\n", None, "results/z.csv") == "results/z.csv was deleted"
+
+
+def test_only_a_carried_points_binary_working_state_may_go():
+    base = "results/carry/paper/"
+    assert not checked("D", base + "checkpoints/synthetic_map/synthetic-ali_rows=10000000/seed0/emm.resume.pt")
+    assert not checked("M", base + "predictions/synthetic_map/synthetic-ali_rows=10000000__seed0__mmoe.npz")
+    assert checked("D", base + "synthetic_map.csv") and checked("M", base + "analysis/synthetic_map_gates.csv")
+    assert checked("D", "results/paper/checkpoints/x.pt") and not checked("A", "results/paper/synthetic_map.csv")
