@@ -123,3 +123,17 @@ def test_progress_counts_each_carried_world_and_its_runs_under_way(carried):
     words = carry.progress_words(carry.progress(src, PROFILE, skip=[(DATA, 0)]))
     assert "world 1: 6 of 7 runs done, 1 under way" in words and "world 0" not in words
     assert carry.progress_words(carry.progress(carried / "nowhere", PROFILE)) == ""
+
+
+def test_a_worlds_data_is_recorded_once_and_compared_on_every_later_check(tmp_path):
+    first = carry.check_data(tmp_path, DATA, 0, PROFILE)
+    assert sorted(first.split) == ["test", "train", "val"] and first.sha256.str.len().eq(64).all()
+    again = carry.check_data(tmp_path, DATA, 0, PROFILE)  # the same machine: the same rows, one record
+    assert sorted(map(tuple, again.astype(str).values.tolist())) == sorted(map(tuple, first.astype(str).values.tolist()))
+    assert carry.data_digest(DATA, 1, PROFILE) != carry.data_digest(DATA, 0, PROFILE)  # another world
+    path = tmp_path / PROFILE / "data_digests.csv"
+    rec = pd.read_csv(path, dtype=str)
+    rec.loc[rec.split == "val", ["sha256", "machine"]] = ["0" * 64, "another CPU"]
+    rec.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="its val split generated here .* differs .* on another CPU"):
+        carry.check_data(tmp_path, DATA, 0, PROFILE)

@@ -6,17 +6,21 @@ The map's 10^7-row point costs ~23,000 CPU s per world (chapter 09's cost table)
 (``.gitignore`` lets it in): the rows and histories of finished runs, the trained models'
 checkpoints (the fusion runs load them), the test logits (the paired variances need every model of
 a world) and the resume states of runs stopped mid-way (:mod:`emm_lib.train_state`). The next
-session, on any machine, goes on where the last one stopped.
+session, on any machine, goes on where the last one stopped; :func:`check_data` first confirms that
+this machine generates the same rows for the world as the machines before it.
 
 A world enters the map (``results/<profile>/``) only when every planned run of it is done:
 :func:`merge_world` copies its rows, histories, gates and test logits and adds its paired DeLong
 variances; :func:`prune_world` then drops the merged world's binary files from the carry folder.
 
+    python -m emm_lib.study.sweep.carry synthetic-ali/rows=10000000 --seeds 0 1 2 --check-data
     python -m emm_lib.study.sweep.carry synthetic-ali/rows=10000000 --seeds 0 --prune
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import platform
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +32,7 @@ from emm_lib.study.shared.run_settings import experiment_tasks
 from emm_lib.study.sweep.grid import experiments, grid, parse, point_key, points
 from emm_lib.utils import atomic_write, repo_root
 
-__all__ = ["CARRY_DIR", "carry_dir", "missing_runs", "merge_world", "prune_world", "progress", "progress_words"]
+__all__ = ["CARRY_DIR", "carry_dir", "missing_runs", "merge_world", "prune_world", "progress", "progress_words", "data_digest", "check_data"]
 
 #: Where a long point's unfinished worlds live between sessions (committed; relative to the repository).
 CARRY_DIR = "results/carry"
@@ -201,6 +205,60 @@ def progress_words(prog: pd.DataFrame, where: str = CARRY_DIR) -> str:
             + "; ".join(parts) + ".")
 
 
+def data_digest(data: str, seed: int, profile: str = "paper", experiment: str = "synthetic_map") -> dict[str, str]:
+    """sha256 per split (sparse codes, dense features, labels) of world ``seed`` of point ``data``, generated here."""
+    from emm_lib.study.shared.run_settings import settings
+    from emm_lib.study.sweep.grid import load_point
+
+    _planned(data, profile, experiment)  # refuses a point that is not on the grid, by name
+    k = next(k for _, d, k, _ in points(grid(profile, experiment)) if d == data)
+    ds = load_point(data, settings("synthetic", profile), k, seed, experiment)
+    out = {}
+    for name in ("train", "val", "test"):
+        split, h = getattr(ds, name), hashlib.sha256()
+        for t in (split.sparse, split.dense, split.y):
+            h.update(t.contiguous().numpy().tobytes())
+        out[name] = h.hexdigest()
+    return out
+
+
+def _machine() -> str:
+    """The CPU, and whether it has AVX-512 (numpy's and the BLAS's vector paths differ with it)."""
+    try:
+        info = open("/proc/cpuinfo").read().splitlines()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name"))
+        flags = next((ln for ln in info if ln.startswith("flags")), "").split()
+        cpu += ", AVX-512" if "avx512f" in flags else ", no AVX-512"
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    return f"{cpu}, {platform.machine()}"
+
+
+def check_data(carry: str | Path, data: str, seed: int, profile: str = "paper",
+               experiment: str = "synthetic_map") -> pd.DataFrame:
+    """Generate world ``seed`` of ``data`` here and compare its digests with those the carry folder
+    recorded on earlier machines (``data_digests.csv``; recorded when new). A world's runs may train on
+    several machines; they must see the same rows. Raises naming the split when they would not."""
+    path = Path(carry) / profile / "data_digests.csv"
+    key, _ = _planned(data, profile, experiment)
+    now = data_digest(data, seed, profile, experiment)
+    cols = ["dataset", "seed", "split", "sha256", "machine"]
+    old = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame(columns=cols)
+    mine = old[(old.dataset == key) & (old.seed == str(seed))]
+    for split, digest in now.items():
+        rec = mine[mine.split == split]
+        if len(rec) and set(rec.sha256) != {digest}:
+            raise ValueError(f"World {seed} of {data}: its {split} split generated here ({_machine()}) differs from "
+                             f"the one recorded in {path} on {rec.machine.iloc[0]}. Its carried runs would "
+                             "mix two datasets: finish them on a machine that generates the recorded data.")
+    new = pd.DataFrame([{"dataset": key, "seed": str(seed), "split": sp, "sha256": d, "machine": _machine()}
+                        for sp, d in now.items()])
+    out = pd.concat([old, new], ignore_index=True).drop_duplicates(cols)
+    with atomic_write(path) as fh:
+        out.to_csv(fh, index=False)
+    return out[(out.dataset == key) & (out.seed == str(seed))]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emm_lib.study.sweep.carry", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,11 +268,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--carry", default=CARRY_DIR, help=f"the carry folder (default {CARRY_DIR})")
     ap.add_argument("--dest", default="results", help="where the map's tables are (default results)")
     ap.add_argument("--prune", action="store_true", help="then drop the merged worlds' binary files from --carry")
+    ap.add_argument("--check-data", action="store_true",
+                    help="instead of merging: generate the worlds here and compare them with the recorded digests")
     a = ap.parse_args(argv)
     root = repo_root()
     carry, dest = (p if Path(p).is_absolute() else root / p for p in (a.carry, a.dest))
     try:
         for seed in a.seeds:
+            if a.check_data:
+                print(check_data(carry, a.point, seed, a.profile).to_string(index=False))
+                continue
             done = merge_world(carry, dest, a.point, seed, a.profile)
             print(f"world {seed} of {a.point}: {done}")
             if a.prune:
