@@ -151,10 +151,12 @@ def test_a_run_is_labelled_dirty_for_changed_code_not_for_its_own_result_tables(
         results.git_commit.cache_clear()
         return results.git_commit()
 
-    clean = label()
-    assert len(clean) == 12 and not clean.endswith("-dirty")
-    (tmp_path / "results" / "runs.csv").write_text("a\n1\n2\n")
-    assert label() == clean
-    (tmp_path / "model.py").write_text("x = 2\n")
-    assert label() == clean + "-dirty"
-    results.git_commit.cache_clear()
+    try:
+        clean = label()
+        assert len(clean) == 12 and not clean.endswith("-dirty")
+        (tmp_path / "results" / "runs.csv").write_text("a\n1\n2\n")
+        assert label() == clean
+        (tmp_path / "model.py").write_text("x = 2\n")
+        assert label() == clean + "-dirty"
+    finally:  # later tests in this process label their rows with this checkout's commit again
+        results.git_commit.cache_clear()
