@@ -10,6 +10,7 @@ import copy
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from .models.base import MultiTaskModel
 from .train_state import TrainState, fingerprint
 from .utils import resolve_device, seed_everything
 
-__all__ = ["FitResult", "fit", "evaluate", "predict", "train_step"]
+__all__ = ["FitResult", "fit", "evaluate", "predict", "train_step", "flush_denormals"]
 
 
 @dataclass
@@ -41,14 +42,41 @@ class FitResult:
     settings: dict = field(default_factory=dict)
 
 
+_flushing = threading.local()  # how deep this thread is in flush_denormals (the CPU flag is per thread)
+
+
+@contextlib.contextmanager
+def flush_denormals(dev: torch.device):
+    """On CPU, subnormal floats (below 1.2e-38) flushed to zero inside (FTZ/DAZ); yields whether it is on.
+
+    Late in a long run, weights that the data no longer move and their Adam moments decay into the
+    subnormal range. CPUs that handle subnormals in microcode slow every matrix product touching them:
+    measured on a 2-core Intel Xeon (AVX-512), a 10^7-row TM-1's epochs went from 81 s to ~1,400 s once
+    most of its units had died (``benchmarks/bench_denormals.py``: 4.8x per step). Flushing changes only
+    values below 1.2e-38. It applies to the calling thread, which runs every op at fit()'s default of
+    one CPU thread; afterwards it is off again (torch's default)."""
+    depth = getattr(_flushing, "depth", 0)  # nested (fit's validation calls predict): the outermost resets
+    if dev.type != "cpu" or (depth == 0 and not torch.set_flush_denormal(True)):
+        yield False
+        return
+    _flushing.depth = depth + 1
+    try:
+        yield True
+    finally:
+        _flushing.depth = depth
+        if depth == 0:
+            torch.set_flush_denormal(False)
+
+
 @torch.no_grad()
 def predict(model: MultiTaskModel, split: Split, batch_size: int = 8192) -> Tensor:
-    """Logits (N, n_tasks) for a whole split, in eval mode, batched."""
+    """Logits (N, n_tasks) for a whole split, in eval mode, batched (subnormals flushed on CPU)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     split = split.to(device)
-    out = [model(b).float() for b in split.batches(batch_size)]
+    with flush_denormals(device):
+        out = [model(b).float() for b in split.batches(batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, len(model.tasks))
 
@@ -136,7 +164,8 @@ def fit(
     the last epoch's weights instead (protocol flag ``final_epoch_weights``; ``best_epoch`` is
     then the last epoch, the one returned). ``cuda_graph`` replays the training step as one CUDA
     graph (:class:`~emm_lib.graphed.GraphedTrainStep`: the same training, several times faster
-    for these launch-bound models; CUDA only, ignored on CPU). ``resume_path`` keeps the run's state
+    for these launch-bound models; CUDA only, ignored on CPU). On CPU, subnormal floats are flushed to
+    zero (:func:`flush_denormals`; recorded in the result's settings). ``resume_path`` keeps the run's state
     there between epochs (:class:`~emm_lib.train_state.TrainState`, written at most every
     ``resume_every_s`` seconds): a call that finds a state of the same run (same settings, model shapes,
     split sizes and ``resume_tag``) continues after its epoch; the file is removed when the run ends.
@@ -144,7 +173,7 @@ def fit(
     """
     check_device(device)
     dev = resolve_device(device)
-    with _cpu_threads(dev, cpu_threads):
+    with _cpu_threads(dev, cpu_threads), flush_denormals(dev) as flushed:
         # Settings, model against data, and one pass over the training and validation tensors.
         check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs, patience)
         if resume_every_s < 0:
@@ -163,7 +192,9 @@ def fit(
         t_start = time.perf_counter()
         history, stop, before = _epochs(run, epochs, patience, eval_batch_size, progress, saver)
         saver.clear()
-        return _result(run, history, stop, restore_best, used, before + time.perf_counter() - t_start, dev)
+        res = _result(run, history, stop, restore_best, used, before + time.perf_counter() - t_start, dev)
+        res.settings.update({"flush_denormal": True} if flushed else {})
+        return res
 
 
 def _result(run: "_Run", history: pd.DataFrame, stop: "_EarlyStopping", restore_best: bool, used: dict,

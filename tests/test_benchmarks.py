@@ -74,3 +74,16 @@ def test_the_chapter_quotes_the_recorded_cpu_bench():
               f"{r['mmoe']['train ratio']:.1f}× for MMoE, {r['ple']['train ratio']:.1f}× for PLE")
     assert quoted in " ".join((ROOT / "book" / "reproduce.md").read_text().split())
     assert set(t.device) == {"cpu"} and t.git_commit.notna().all() and not t.git_commit.str.endswith("dirty").any()
+
+
+def test_bench_denormals_refuses_a_share_outside_zero_to_one():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_denormals.py"), "--share", "2"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0 and "--share is a fraction in [0, 1]" in out.stderr
+
+
+def test_bench_denormals_kills_the_share_of_units_it_is_asked_for():
+    model, batch = _load("bench_denormals").tm1(0.5)
+    lin = [m for m in model.body if isinstance(m, torch.nn.Linear)]
+    dead = [(m.weight.abs().amax(1) < 1e-20).float().mean().item() for m in lin]
+    assert all(0.2 < d < 0.8 for d in dead) and batch.sparse.shape[0] == 4_096

@@ -63,6 +63,7 @@ def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artif
         settings={**st.record(), **identity(run, st), "tasks": list(model.tasks), "epochs_run": len(res.history),
                   "n_features": ds.spec.n_sparse + ds.spec.n_dense, "experiment": run.experiment,
                   "torch_threads": res.settings.get("threads"),
+                  **({"flush_denormal": True} if res.settings.get("flush_denormal") else {}),
                   **({"cuda_graph": True} if res.settings.get("cuda_graph") else {}), **eff})
     return Artifacts(rows, res.history, model.cpu(), logits.numpy(), y.numpy(), tuple(model.tasks), gates)
 
