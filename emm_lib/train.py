@@ -192,13 +192,11 @@ def fit(
         t_start = time.perf_counter()
         history, stop, before = _epochs(run, epochs, patience, eval_batch_size, progress, saver)
         saver.clear()
-        res = _result(run, history, stop, restore_best, used, before + time.perf_counter() - t_start, dev)
-        res.settings.update({"flush_denormal": True} if flushed else {})
-        return res
+        return _result(run, history, stop, restore_best, used, before + time.perf_counter() - t_start, dev, flushed)
 
 
 def _result(run: "_Run", history: pd.DataFrame, stop: "_EarlyStopping", restore_best: bool, used: dict,
-            seconds: float, dev: torch.device) -> FitResult:
+            seconds: float, dev: torch.device, flushed: bool = False) -> FitResult:
     """The best epoch's weights restored into the model (unless ``restore_best`` is off), as a FitResult."""
     model = run.model
     if restore_best:
@@ -211,7 +209,8 @@ def _result(run: "_Run", history: pd.DataFrame, stop: "_EarlyStopping", restore_
         seconds=seconds, device=str(dev),
         settings=dict(**used, threads=torch.get_num_threads() if dev.type == "cpu" else None,
                       **({} if restore_best else {"restore_best": False}),
-                      **({"cuda_graph": True} if run.graphed is not None else {})),
+                      **({"cuda_graph": True} if run.graphed is not None else {}),
+                      **({"flush_denormal": True} if flushed else {})),
     )
 
 
