@@ -176,9 +176,6 @@ def fit(
     with _cpu_threads(dev, cpu_threads), flush_denormals(dev) as flushed:
         # Settings, model against data, and one pass over the training and validation tensors.
         check_fit_inputs(model, dataset, batch_size, max_train_rows, epochs, patience)
-        if resume_every_s < 0:
-            raise ValueError(f"resume_every_s is the seconds between saved training states; it must be >= 0 "
-                             f"(0: after every epoch), got {resume_every_s}.")
         if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
             raise ValueError(f"Need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got "
                              f"epochs={epochs}, batch_size={batch_size}, lr={lr}, weight_decay={weight_decay}.")

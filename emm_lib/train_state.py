@@ -40,6 +40,9 @@ class TrainState:
     """Save and restore fit()'s state at ``path`` (``None``: a no-op that saves nothing)."""
 
     def __init__(self, path: str | os.PathLike | None, key: str, every_s: float = 300.0):
+        if every_s < 0:
+            raise ValueError(f"resume_every_s is the seconds between saved training states; it must be >= 0 "
+                             f"(0: after every epoch), got {every_s}.")
         self.path = None if path is None else Path(path)
         self.key, self.every_s = key, float(every_s)
         self._last_save = time.monotonic()
