@@ -32,7 +32,8 @@ from emm_lib.study.shared.run_settings import experiment_tasks
 from emm_lib.study.sweep.grid import experiments, grid, parse, point_key, points
 from emm_lib.utils import atomic_write, repo_root
 
-__all__ = ["CARRY_DIR", "carry_dir", "missing_runs", "merge_world", "prune_world", "progress", "progress_words", "data_digest", "check_data"]
+__all__ = ["CARRY_DIR", "carry_dir", "missing_runs", "merge_world", "prune_world", "progress", "progress_words",
+           "data_digest", "check_data"]
 
 #: Where a long point's unfinished worlds live between sessions (committed; relative to the repository).
 CARRY_DIR = "results/carry"
@@ -43,8 +44,8 @@ def carry_dir() -> Path:
     return repo_root() / CARRY_DIR
 
 
-def _planned(data: str, profile: str, experiment: str) -> tuple[str, set[str]]:
-    """The point's dataset key and every label its world needs (trained models included)."""
+def _planned(data: str, profile: str, experiment: str) -> tuple[str, int, set[str]]:
+    """The point's dataset key, its task count, and every label its world needs (trained models included)."""
     g = grid(profile, experiment)
     found = [(k, labels) for _, d, k, labels in points(g) if d == data]
     if not found:
@@ -53,7 +54,7 @@ def _planned(data: str, profile: str, experiment: str) -> tuple[str, set[str]]:
                          f"its points are {known}.")
     k, labels = found[0]
     tms = {f"{s}:{t}" for s in config.TM_SHAPES for t in experiment_tasks(parse(data)["generator"], k)}
-    return point_key(data, k), set(labels) | tms
+    return point_key(data, k), k, set(labels) | tms
 
 
 def _runs(out: Path, names: Sequence[str], key: str, seed: int) -> dict[str, pd.DataFrame]:
@@ -64,7 +65,7 @@ def _runs(out: Path, names: Sequence[str], key: str, seed: int) -> dict[str, pd.
 def missing_runs(carry: Path, data: str, seed: int, profile: str = "paper",
                  experiment: str = "synthetic_map") -> list[str]:
     """The labels of world ``seed`` of point ``data`` that have no rows in ``carry/<profile>`` yet."""
-    key, need = _planned(data, profile, experiment)
+    key, _, need = _planned(data, profile, experiment)
     have = {m for df in _runs(Path(carry) / profile, experiments(experiment), key, seed).values() for m in df.model}
     return sorted(need - have)
 
@@ -126,7 +127,7 @@ def merge_world(carry: str | Path, dest: str | Path, data: str, seed: int, profi
     if todo:
         raise ValueError(f"World {seed} of {data} in {src} is not whole yet: no rows for {', '.join(todo)}. "
                          "Finish it first (rerun the study with --results-dir pointing at the carry folder).")
-    key, _ = _planned(data, profile, experiment)
+    key, _, _ = _planned(data, profile, experiment)
     names = experiments(experiment)
     pv = _pairs(src, names, key, seed)  # checked before anything is written, as are the rows below
     new = [(n, r) for n, df in _runs(src, names, key, seed).items() for r in _new_runs(df, dst / f"{n}.csv")]
@@ -150,7 +151,7 @@ def prune_world(carry: str | Path, data: str, seed: int, profile: str = "paper",
     if missing_runs(Path(carry), data, seed, profile, experiment):
         raise ValueError(f"World {seed} of {data} is not whole; its carried files are still needed.")
     src = Path(carry) / profile
-    key, _ = _planned(data, profile, experiment)
+    key, _, _ = _planned(data, profile, experiment)
     names = experiments(experiment)
     gone = _world_files(src, "predictions", names, key, seed)
     for n in names:
@@ -186,7 +187,7 @@ def progress(carry: str | Path, profile: str = "paper", experiment: str = "synth
         data = data_of.get(key.replace("/", "_"))
         if (key, seed) in set(skip) or data is None:
             continue
-        need = _planned(data, profile, experiment)[1]
+        need = _planned(data, profile, experiment)[2]
         under = sorted(lab for lab in need if lab.replace(":", "_") in moving.get((key, seed), []))
         rows.append({"dataset": key, "world": seed, "runs_done": len(done.get((key, seed), set()) & need),
                      "runs_planned": len(need), "under_way": under})
@@ -210,8 +211,7 @@ def data_digest(data: str, seed: int, profile: str = "paper", experiment: str = 
     from emm_lib.study.shared.run_settings import settings
     from emm_lib.study.sweep.grid import load_point
 
-    _planned(data, profile, experiment)  # refuses a point that is not on the grid, by name
-    k = next(k for _, d, k, _ in points(grid(profile, experiment)) if d == data)
+    _, k, _ = _planned(data, profile, experiment)
     ds = load_point(data, settings("synthetic", profile), k, seed, experiment)
     out = {}
     for name in ("train", "val", "test"):
@@ -240,7 +240,7 @@ def check_data(carry: str | Path, data: str, seed: int, profile: str = "paper",
     recorded on earlier machines (``data_digests.csv``; recorded when new). A world's runs may train on
     several machines; they must see the same rows. Raises naming the split when they would not."""
     path = Path(carry) / profile / "data_digests.csv"
-    key, _ = _planned(data, profile, experiment)
+    key, _, _ = _planned(data, profile, experiment)
     now = data_digest(data, seed, profile, experiment)
     cols = ["dataset", "seed", "split", "sha256", "machine"]
     old = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame(columns=cols)
