@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The first commit this check holds for (the one that made paired-variance refreshes merge).
 SINCE = "04e994f"
 EXEMPT = "Rows dropped on purpose:"
-#: A long map point's working state between sessions (emm_lib.study.sweep.carry): its checkpoints, test
-#: logits and resume states are replaced as its runs go and dropped once their world is merged into the
-#: map; its tables (CSV) are checked like every other.
+#: A long map point's working state between sessions (emm_lib.study.sweep.carry): its test logits are
+#: dropped once their world is merged into the map; its tables (CSV) are checked like every other.
 CARRIED = "results/carry/"
 KEYS = {"results": ["dataset", "model", "task", "seed", "metric"],
         "pairs": ["key", "dataset", "seed", "task", "model_a", "model_b"]}

@@ -2,12 +2,12 @@
 
 The map's 10^7-row point costs ~23,000 CPU s per world (chapter 09's cost table): more than a
 2-core session, and the next session may run on another machine. Such a point is run with
-``--results-dir results/carry``. Everything its unfinished worlds need is committed there
-(``.gitignore`` lets it in): the rows and histories of finished runs, the trained models'
-checkpoints (the fusion runs load them), the test logits (the paired variances need every model of
-a world) and the resume states of runs stopped mid-way (:mod:`emm_lib.train_state`). The next
-session, on any machine, goes on where the last one stopped; :func:`check_data` first confirms that
-this machine generates the same rows for the world as the machines before it.
+``--results-dir results/carry``. The text of its unfinished worlds is committed there (``.gitignore``
+lets it in): the rows and histories of finished runs and their test logits (the paired variances
+need every model of a world). Weights are not: a trained model that a later fusion run needs is
+trained again for its checkpoint and kept only when it reproduces its recorded rows bit for bit
+(:mod:`emm_lib.study.shared.runs`), and a run stopped mid-way starts over on a new machine.
+:func:`check_data` first confirms that this machine generates the same rows for the world.
 
 A world enters the map (``results/<profile>/``) only when every planned run of it is done:
 :func:`merge_world` copies its rows, histories, gates and test logits and adds its paired DeLong
@@ -146,7 +146,7 @@ def merge_world(carry: str | Path, dest: str | Path, data: str, seed: int, profi
 
 def prune_world(carry: str | Path, data: str, seed: int, profile: str = "paper",
                 experiment: str = "synthetic_map") -> int:
-    """Delete a whole world's binary files (checkpoints, resume states, test logits) from the carry folder;
+    """Delete a whole world's binary files (checkpoints and resume states, test logits) from the carry folder;
     its rows, histories and gates stay there, so the carried study still counts its runs as done."""
     if missing_runs(Path(carry), data, seed, profile, experiment):
         raise ValueError(f"World {seed} of {data} is not whole; its carried files are still needed.")
