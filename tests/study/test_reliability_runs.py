@@ -114,6 +114,19 @@ def test_a_missing_checkpoint_that_reproduces_its_rows_keeps_them(tmp_path, monk
     assert study.checkpoint_path(st, "single_task", study.load_dataset(st), 0, "tm2:t2").with_suffix(".pt").exists()
 
 
+def test_an_emm_run_missing_its_trained_models_has_them_trained_next_not_after_the_rest(tmp_path, monkeypatch):
+    """A fresh clone (rows, no checkpoints): EMM's chain (its trained models, then EMM) runs before
+    the runs planned after EMM, not at the end of the whole plan."""
+    st = _complete(tmp_path, models=("emm",))
+    _fresh_clone(st)
+    monkeypatch.setattr(runner, "_pause", lambda s: pytest.fail("waited with nothing claimed elsewhere"))
+    plan = [r for r in study.plan(["synthetic_tasks"], st, ["emm", "mmoe"], [2]) if not r.is_trained_model]
+    assert [r.label for r in plan] == ["emm", "mmoe"]
+    order: list[str] = []
+    runner.execute_plan(plan, st, log=lambda m: order.append(m.split()[1]))
+    assert order == ["tm1:t1", "tm2:t1", "tm1:t2", "tm2:t2", "emm", "mmoe"]
+
+
 def test_a_missing_checkpoint_that_does_not_reproduce_its_rows_stops_naming_the_choice(tmp_path):
     st = _complete(tmp_path)
     single = _fresh_clone(st, tamper="tm2:t2")

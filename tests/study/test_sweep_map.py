@@ -211,3 +211,13 @@ def test_the_committed_map_stops_early_in_at_least_90_percent_of_every_models_ru
     assert set(complete) <= set(runs.dataset) if len(runs) else not complete
     bad = sweep_map.cap_excess(runs, complete)
     assert bad.empty, f"models at their epoch cap too often at complete points:\n{bad}"
+
+
+def test_the_map_plans_each_world_as_trained_models_then_emm_then_the_baselines():
+    from emm_lib import study
+
+    st = study.settings("synthetic", "paper")
+    world = [r.label for r in sweep.plan(st, ["data_size"], seeds=[0], rows=[10_000_000],
+                                         experiment=sweep.MAP_EXPERIMENT)]
+    assert world[:5] == ["tm1:click", "tm2:click", "tm1:conversion", "tm2:conversion", "emm"]
+    assert set(world[5:]) == {"shared_bottom", "mmoe", "ple", "aitm:calibrated"}

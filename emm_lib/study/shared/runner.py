@@ -2,7 +2,8 @@
 
 Each experiment family plans its own runs (:mod:`emm_lib.study.shared.experiment`).
 :func:`execute_plan` runs what is not done yet: trained models and baselines first, then the
-EMM variants whose trained models exist. Local: one run at a time in this process (start a
+EMM variants whose trained models exist (an EMM run whose trained models lack a checkpoint has
+them trained next). Local: one run at a time in this process (start a
 second process on the same results directory to use another core: claims keep them apart).
 Ray (``executor="ray"``): each run is a Ray task with one CPU and one torch thread (and a
 fraction of a GPU when there is one); the driver claims each run, gathers the artifacts and
@@ -11,6 +12,7 @@ writes them, so a killed driver loses only the runs in flight.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from emm_lib.study.shared import results
@@ -61,33 +63,43 @@ def _pause(seconds: float) -> None:
 def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], poll_seconds: float,
            rebuild: set[Run]) -> int:
     """Train ``todo`` one run at a time in this process; wait (and say so) on runs claimed elsewhere.
-    ``rebuild``: the trained models that need a usable checkpoint (it grows as EMM runs ask)."""
+    ``rebuild``: the trained models that need a usable checkpoint (it grows as EMM runs ask).
+
+    An EMM run whose trained models are missing (recorded rows, no checkpoint: a fresh clone) has
+    them trained next, then runs, before the runs planned after it: the chain of trained models and
+    EMM is the longest, so it starts first rather than after every other run of the plan.
+    """
     trained_count = 0
     notices = WaitNotices(st.out_dir)
-    while todo:
-        progressed, waiting = False, []
-        for run in todo:
-            if complete(run, st, rebuild):
+    queue, waiting, progressed = deque(todo), [], False
+    while queue or waiting:
+        if not queue:  # a pass is over: what was claimed elsewhere, or waits on it, is tried again
+            if not progressed:
+                notices.waiting([(r, run_key(r, st)) for r in waiting])
+                _pause(poll_seconds)
+            queue, waiting, progressed = deque(waiting), [], False
+            continue
+        run = queue.popleft()
+        if complete(run, st, rebuild):
+            progressed = True
+            continue
+        trained, missing = trained_for(run, st)
+        if trained is None:
+            rebuild.update(missing)
+            found = [m for m in missing if m not in queue and m not in waiting]
+            if found:  # train them now, then this run
+                queue.extendleft(reversed(found + [run]))
                 progressed = True
+            else:
+                waiting.append(run)
+            continue
+        with claim(st.out_dir, run, run_key(run, st)) as mine:
+            if not mine or complete(run, st, rebuild):
+                waiting.append(run) if not mine else None
                 continue
-            trained, missing = trained_for(run, st)
-            if trained is None:
-                rebuild.update(missing)
-                found = [m for m in missing if m not in todo and m not in waiting]
-                waiting += found + [run]
-                progressed |= bool(found)  # runs to train next: nothing to wait for yet
-                continue
-            with claim(st.out_dir, run, run_key(run, st)) as mine:
-                if not mine or complete(run, st, rebuild):
-                    waiting.append(run) if not mine else None
-                    continue
-                t0 = time.perf_counter()
-                note = write_run(run, st, execute(run, st, trained))
-                trained_count += 1
-                progressed = True
-                log(f"  {run} in {time.perf_counter() - t0:.1f}s{note}")
-        todo = waiting
-        if todo and not progressed:  # everything left is claimed by another process, or waits on it
-            notices.waiting([(r, run_key(r, st)) for r in todo])
-            _pause(poll_seconds)
+            t0 = time.perf_counter()
+            note = write_run(run, st, execute(run, st, trained))
+            trained_count += 1
+            progressed = True
+            log(f"  {run} in {time.perf_counter() - t0:.1f}s{note}")
     return trained_count

@@ -164,7 +164,8 @@ def points(g: dict, axes: Sequence[str] | None = None) -> list[tuple[str, str, i
 
 def plan(st: "StudySettings", axes: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
          rows: Sequence[int] | None = None, experiment: str = EXPERIMENT) -> list[Run]:
-    """Every run of the sweep on ``axes`` (seed-major; trained models before the runs that fuse them);
+    """Every run of the sweep on ``axes`` (seed-major; per world, its trained models, the runs that
+    fuse them, then the baselines: the longest chain starts first);
     ``rows``: only the points with these training rows (e.g. the 10^7-row point, on a GPU);
     ``experiment``: the pass (``synthetic``, ``synthetic_map``); a point runs its own worlds only."""
     from emm_lib.study.shared.run_settings import experiment_tasks
@@ -189,7 +190,8 @@ def plan(st: "StudySettings", axes: Sequence[str] | None = None, seeds: Sequence
                 continue
             tasks = experiment_tasks(parse(data)["generator"], k)
             new = [Run(tm_exp, f"{s}:{t}", seed, k, "paper", data) for t in tasks for s in config.TM_SHAPES]
-            new += [Run(exp, lab, seed, k, "paper", data) for lab in labels]
+            fuse_first = sorted(labels, key=lambda lab: config.VARIANTS.get(lab, (lab,))[0] != "emm")
+            new += [Run(exp, lab, seed, k, "paper", data) for lab in fuse_first]
             for r in new:
                 if r not in seen:
                     seen.add(r)
