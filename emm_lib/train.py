@@ -54,7 +54,9 @@ def flush_denormals(dev: torch.device):
     measured on a 2-core Intel Xeon (AVX-512), a 10^7-row TM-1's epochs went from 81 s to ~1,400 s once
     most of its units had died (``benchmarks/bench_denormals.py``: 4.8x per step). Flushing changes only
     values below 1.2e-38. It applies to the calling thread, which runs every op at fit()'s default of
-    one CPU thread; afterwards it is off again (torch's default)."""
+    one CPU thread; afterwards it is off again (torch's default). With more threads, torch's OpenMP
+    threads keep the flag they started with: a process that sets ``torch.set_flush_denormal(True)``
+    before its first parallel op has them all flushed (the benchmark's docstring has the measurement)."""
     depth = getattr(_flushing, "depth", 0)  # nested (fit's validation calls predict): the outermost resets
     if dev.type != "cpu" or (depth == 0 and not torch.set_flush_denormal(True)):
         yield False
