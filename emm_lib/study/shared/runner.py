@@ -1,10 +1,10 @@
 """Execute the study's runs, in this process or as Ray tasks, whatever their experiment.
 
 Each experiment family plans its own runs (:mod:`emm_lib.study.shared.experiment`).
-:func:`execute_plan` runs what is not done yet: trained models and baselines first, then the
-EMM variants whose trained models exist (an EMM run whose trained models lack a checkpoint has
-them trained next). Local: one run at a time in this process (start a
-second process on the same results directory to use another core: claims keep them apart).
+:func:`execute_plan` runs what is not done yet, in the plan's order (trained models before the EMM
+runs that fuse them); an EMM run whose trained models lack a checkpoint has them trained next. Local:
+one run at a time in this process (start a second process on the same results directory to use
+another core: claims keep them apart).
 Ray (``executor="ray"``): each run is a Ray task with one CPU and one torch thread (and a
 fraction of a GPU when there is one); the driver claims each run, gathers the artifacts and
 writes them, so a killed driver loses only the runs in flight.
@@ -94,8 +94,10 @@ def _local(todo: list[Run], st: "StudySettings", log: Callable[[str], None], pol
                 waiting.append(run)
             continue
         with claim(st.out_dir, run, run_key(run, st)) as mine:
-            if not mine or complete(run, st, rebuild):
-                waiting.append(run) if not mine else None
+            if not mine:
+                waiting.append(run)
+                continue
+            if complete(run, st, rebuild):  # finished elsewhere meanwhile
                 continue
             t0 = time.perf_counter()
             note = write_run(run, st, execute(run, st, trained))
