@@ -16,14 +16,17 @@ per step with live units, 178.7 ms (4.8x) with 60 % of them dead, 34.9 ms with t
 ~1,400 s, and its saved weights' layer products ran 95x slower than with the flush. CPUs that handle
 subnormals in hardware show a ratio near 1.
 
-The flag is per thread and fit() sets it on the calling one only. With ``--threads 2`` (same
-machine, 2026-12-07, beside two training processes) this benchmark showed 117.6 ms (2.9x) dead and
-unflushed and 43.3 ms (1.07x) flushed, but that does not carry over: the 10^7-row EMM run with two
-threads slowed from epoch to epoch, and ``perf`` put 23 % of its samples in MKL's sgemm kernel on
-torch's OpenMP worker thread against 7 % on the calling thread (each product is split between the two).
-An elementwise multiply of 4M subnormals flushed on the calling thread keeps half of its results (the
-worker's half; the benchmark's last line measures it). OpenMP's threads take the flag of the thread that creates them, so setting it before
-torch's first parallel op covers them all; after that, only the calling thread is flushed.
+The flag is per thread and fit() sets it on the calling one only. With two threads started by
+``torch.set_num_threads`` alone (same machine, 2026-12-07, beside two training processes) this
+benchmark showed 117.6 ms (2.9x) dead and unflushed and 43.3 ms (1.07x) flushed, but that did not
+carry over: the 10^7-row EMM run with two threads slowed from epoch to epoch, and ``perf`` put 23 % of
+its samples in MKL's sgemm kernel on torch's OpenMP worker thread against 7 % on the calling thread
+(each product is split between the two), and an elementwise multiply of 4M subnormals kept half of its
+results (the worker's half). OpenMP's threads take the flag of the thread that creates them, so the
+study sets its threads with ``emm_lib.train.set_threads``, which starts them flushed (a test checks
+that none of the multiply's subnormals survive). This benchmark starts them unflushed, so that its
+"off" rows are off; its last line measures the share that survives fit()'s flush (0.50 with
+``--threads 2``, 0.00 with 1).
 """
 import argparse
 import contextlib

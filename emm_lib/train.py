@@ -27,7 +27,7 @@ from .models.base import MultiTaskModel
 from .train_state import TrainState, fingerprint
 from .utils import resolve_device, seed_everything
 
-__all__ = ["FitResult", "fit", "evaluate", "predict", "train_step", "flush_denormals"]
+__all__ = ["FitResult", "fit", "evaluate", "predict", "train_step", "flush_denormals", "set_threads"]
 
 
 @dataclass
@@ -55,8 +55,8 @@ def flush_denormals(dev: torch.device):
     most of its units had died (``benchmarks/bench_denormals.py``: 4.8x per step). Flushing changes only
     values below 1.2e-38. It applies to the calling thread, which runs every op at fit()'s default of
     one CPU thread; afterwards it is off again (torch's default). With more threads, torch's OpenMP
-    threads keep the flag they started with: a process that sets ``torch.set_flush_denormal(True)``
-    before its first parallel op has them all flushed (the benchmark's docstring has the measurement)."""
+    threads keep the flag they started with: :func:`set_threads`, which fit()'s ``cpu_threads`` and the
+    study use, starts them flushed (the benchmark's docstring has the measurement)."""
     depth = getattr(_flushing, "depth", 0)  # nested (fit's validation calls predict): the outermost resets
     if dev.type != "cpu" or (depth == 0 and not torch.set_flush_denormal(True)):
         yield False
@@ -68,6 +68,18 @@ def flush_denormals(dev: torch.device):
         _flushing.depth = depth
         if depth == 0:
             torch.set_flush_denormal(False)
+
+
+def set_threads(n: int) -> None:
+    """torch's CPU threads for this process. With several, the subnormal flush (:func:`flush_denormals`)
+    is set while torch's OpenMP threads are started, so they keep it for good: a thread takes the flag
+    of the one that creates it, and fit() sets it on the calling thread only. The calling thread's flag
+    is left as it was. Threads started earlier in the process keep theirs."""
+    was = torch.tensor([1e-39]).mul(1.0).item() == 0.0  # flushed now (a one-element op runs here)
+    torch.set_num_threads(n)
+    if n > 1 and torch.set_flush_denormal(True):
+        torch.ones(1 << 20).mul_(1.0)  # a parallel op: the pool exists, every thread flushed
+        torch.set_flush_denormal(was)
 
 
 @torch.no_grad()
@@ -220,7 +232,7 @@ def _cpu_threads(dev: torch.device, threads: int | None):
         yield
         return
     old = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    set_threads(threads)
     try:
         yield
     finally:

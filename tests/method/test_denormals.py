@@ -3,11 +3,15 @@
 Subnormal weights late in a long run slowed every matrix product ~95x on an AVX-512 Xeon
 (``benchmarks/bench_denormals.py``). What is checked here holds on any CPU: whether a subnormal
 product survives, inside and after."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from emm_lib.models import build_model
 from emm_lib.train import fit, flush_denormals, predict
+from emm_lib.utils import repo_root
 
 SUB = 1e-39  # below float32's smallest normal (1.2e-38)
 
@@ -53,3 +57,20 @@ def test_predict_flushes_and_nesting_restores_the_outer_state(tiny_dataset, can_
 def test_no_flag_is_touched_off_the_cpu():
     with flush_denormals(torch.device("meta")) as on:
         assert on is False
+
+
+def test_set_threads_starts_torchs_other_threads_flushed_and_leaves_the_callers_flag_as_it_was(can_flush):
+    """With 2 threads and torch.set_num_threads alone, fit()'s flush covers the calling thread's half of
+    a parallel multiply only (0.5 of the subnormals survive on a 2-core Xeon). A fresh process: a pool
+    started earlier keeps its flag."""
+    code = ("import torch\nfrom emm_lib.train import flush_denormals, set_threads\nset_threads(2)\n"
+            "x = torch.full((1 << 22,), 1e-39)\nwith flush_denormals(torch.device('cpu')):\n    y = x * 1.0\n"
+            "survives = (torch.tensor([1e-39]) * 1.0).item() != 0.0\n"
+            "with flush_denormals(torch.device('cpu')):\n    set_threads(3)\n"
+            "    flushed = (torch.tensor([1e-39]) * 1.0).item() == 0.0\n"
+            "print(float((y != 0).float().mean()), survives, flushed)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    kept, off_outside, on_inside = out.stdout.split()
+    assert float(kept) == 0.0
+    assert off_outside == on_inside == "True"  # the caller's flag as it was, off or on

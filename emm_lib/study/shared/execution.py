@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from emm_lib import config
 from emm_lib.study.shared import results
 from emm_lib.study.shared.experiment import family_of
@@ -42,10 +40,10 @@ def identity(run: Run, st: "StudySettings") -> dict:
 
 def execute(run: Run, st: "StudySettings", trained: dict | None = None) -> Artifacts:
     """Train ``run`` (validation selects the epoch), test once; return its artifacts (writes nothing)."""
-    from emm_lib.train import evaluate, fit, predict
+    from emm_lib.train import evaluate, fit, predict, set_threads
 
     if st.threads:
-        torch.set_num_threads(int(st.threads))
+        set_threads(int(st.threads))
     family = family_of(run)
     key, st = run_key(run, st), family.settings(run, st)
     ds = family.dataset(run, st)

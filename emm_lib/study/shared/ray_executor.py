@@ -29,9 +29,9 @@ GPU_PER_RUN = 0.25
 
 
 def _remote_execute(run: Run, st: "StudySettings", trained: dict | None):
-    import torch
+    from emm_lib.train import set_threads
 
-    torch.set_num_threads(int(st.threads or 1))
+    set_threads(int(st.threads or 1))
     return execute(run, st, trained)
 
 

@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from emm_lib import config
 from emm_lib.data import Dataset
+from emm_lib.train import set_threads
 from emm_lib.utils import repo_root, resolve_device
 
 __all__ = ["StudySettings", "settings", "dataset_key_of", "dataset_key", "experiment_tasks", "history_path_of",
@@ -99,7 +98,7 @@ def settings(dataset: str = "census", profile: str = "default", **overrides) -> 
         raise ValueError("seeds must name at least one seed, e.g. [0, 1, 2].")
     resolve_device(st.device)  # fail early on a bad device string
     if st.threads:
-        torch.set_num_threads(int(st.threads))
+        set_threads(int(st.threads))
     return st
 
 
