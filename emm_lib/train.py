@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import os
 import sys
 import threading
@@ -75,8 +76,10 @@ def set_threads(n: int) -> None:
     is set while torch's OpenMP threads are started, so they keep it for good: a thread takes the flag
     of the one that creates it, and fit() sets it on the calling thread only. The calling thread's flag
     is left as it was. Threads started earlier in the process keep theirs."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"CPU threads must be a positive whole number, e.g. 1 or 2; got {n!r}.")
     was = torch.tensor([1e-39]).mul(1.0).item() == 0.0  # flushed now (a one-element op runs here)
-    torch.set_num_threads(n)
+    torch.set_num_threads(int(n))
     if n > 1 and torch.set_flush_denormal(True):
         torch.ones(1 << 20).mul_(1.0)  # a parallel op: the pool exists, every thread flushed
         torch.set_flush_denormal(was)

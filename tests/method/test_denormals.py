@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from emm_lib.models import build_model
-from emm_lib.train import fit, flush_denormals, predict
+from emm_lib.train import fit, flush_denormals, predict, set_threads
 from emm_lib.utils import repo_root
 
 SUB = 1e-39  # below float32's smallest normal (1.2e-38)
@@ -74,3 +74,15 @@ def test_set_threads_starts_torchs_other_threads_flushed_and_leaves_the_callers_
     kept, off_outside, on_inside = out.stdout.split()
     assert float(kept) == 0.0
     assert off_outside == on_inside == "True"  # the caller's flag as it was, off or on
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+def test_set_threads_names_a_bad_count(bad):
+    with pytest.raises(ValueError, match="positive whole number"):
+        set_threads(bad)
+
+
+def test_set_threads_takes_a_numpy_count():
+    import numpy as np
+    set_threads(np.int64(1))
+    assert torch.get_num_threads() == 1
